@@ -1,0 +1,9 @@
+#pragma once
+/// \file export.hpp
+/// ATASKER_API marks what the shared library exports; everything else is hidden.
+
+#if defined(_WIN32)
+#define ATASKER_API
+#else
+#define ATASKER_API __attribute__((visibility("default")))
+#endif

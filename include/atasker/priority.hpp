@@ -1,0 +1,94 @@
+#pragma once
+/// \file priority.hpp
+/// Task priorities, task types, task statuses and task ids, all formattable
+/// with fmt (`fmt::format("{}", Priority::high)` gives "high").
+
+#include <cstdint>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace atasker {
+
+/// How urgent a task is; a smaller value is more urgent.
+enum class Priority : int { critical = 0, high = 50, normal = 100, low = 200 };
+inline constexpr Priority TASK_CRITICAL = Priority::critical;  // atasker spellings,
+inline constexpr Priority TASK_HIGH = Priority::high;          // for people porting code
+inline constexpr Priority TASK_NORMAL = Priority::normal;
+inline constexpr Priority TASK_LOW = Priority::low;
+
+/// Which pool runs a task: a thread, or a forked worker process.
+enum class TaskType { thread, mp };
+inline constexpr TaskType TT_THREAD = TaskType::thread;
+inline constexpr TaskType TT_MP = TaskType::mp;
+
+/// Where a task is in its life.
+enum class TaskStatus { canceled, queued, delayed, started, completed, failed };
+
+/// Identifies a task: never 0, never reused within a process.
+using TaskId = std::uint64_t;
+
+/// The number of priority levels, and a priority's rank (0 = most urgent).
+inline constexpr int priority_levels = 4;
+[[nodiscard]] constexpr int priority_rank(Priority p) noexcept {
+    switch (p) {
+        case Priority::critical: return 0;
+        case Priority::high: return 1;
+        case Priority::normal: return 2;
+        case Priority::low: return 3;
+    }
+    return 3;
+}
+[[nodiscard]] constexpr Priority priority_of_rank(int rank) noexcept {
+    constexpr Priority all[] = {Priority::critical, Priority::high, Priority::normal, Priority::low};
+    return all[rank];
+}
+
+[[nodiscard]] constexpr std::string_view to_string(Priority p) noexcept {
+    switch (p) {
+        case Priority::critical: return "critical";
+        case Priority::high: return "high";
+        case Priority::normal: return "normal";
+        case Priority::low: return "low";
+    }
+    return "unknown";
+}
+[[nodiscard]] constexpr std::string_view to_string(TaskType t) noexcept {
+    return t == TaskType::thread ? "thread" : "mp";
+}
+[[nodiscard]] constexpr std::string_view to_string(TaskStatus s) noexcept {
+    switch (s) {
+        case TaskStatus::canceled: return "canceled";
+        case TaskStatus::queued: return "queued";
+        case TaskStatus::delayed: return "delayed";
+        case TaskStatus::started: return "started";
+        case TaskStatus::completed: return "completed";
+        case TaskStatus::failed: return "failed";
+    }
+    return "unknown";
+}
+/// True once a task can change no more.
+[[nodiscard]] constexpr bool is_finished(TaskStatus s) noexcept {
+    return s == TaskStatus::canceled || s == TaskStatus::completed || s == TaskStatus::failed;
+}
+
+}  // namespace atasker
+
+template <>
+struct fmt::formatter<atasker::Priority> : fmt::formatter<std::string_view> {
+    auto format(atasker::Priority v, format_context& ctx) const {
+        return fmt::formatter<std::string_view>::format(atasker::to_string(v), ctx);
+    }
+};
+template <>
+struct fmt::formatter<atasker::TaskType> : fmt::formatter<std::string_view> {
+    auto format(atasker::TaskType v, format_context& ctx) const {
+        return fmt::formatter<std::string_view>::format(atasker::to_string(v), ctx);
+    }
+};
+template <>
+struct fmt::formatter<atasker::TaskStatus> : fmt::formatter<std::string_view> {
+    auto format(atasker::TaskStatus v, format_context& ctx) const {
+        return fmt::formatter<std::string_view>::format(atasker::to_string(v), ctx);
+    }
+};

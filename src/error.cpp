@@ -1,0 +1,17 @@
+#include <atasker/error.hpp>
+
+#include <utility>
+
+namespace atasker {
+
+// Out-of-line destructors anchor each class's vtable and type_info in the
+// library, so catch clauses work across the shared-library boundary.
+Error::~Error() = default;
+TimeoutError::~TimeoutError() = default;
+CanceledError::~CanceledError() = default;
+
+RemoteError::RemoteError(std::string type_name, const std::string& message)
+    : Error(message), type_name_(std::move(type_name)) {}
+RemoteError::~RemoteError() = default;
+
+}  // namespace atasker
