@@ -5,3 +5,4 @@
 #include <atasker/error.hpp>
 #include <atasker/log.hpp>
 #include <atasker/priority.hpp>
+#include <atasker/progress.hpp>
