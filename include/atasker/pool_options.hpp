@@ -1,0 +1,32 @@
+#pragma once
+/// \file pool_options.hpp
+/// How a pool (threads or worker processes) is sized, with atasker's names.
+
+#include <cstddef>
+#include <optional>
+
+#include <atasker/export.hpp>
+
+namespace atasker {
+
+/// Sizes a pool. A queued task of priority P starts when fewer tasks run in
+/// the pool than its limit — `pool_size` for low, `+ reserve_normal` for
+/// normal, `+ reserve_high` for high — and no more urgent task waits.
+/// `pool_size = 0` means unlimited. Critical thread tasks always start at
+/// once; critical process tasks go to the head of the line.
+struct PoolOptions {
+    std::size_t pool_size = 0;       ///< limit for low-priority tasks (0 = unlimited)
+    std::size_t reserve_normal = 0;  ///< extra room for normal and more urgent tasks
+    std::size_t reserve_high = 0;    ///< extra room for high and more urgent tasks
+    std::size_t min_size = 0;        ///< threads/processes kept from start()
+    /// The most threads/processes the pool holds (critical threads excepted);
+    /// default pool_size + reserve_normal + reserve_high (unlimited when pool_size is 0).
+    std::optional<std::size_t> max_size{};
+
+    /// The effective max_size (SIZE_MAX for unlimited).
+    [[nodiscard]] ATASKER_API std::size_t capacity() const noexcept;
+    /// Throws Error naming the wrong value when the options contradict each other.
+    ATASKER_API void validate(const char* pool_name) const;
+};
+
+}  // namespace atasker

@@ -1,0 +1,136 @@
+#pragma once
+/// \file task.hpp
+/// Task<R>: the handle background_task() returns. Copies share one task;
+/// dropping every handle never cancels it (the supervisor owns it until it ends).
+
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include <atasker/detail/task_base.hpp>
+#include <atasker/error.hpp>
+#include <atasker/supervisor.hpp>
+#include <atasker/task_info.hpp>
+
+namespace atasker {
+
+namespace detail {
+
+/// The outcome half of a task: where its result lives once it ran.
+template <class R>
+class ResultTask : public TaskBase {
+public:
+    std::optional<R> value;
+};
+template <>
+class ResultTask<void> : public TaskBase {};
+
+}  // namespace detail
+
+/// A handle on one task whose function returns R. Thread-safe.
+template <class R>
+class Task {
+public:
+    using result_type = R;
+
+    Task() noexcept = default;
+    /// Shares `task` (adds a reference).
+    Task(detail::ResultTask<R>* task, TaskSupervisor* supervisor) noexcept : ref_(task), supervisor_(supervisor) {
+        if (task != nullptr) task->add_ref();
+    }
+
+    /// False for a default-constructed handle.
+    [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(ref_); }
+    [[nodiscard]] TaskId id() const noexcept { return ref_->id; }
+    /// The supervisor's record; empty once the record was forgotten (see RetentionOptions).
+    [[nodiscard]] std::optional<TaskInfo> info() const { return supervisor_->get_task_info(id()); }
+    /// The task's status; exact even after its record was forgotten.
+    [[nodiscard]] TaskStatus status() const {
+        if (!ref_->is_done()) {
+            auto i = info();
+            return i ? i->status : TaskStatus::started;
+        }
+        if (!ref_->error()) return TaskStatus::completed;
+        try {
+            std::rethrow_exception(ref_->error());
+        } catch (const CanceledError&) {
+            return TaskStatus::canceled;
+        } catch (...) {
+            return TaskStatus::failed;
+        }
+    }
+    /// See TaskSupervisor::cancel_task().
+    bool cancel() const { return supervisor_->cancel_task(id()); }
+
+    /// True once the task finished (completed, failed or canceled).
+    [[nodiscard]] bool ready() const noexcept { return ref_->is_done(); }
+    void wait() const noexcept { ref_->wait(); }
+    /// Waits up to `timeout`; true when the task finished.
+    template <class Rep, class Period>
+    [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
+        return ref_->wait_until(std::chrono::steady_clock::now() +
+                                std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    }
+    template <class Clock, class Duration>
+    [[nodiscard]] bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const noexcept {
+        return wait_for(deadline - Clock::now());
+    }
+
+    /// Waits, then returns the result or rethrows the task's exception
+    /// (CanceledError when it was canceled). The reference lives as long as
+    /// any handle on the task.
+    decltype(auto) get() const& {
+        wait();
+        if (ref_->error()) std::rethrow_exception(ref_->error());
+        if constexpr (!std::is_void_v<R>) return static_cast<const R&>(*result().value);
+    }
+    /// As get(), returning a copy (the handle is going away).
+    R get() && {
+        wait();
+        if (ref_->error()) std::rethrow_exception(ref_->error());
+        if constexpr (!std::is_void_v<R>) return *result().value;
+    }
+    /// The task's exception once it failed or was canceled; empty otherwise.
+    [[nodiscard]] std::exception_ptr error() const noexcept { return ref_->is_done() ? ref_->error() : nullptr; }
+
+private:
+    [[nodiscard]] detail::ResultTask<R>& result() const noexcept {
+        return *static_cast<detail::ResultTask<R>*>(ref_.get());
+    }
+
+    detail::TaskRef ref_;
+    TaskSupervisor* supervisor_ = nullptr;
+};
+
+/// Waits for one task and returns its result (rethrows its exception).
+template <class R>
+R wait_completed(const Task<R>& task) {
+    return Task<R>(task).get();
+}
+
+/// Waits for several tasks, all within `timeout`, and returns their results in
+/// order. \throws TimeoutError naming how many did not finish; otherwise
+/// rethrows the first failed task's exception.
+template <class R, class Rep, class Period>
+auto wait_completed(const std::vector<Task<R>>& tasks, std::chrono::duration<Rep, Period> timeout) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
+    std::size_t unfinished = 0;
+    for (const auto& t : tasks)
+        if (!t.wait_until(deadline)) ++unfinished;
+    if (unfinished != 0)
+        throw TimeoutError(fmt::format("{} of {} tasks did not finish within {}", unfinished, tasks.size(),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(timeout)));
+    if constexpr (std::is_void_v<R>) {
+        for (const auto& t : tasks) t.get();
+    } else {
+        std::vector<R> out;
+        out.reserve(tasks.size());
+        for (const auto& t : tasks) out.push_back(t.get());
+        return out;
+    }
+}
+
+}  // namespace atasker

@@ -1,0 +1,64 @@
+#pragma once
+/// \file task_info.hpp
+/// Snapshots of a task's record and of a supervisor's state, formattable with fmt.
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <atasker/pool_options.hpp>
+#include <atasker/priority.hpp>
+
+namespace atasker {
+
+using SystemTime = std::chrono::system_clock::time_point;
+
+/// A copy of one task's record, as the supervisor keeps it.
+struct TaskInfo {
+    TaskId id = 0;
+    std::string name;                         ///< as given in TaskOptions::name (may be empty)
+    TaskType type = TaskType::thread;
+    Priority priority = Priority::normal;
+    TaskStatus status = TaskStatus::queued;
+    SystemTime time_queued{};                 ///< when it was put
+    std::optional<SystemTime> time_started;   ///< empty until it started
+    std::optional<SystemTime> time_completed; ///< empty until it finished (any way)
+    double progress = 0.0;                    ///< 0.0 to 1.0, as the task reported it
+    std::string error;                        ///< the failure's message; empty unless failed or canceled
+};
+
+/// One pool's configuration and load.
+struct PoolInfo {
+    PoolOptions options;
+    std::size_t workers = 0;  ///< threads or worker processes alive
+    std::size_t idle = 0;     ///< of those, waiting for work
+    std::array<std::size_t, priority_levels> queued{};   ///< by priority rank: critical, high, normal, low
+    std::array<std::size_t, priority_levels> running{};  ///< by priority rank
+};
+
+/// What TaskSupervisor::get_info() reports.
+struct SupervisorInfo {
+    bool active = false;
+    PoolInfo thread_pool;
+    PoolInfo mp_pool;
+    std::size_t delayed = 0;   ///< tasks waiting for their delay, holding no slot
+    std::size_t records = 0;   ///< task records held (unfinished and kept finished)
+};
+
+}  // namespace atasker
+
+template <>
+struct fmt::formatter<atasker::TaskInfo> {
+    constexpr auto parse(format_parse_context& ctx) { return ctx.begin(); }
+    auto format(const atasker::TaskInfo& t, format_context& ctx) const {
+        auto out = fmt::format_to(ctx.out(), "task {} '{}' ({}, {}): {}", t.id, t.name, t.type, t.priority, t.status);
+        if (t.progress > 0.0) out = fmt::format_to(out, ", progress {:.0f}%", t.progress * 100.0);
+        if (!t.error.empty()) out = fmt::format_to(out, ", error: {}", t.error);
+        return out;
+    }
+};

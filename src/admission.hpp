@@ -1,0 +1,58 @@
+#pragma once
+// Admission: which queued task of a pool may start now. Written once for the
+// thread pool and the process pool (API.md, "Admission"). Not thread-safe:
+// the supervisor's mutex guards it.
+
+#include <array>
+#include <cstddef>
+
+#include <atasker/detail/task_base.hpp>
+#include <atasker/pool_options.hpp>
+
+namespace atasker::detail {
+
+class Admission {
+public:
+    /// critical_unbounded: critical tasks start whatever the load (threads);
+    /// otherwise they only jump the line (processes).
+    explicit Admission(bool critical_unbounded) noexcept : critical_unbounded_(critical_unbounded) {}
+
+    void configure(const PoolOptions& options) noexcept;
+
+    /// Appends `task` to its priority's queue (FIFO within a priority).
+    void push(TaskBase* task) noexcept;
+    /// Unlinks a queued task (cancellation); false when it is not queued here.
+    bool remove(TaskBase* task) noexcept;
+    /// Takes the next task that may start now, counting it as running, or nullptr.
+    [[nodiscard]] TaskBase* pop() noexcept;
+    /// How many queued tasks could start if `pending` more tasks were running.
+    [[nodiscard]] std::size_t startable(std::size_t pending) const noexcept;
+    /// A running task of priority `p` ended.
+    void finished(Priority p) noexcept;
+    /// Takes every queued task (stop with cancellation), as a linked list.
+    [[nodiscard]] TaskBase* take_all() noexcept;
+
+    [[nodiscard]] std::size_t running() const noexcept { return running_total_; }
+    [[nodiscard]] std::size_t queued() const noexcept;
+    [[nodiscard]] bool critical_waiting() const noexcept { return queues_[0].head != nullptr; }
+    [[nodiscard]] std::array<std::size_t, priority_levels> queued_by_rank() const noexcept;
+    [[nodiscard]] const std::array<std::size_t, priority_levels>& running_by_rank() const noexcept {
+        return running_;
+    }
+
+private:
+    struct Queue {
+        TaskBase* head = nullptr;
+        TaskBase* tail = nullptr;
+        std::size_t count = 0;
+    };
+    [[nodiscard]] std::size_t limit(int rank) const noexcept { return limits_[static_cast<std::size_t>(rank)]; }
+
+    bool critical_unbounded_;
+    std::array<Queue, priority_levels> queues_{};
+    std::array<std::size_t, priority_levels> limits_{};
+    std::array<std::size_t, priority_levels> running_{};
+    std::size_t running_total_ = 0;
+};
+
+}  // namespace atasker::detail

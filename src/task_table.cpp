@@ -1,0 +1,124 @@
+#include "task_table.hpp"
+
+#include <algorithm>
+
+#include <atasker/error.hpp>
+
+namespace atasker::detail {
+
+WallNanos wall_now() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+TaskTable::TaskTable() = default;
+
+TaskId TaskTable::insert(Record*& record) {
+    std::uint32_t index = free_head_;
+    if (index != no_slot) {
+        free_head_ = at(index).next_free;
+    } else {
+        if (size_ == no_slot) throw Error("task table is full (2^32 live records); let tasks finish first");
+        if ((size_ & (chunk_size - 1)) == 0) chunks_.push_back(std::make_unique<Record[]>(chunk_size));
+        index = size_++;
+    }
+    Record& r = at(index);
+    ++r.generation;  // even -> odd: in use
+    ++in_use_;
+    record = &r;
+    return make_id(index, r.generation);
+}
+
+Record* TaskTable::find(TaskId id) noexcept {
+    const auto index = static_cast<std::uint32_t>(id & 0xFFFFFFFFU);
+    const auto generation = static_cast<std::uint32_t>(id >> 32);
+    if (index >= size_) return nullptr;
+    Record& r = at(index);
+    return (r.generation == generation && r.in_use()) ? &r : nullptr;
+}
+
+const Record* TaskTable::find(TaskId id) const noexcept { return const_cast<TaskTable*>(this)->find(id); }
+
+void TaskTable::release(std::uint32_t index) noexcept {
+    Record& r = at(index);
+    r.name.reset();
+    r.error.reset();
+    r.task = nullptr;
+    r.started = r.completed = 0;
+    r.progress.store(0.0F, std::memory_order_relaxed);
+    ++r.generation;  // odd -> even: free
+    --in_use_;
+    // The last generation is never handed out again: ids stay unique.
+    if (r.generation == 0xFFFFFFFEU) return;
+    r.next_free = free_head_;
+    free_head_ = index;
+}
+
+void TaskTable::finished(TaskId id, WallNanos now) {
+    if (limits_.max_finished == 0 || limits_.max_age.count() <= 0) {
+        release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
+        return;
+    }
+    if (kept_count_ == limits_.max_finished) {
+        release(static_cast<std::uint32_t>(kept_[kept_head_] & 0xFFFFFFFFU));
+        kept_head_ = (kept_head_ + 1) % kept_.size();
+        --kept_count_;
+    }
+    if (kept_count_ == kept_.size()) {
+        // Grow the ring, unrolling it so the oldest entry comes first.
+        std::vector<TaskId> bigger;
+        bigger.reserve(std::min(limits_.max_finished, std::max<std::size_t>(64, kept_.size() * 2)));
+        for (std::size_t i = 0; i < kept_count_; ++i) bigger.push_back(kept_[(kept_head_ + i) % kept_.size()]);
+        bigger.resize(bigger.capacity());
+        kept_ = std::move(bigger);
+        kept_head_ = 0;
+    }
+    kept_[(kept_head_ + kept_count_) % kept_.size()] = id;
+    ++kept_count_;
+    expire(now);
+}
+
+void TaskTable::expire(WallNanos now) {
+    const WallNanos oldest_allowed = now - limits_.max_age.count();
+    while (kept_count_ > 0) {
+        const TaskId id = kept_[kept_head_];
+        const Record* r = find(id);
+        if (r != nullptr && r->completed >= oldest_allowed && kept_count_ <= limits_.max_finished) break;
+        if (r != nullptr) release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
+        kept_head_ = (kept_head_ + 1) % kept_.size();
+        --kept_count_;
+    }
+}
+
+void TaskTable::set_retention(const RetentionLimits& limits, WallNanos now) {
+    limits_ = limits;
+    if (limits_.max_finished == 0 || limits_.max_age.count() <= 0) {
+        limits_.max_finished = 0;
+        while (kept_count_ > 0) {
+            const TaskId id = kept_[kept_head_];
+            if (find(id) != nullptr) release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
+            kept_head_ = (kept_head_ + 1) % kept_.size();
+            --kept_count_;
+        }
+        return;
+    }
+    expire(now);
+}
+
+TaskInfo TaskTable::snapshot(TaskId id, const Record& r) {
+    auto to_time = [](WallNanos ns) { return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::nanoseconds(ns))); };
+    TaskInfo info;
+    info.id = id;
+    if (r.name) info.name = r.name.get();
+    info.type = r.type;
+    info.priority = r.priority;
+    info.status = r.status;
+    info.time_queued = to_time(r.queued);
+    if (r.started != 0) info.time_started = to_time(r.started);
+    if (r.completed != 0) info.time_completed = to_time(r.completed);
+    info.progress = r.progress.load(std::memory_order_relaxed);
+    if (r.error) info.error = *r.error;
+    return info;
+}
+
+}  // namespace atasker::detail

@@ -1,0 +1,101 @@
+#pragma once
+// TaskTable: the record of every task, in a slab. A TaskId carries the slot
+// index (low 32 bits) and the slot's generation (high 32 bits), so lookup is
+// O(1) with no hashing and a stale id never aliases a newer task. A slot whose
+// generation is used up is retired, so ids are never reused in a process.
+// Finished records are kept in a bounded retention ring. Not thread-safe: the
+// supervisor's mutex guards it.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <atasker/detail/task_base.hpp>
+#include <atasker/task_info.hpp>
+
+namespace atasker::detail {
+
+/// Nanoseconds since the Unix epoch (0 = not yet).
+using WallNanos = std::int64_t;
+[[nodiscard]] WallNanos wall_now() noexcept;
+
+/// One task's record. 64 bytes.
+struct Record {
+    std::uint32_t generation = 0;  // even: free; odd: in use
+    TaskType type = TaskType::thread;
+    Priority priority = Priority::normal;
+    TaskStatus status = TaskStatus::queued;
+    std::atomic<float> progress{0.0F};
+    WallNanos queued = 0;
+    WallNanos started = 0;
+    WallNanos completed = 0;
+    std::unique_ptr<char[]> name;          // null when unnamed
+    std::unique_ptr<std::string> error;    // null unless failed or canceled
+    TaskBase* task = nullptr;              // the supervisor's reference while unfinished
+    std::uint32_t next_free = 0;
+
+    [[nodiscard]] bool in_use() const noexcept { return (generation & 1U) != 0; }
+};
+
+struct RetentionLimits {
+    std::size_t max_finished = 10000;
+    std::chrono::nanoseconds max_age = std::chrono::hours(1);
+};
+
+class TaskTable {
+public:
+    TaskTable();
+
+    /// Takes a free record (marked in use) and returns its id.
+    [[nodiscard]] TaskId insert(Record*& record);
+    [[nodiscard]] Record* find(TaskId id) noexcept;
+    [[nodiscard]] const Record* find(TaskId id) const noexcept;
+
+    /// The record became finished: keep it per the retention limits.
+    void finished(TaskId id, WallNanos now);
+    /// Forgets finished records past the retention limits.
+    void expire(WallNanos now);
+    void set_retention(const RetentionLimits& limits, WallNanos now);
+
+    [[nodiscard]] static TaskInfo snapshot(TaskId id, const Record& r);
+    /// Calls fn(id, record) for every record in use.
+    template <class F>
+    void for_each(F&& fn) const {
+        for (std::uint32_t i = 0; i < size_; ++i) {
+            const Record& r = at(i);
+            if (r.in_use()) fn(make_id(i, r.generation), r);
+        }
+    }
+    [[nodiscard]] std::size_t in_use() const noexcept { return in_use_; }
+
+private:
+    static constexpr std::uint32_t chunk_bits = 12;
+    static constexpr std::uint32_t chunk_size = 1U << chunk_bits;
+    static constexpr std::uint32_t no_slot = ~0U;
+
+    [[nodiscard]] static TaskId make_id(std::uint32_t index, std::uint32_t generation) noexcept {
+        return (static_cast<TaskId>(generation) << 32) | index;
+    }
+    [[nodiscard]] Record& at(std::uint32_t i) noexcept { return chunks_[i >> chunk_bits][i & (chunk_size - 1)]; }
+    [[nodiscard]] const Record& at(std::uint32_t i) const noexcept {
+        return chunks_[i >> chunk_bits][i & (chunk_size - 1)];
+    }
+    void release(std::uint32_t index) noexcept;
+
+    std::vector<std::unique_ptr<Record[]>> chunks_;
+    std::uint32_t size_ = 0;
+    std::uint32_t free_head_ = no_slot;
+    std::size_t in_use_ = 0;
+
+    RetentionLimits limits_;
+    // Finished ids in completion order: a ring that grows up to max_finished.
+    std::vector<TaskId> kept_;
+    std::size_t kept_head_ = 0;
+    std::size_t kept_count_ = 0;
+};
+
+}  // namespace atasker::detail

@@ -1,0 +1,121 @@
+#include "thread_pool.hpp"
+
+#include <cstdint>
+
+#include <atasker/log.hpp>
+
+#include "task_outcome.hpp"
+
+namespace atasker::detail {
+namespace {
+void store_progress(void* context, double value) noexcept {
+    static_cast<std::atomic<float>*>(context)->store(static_cast<float>(value), std::memory_order_relaxed);
+}
+}  // namespace
+
+void ThreadPool::configure(const PoolOptions& options) {
+    options_ = options;
+    while (count_ < options_.min_size) spawn();
+    // Threads above a lowered capacity retire as they go idle.
+    if (idle_ > signals_) cv_.notify_all();
+}
+
+void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
+    for (; startable > 0 && idle_ > signals_; --startable) {
+        ++signals_;
+        cv_.notify_one();
+    }
+    const std::size_t cap = options_.capacity();
+    const std::size_t critical_cap = cap > SIZE_MAX - critical_extra_threads ? SIZE_MAX : cap + critical_extra_threads;
+    for (; startable > 0 && (count_ < cap || (critical_waiting && count_ < critical_cap)); --startable) {
+        try {
+            spawn();
+        } catch (const std::exception& e) {
+            log(LogLevel::error, "thread pool could not start a thread ({}); the task waits for a free one, "
+                "{} threads running", e.what(), count_);
+            return;
+        }
+    }
+}
+
+void ThreadPool::spawn() {
+    ++count_;
+    ++starting_;
+    threads_.emplace_front();
+    auto self = threads_.begin();
+    try {
+        *self = std::thread([this, self] { main(self); });
+    } catch (...) {
+        threads_.erase(self);
+        --count_;
+        --starting_;
+        throw;
+    }
+}
+
+void ThreadPool::begin_stop() {
+    stopping_ = true;
+    cv_.notify_all();
+}
+
+void ThreadPool::join(std::unique_lock<std::mutex>& lock, bool all) {
+    if (all) exited_.wait(lock, [this] { return count_ == 0; });
+    std::list<std::thread> done;
+    done.splice(done.end(), exited_threads_);
+    lock.unlock();
+    for (auto& t : done) t.join();
+    lock.lock();
+}
+
+void ThreadPool::main(std::list<std::thread>::iterator self) {
+    std::unique_lock lock(mutex_);
+    --starting_;
+    for (;;) {
+        if (auto taken = host_.take_thread_task(); taken.task != nullptr) {
+            lock.unlock();
+            run_chain(taken);
+            lock.lock();
+            continue;
+        }
+        if (stopping_ || count_ > options_.capacity()) break;
+        ++idle_;
+        const bool may_retire = count_ > options_.min_size;
+        const auto woken = [this] { return signals_ > 0 || stopping_ || count_ > options_.capacity(); };
+        bool signaled = true;
+        if (may_retire) {
+            signaled = cv_.wait_for(lock, idle_timeout, woken);
+        } else {
+            cv_.wait(lock, woken);
+        }
+        --idle_;
+        if (signals_ > 0) {
+            --signals_;
+            continue;
+        }
+        if (!signaled && count_ > options_.min_size) break;  // idle too long: retire
+    }
+    --count_;
+    exited_threads_.splice(exited_threads_.end(), threads_, self);
+    exited_.notify_all();
+}
+
+void ThreadPool::run_chain(Host::Taken taken) {
+    // Run, then record the end and take the next task in one critical section,
+    // so a busy thread locks once per task.
+    while (taken.task != nullptr) {
+        TaskBase* task = taken.task;
+        task->run(Progress(&store_progress, taken.progress));
+        auto [status, error] = outcome_of(*task);
+        Host::Taken next;
+        std::string log_line;
+        {
+            std::lock_guard lock(mutex_);
+            log_line = host_.complete_thread_task(task, status, std::move(error));
+            next = host_.take_thread_task();
+        }
+        host_.settle_task(task, log_line);
+        taken = next;
+    }
+}
+
+}  // namespace atasker::detail

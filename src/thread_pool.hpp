@@ -1,0 +1,92 @@
+#pragma once
+// ThreadPool: the threads that run admitted thread tasks. Which task may run
+// is the supervisor's business (its Admission); this class only keeps the
+// right number of threads awake. Its state is guarded by the supervisor's
+// mutex, which every member function expects held unless it says otherwise.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <list>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <atasker/detail/task_base.hpp>
+#include <atasker/pool_options.hpp>
+
+namespace atasker::detail {
+
+class ThreadPool {
+public:
+    /// What the pool calls back into, always with the supervisor's mutex held.
+    class Host {
+    public:
+        struct Taken {
+            TaskBase* task = nullptr;
+            std::atomic<float>* progress = nullptr;
+        };
+        /// Pops the next admissible thread task and records it as started.
+        virtual Taken take_thread_task() = 0;
+        /// Records how a task ended (its outcome is already stored in it) and
+        /// returns the log line to write about it (empty for none).
+        virtual std::string complete_thread_task(TaskBase* task, TaskStatus status, std::string error) = 0;
+        /// Without the mutex: wakes waiters, runs the callback, logs, releases.
+        virtual void settle_task(TaskBase* task, const std::string& log_line) noexcept = 0;
+
+    protected:
+        ~Host() = default;
+    };
+
+    ThreadPool(std::mutex& mutex, Host& host) : mutex_(mutex), host_(host) {}
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    /// Applies new options and starts min_size threads (idempotent).
+    void configure(const PoolOptions& options);
+    /// `startable` more tasks could start now: wake or start threads for
+    /// them. Critical tasks may grow the pool past its capacity, by at most
+    /// critical_extra_threads. A thread that cannot be started is logged, and
+    /// its task waits for a free thread.
+    void wake(std::size_t startable, bool critical_waiting) noexcept;
+    /// Threads already woken or started that have not yet taken a task.
+    [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
+    /// Makes idle threads exit once nothing is left to take.
+    void begin_stop();
+    /// Clears the stop flag so the pool serves again (start() after stop()).
+    void resume() noexcept { stopping_ = false; }
+    /// Without the mutex held: joins every thread that has exited; with
+    /// `all`, first waits for every thread to exit.
+    void join(std::unique_lock<std::mutex>& lock, bool all);
+
+    [[nodiscard]] std::size_t threads() const noexcept { return count_; }
+    [[nodiscard]] std::size_t idle() const noexcept { return idle_ - signals_; }
+    [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
+
+    /// How long a thread above min_size stays idle before it retires.
+    static constexpr std::chrono::seconds idle_timeout{10};
+    /// How far critical tasks may grow the pool past its capacity: a flood of
+    /// critical tasks must not exhaust the system's threads.
+    static constexpr std::size_t critical_extra_threads = 64;
+
+private:
+    void spawn();
+    void main(std::list<std::thread>::iterator self);
+    void run_chain(Host::Taken taken);
+
+    std::mutex& mutex_;
+    Host& host_;
+    PoolOptions options_;
+    std::condition_variable cv_;       // idle threads wait here
+    std::condition_variable exited_;   // join(all) waits here
+    std::list<std::thread> threads_;
+    std::list<std::thread> exited_threads_;
+    std::size_t count_ = 0;
+    std::size_t idle_ = 0;      // threads waiting on cv_
+    std::size_t signals_ = 0;   // wake-ups sent but not yet consumed
+    std::size_t starting_ = 0;  // threads started that have not yet taken the lock
+    bool stopping_ = false;
+};
+
+}  // namespace atasker::detail

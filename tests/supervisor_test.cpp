@@ -1,0 +1,231 @@
+#include <doctest/doctest.h>
+
+#include <atasker/atasker.hpp>
+
+#include <future>
+#include <latch>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "test_support.hpp"
+
+namespace at = atasker;
+using namespace std::chrono_literals;
+using test_support::Gate;
+
+namespace {
+at::Task<void> occupy(at::TaskSupervisor& sup, Gate& gate) {
+    std::latch started{1};
+    auto t = at::background_task(
+        [&gate, &started] {
+            started.count_down();
+            gate.wait();
+        },
+        {.supervisor = &sup})();
+    started.wait();
+    return t;
+}
+}  // namespace
+
+TEST_CASE("supervisor: stop with cancel_tasks cancels the queue and resolves every handle" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    sup.start();
+    std::latch started{1};
+    auto running = at::background_task(
+        [&](std::stop_token token) {
+            started.count_down();
+            std::mutex m;
+            std::condition_variable_any cv;
+            std::unique_lock lock(m);
+            cv.wait(lock, token, [] { return false; });
+            return 10;
+        },
+        {.supervisor = &sup})();
+    started.wait();
+    std::vector<at::Task<int>> queued;
+    for (int i = 0; i < 3; ++i) queued.push_back(at::background_task([i] { return i; }, {.supervisor = &sup})());
+    auto delayed = at::background_task([] { return 0; }, {.delay = 1h, .supervisor = &sup})();
+    CHECK(sup.stop({.wait = true, .cancel_tasks = true}));
+    CHECK_FALSE(sup.is_active());
+    CHECK(running.get() == 10);  // it saw the stop request and returned
+    for (auto& t : queued) CHECK(t.status() == at::TaskStatus::canceled);
+    CHECK(delayed.status() == at::TaskStatus::canceled);
+    const auto info = sup.get_info();
+    CHECK(info.thread_pool.workers == 0);
+    CHECK(info.delayed == 0);
+}
+
+TEST_CASE("supervisor: stop without cancel lets queued tasks run to the end" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    sup.start();
+    Gate gate;
+    auto blocker = occupy(sup, gate);
+    std::vector<at::Task<int>> queued;
+    for (int i = 0; i < 3; ++i) queued.push_back(at::background_task([i] { return i; }, {.supervisor = &sup})());
+    auto stopping = std::async(std::launch::async, [&] { return sup.stop(); });
+    sup.block();  // returns once stop() was called
+    CHECK_FALSE(sup.is_active());
+    gate.open();
+    CHECK(stopping.get());
+    for (int i = 0; i < 3; ++i) CHECK(queued[static_cast<std::size_t>(i)].get() == i);
+    CHECK(sup.get_info().thread_pool.workers == 0);
+}
+
+TEST_CASE("supervisor: stop with a timeout gives up, cancels the queue and reports false" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    sup.start();
+    Gate gate;
+    auto blocker = occupy(sup, gate);
+    auto queued = at::background_task([] { return 1; }, {.supervisor = &sup})();
+    CHECK_FALSE(sup.stop({.wait = true, .timeout = 20ms}));
+    CHECK(queued.status() == at::TaskStatus::canceled);
+    gate.open();
+    blocker.get();
+    CHECK(sup.stop());  // joins the thread the timeout left behind
+    CHECK(sup.get_info().thread_pool.workers == 0);
+}
+
+TEST_CASE("supervisor: a stopped supervisor starts again" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    CHECK(at::background_task([] { return 1; }, {.supervisor = &sup})().get() == 1);
+    sup.stop();
+    sup.start();
+    CHECK(at::background_task([] { return 2; }, {.supervisor = &sup})().get() == 2);
+    sup.stop();
+}
+
+TEST_CASE("supervisor: min_size threads exist from start" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 4, .min_size = 3});
+    sup.start();
+    const auto info = sup.get_info();
+    CHECK(info.thread_pool.workers == 3);
+    sup.stop();
+}
+
+TEST_CASE("supervisor: wait-time thresholds fire while the task still waits" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    std::promise<at::TaskInfo> warned;
+    std::promise<at::TaskInfo> critical;
+    sup.set_wait_timeouts({.warning = 5ms,
+                           .critical = 10ms,
+                           .on_warning = [&](const at::TaskInfo& i) { warned.set_value(i); },
+                           .on_critical = [&](const at::TaskInfo& i) { critical.set_value(i); }});
+    sup.start();
+    Gate gate;
+    auto blocker = occupy(sup, gate);  // its own thresholds never fire: it started at once
+    auto waiting = at::background_task([] {}, {.name = "patient", .supervisor = &sup})();
+    const auto w = warned.get_future().get();
+    const auto c = critical.get_future().get();
+    CHECK(w.id == waiting.id());
+    CHECK(w.status == at::TaskStatus::queued);
+    CHECK(c.name == "patient");
+    CHECK(waiting.status() == at::TaskStatus::queued);
+    gate.open();
+    waiting.get();
+    sup.stop();
+}
+
+TEST_CASE("supervisor: 8 threads putting 100k tasks of random priorities lose none" * doctest::timeout(120)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 2, .reserve_normal = 1, .reserve_high = 1});
+    sup.set_retention({.max_finished = 0});
+    sup.start();
+    constexpr int producers = 8;
+    constexpr int per_producer = 12500;
+    std::atomic<long> sum{0};
+    std::vector<std::thread> threads;
+    std::vector<std::vector<at::Task<void>>> handles(producers);
+    for (int p = 0; p < producers; ++p) {
+        threads.emplace_back([&, p] {
+            std::mt19937 rng(static_cast<unsigned>(p));
+            const at::Priority prios[] = {at::Priority::critical, at::Priority::high, at::Priority::normal,
+                                          at::Priority::low};
+            for (int i = 0; i < per_producer; ++i) {
+                const auto prio = prios[rng() % 4];
+                handles[static_cast<std::size_t>(p)].push_back(
+                    at::background_task([&sum, i] { sum += i; }, {.priority = prio, .supervisor = &sup})());
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (auto& h : handles) at::wait_completed(h, 100s);
+    const long expected = long{producers} * (long{per_producer} * (per_producer - 1) / 2);
+    CHECK(sum.load() == expected);
+    const auto info = sup.get_info();
+    CHECK(info.thread_pool.queued == std::array<std::size_t, 4>{});
+    CHECK(info.thread_pool.running == std::array<std::size_t, 4>{});
+    sup.stop();
+}
+
+TEST_CASE("supervisor: records stay bounded after 1M tasks, the newest kept" * doctest::timeout(300)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 2});
+    sup.set_retention({.max_finished = 1000});
+    sup.start();
+    constexpr int total = 1'000'000;
+    constexpr int batch = 10'000;
+    at::Task<int> last;
+    at::Task<int> first;
+    for (int done = 0; done < total; done += batch) {
+        std::vector<at::Task<int>> tasks;
+        tasks.reserve(batch);
+        for (int i = 0; i < batch; ++i) tasks.push_back(at::background_task([i] { return i; }, {.supervisor = &sup})());
+        at::wait_completed(tasks, 60s);
+        if (done == 0) first = tasks.front();
+        last = tasks.back();
+    }
+    const auto info = sup.get_info();
+    CHECK(info.records == 1000);
+    CHECK(sup.get_tasks().size() == 1000);
+    CHECK_FALSE(sup.get_task_info(first.id()));      // forgotten
+    CHECK(sup.get_task_info(last.id()).has_value());  // kept
+    CHECK(first.status() == at::TaskStatus::completed);  // the handle still knows
+    sup.stop();
+}
+
+TEST_CASE("supervisor: retention 0 forgets at completion and ids are never reused" * doctest::timeout(60)) {
+    at::TaskSupervisor sup;
+    sup.set_retention({.max_finished = 0});
+    sup.start();
+    std::set<at::TaskId> ids;
+    for (int i = 0; i < 2000; ++i) {
+        auto t = at::background_task([] {}, {.supervisor = &sup})();
+        t.get();
+        CHECK(t.id() != 0);
+        ids.insert(t.id());
+    }
+    CHECK(ids.size() == 2000);
+    CHECK(sup.get_info().records == 0);
+    sup.stop();
+}
+
+TEST_CASE("supervisor: records kept for a bounded age") {
+    at::TaskSupervisor sup;
+    sup.set_retention({.max_finished = 100, .max_age = 1ns});
+    sup.start();
+    auto t = at::background_task([] { return 1; }, {.supervisor = &sup})();
+    t.get();
+    CHECK_FALSE(sup.get_task_info(t.id()));  // older than 1 ns by the time we ask
+    sup.stop();
+}
+
+TEST_CASE("supervisor: get_tasks filters by type and get_info counts records") {
+    at::TaskSupervisor sup;
+    sup.start();
+    auto t = at::background_task([] { return 1; }, {.name = "one", .supervisor = &sup})();
+    t.get();
+    CHECK(sup.get_tasks(at::TaskType::thread).size() == 1);
+    CHECK(sup.get_tasks(at::TaskType::mp).empty());
+    CHECK(sup.get_info().records == 1);
+    CHECK(sup.get_info().active);
+    sup.stop();
+}
