@@ -1,0 +1,49 @@
+#include "shm_slots.hpp"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <new>
+#include <system_error>
+
+namespace atasker::detail {
+
+namespace {
+constexpr std::size_t page = 4096;
+constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+}  // namespace
+
+SharedSlots::SharedSlots(std::size_t count, std::size_t capacity)
+    : count_(count), capacity_(round_up(capacity, 8)) {
+    // Control block on a page of its own, then the two buffers page-aligned,
+    // so a slot's hot control words never share a line with another slot.
+    stride_ = round_up(sizeof(SlotControl), page) + 2 * round_up(capacity_, page);
+    length_ = stride_ * count_;
+    void* p = ::mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        throw std::system_error(errno, std::generic_category(),
+                                "cannot map the process pool's shared memory; lower max_workers or slot_size");
+    base_ = static_cast<std::byte*>(p);
+}
+
+SharedSlots::~SharedSlots() {
+    if (base_ != nullptr) ::munmap(base_, length_);
+}
+
+SlotView SharedSlots::slot(std::size_t k) const noexcept {
+    std::byte* s = base_ + k * stride_;
+    std::byte* req = s + round_up(sizeof(SlotControl), page);
+    return SlotView{std::launder(reinterpret_cast<SlotControl*>(s)), req, req + round_up(capacity_, page), capacity_};
+}
+
+void SharedSlots::reset(std::size_t k, std::uint64_t generation) {
+    std::byte* s = base_ + k * stride_;
+    // The previous incarnation is gone: whatever it left in the block
+    // (semaphore counts, waiter counts) is discarded wholesale.
+    auto* c = new (s) SlotControl{};
+    c->generation = generation;
+    if (::sem_init(&c->request, 1, 0) != 0 || ::sem_init(&c->response, 1, 0) != 0)
+        throw std::system_error(errno, std::generic_category(), "cannot initialise a process-shared semaphore");
+}
+
+}  // namespace atasker::detail

@@ -1,0 +1,12 @@
+#pragma once
+// The loop a worker process runs: wait for a batch in its slot, run each
+// record's registered task, write results, wake the parent.
+
+#include "shm_slots.hpp"
+
+namespace atasker::detail {
+
+/// Runs in the worker process until it is killed; never returns.
+[[noreturn]] void run_worker(SlotView slot) noexcept;
+
+}  // namespace atasker::detail
