@@ -1,5 +1,7 @@
 #include <atasker/error.hpp>
 
+#include <atasker/detail/bytes.hpp>
+
 #include <utility>
 
 namespace atasker {
@@ -13,5 +15,9 @@ CanceledError::~CanceledError() = default;
 RemoteError::RemoteError(std::string type_name, const std::string& message)
     : Error(message), type_name_(std::move(type_name)) {}
 RemoteError::~RemoteError() = default;
+
+namespace detail {
+SlotOverflow::~SlotOverflow() = default;
+}  // namespace detail
 
 }  // namespace atasker

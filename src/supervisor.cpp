@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <atasker/error.hpp>
+#include <atasker/init.hpp>
 #include <atasker/log.hpp>
 
 #include "supervisor_impl.hpp"
@@ -43,7 +44,29 @@ const char* name_of(const Record& r) noexcept { return r.name ? r.name.get() : "
 
 TaskSupervisor::Impl::Impl() : thread_options(default_thread_pool()) { thread_admission.configure(thread_options); }
 
-TaskSupervisor::Impl::~Impl() = default;
+TaskSupervisor::Impl::~Impl() { drop_calls(); }
+
+void TaskSupervisor::Impl::on_call(void* call, std::uint64_t) noexcept {
+    auto* c = static_cast<Call*>(call);
+    {
+        std::lock_guard lock(c->owner->calls_mutex);
+        c->owner->calls.erase(c->id);
+    }
+    try {
+        c->fn();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "scheduled call {} threw: {}", c->id, e.what());
+    } catch (...) {
+        log(LogLevel::error, "scheduled call {} threw a non-standard exception", c->id);
+    }
+    delete c;
+}
+
+void TaskSupervisor::Impl::drop_calls() noexcept {
+    std::lock_guard lock(calls_mutex);
+    for (auto& [id, c] : calls) delete c;
+    calls.clear();
+}
 
 TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     if (!known_priority(o.priority))
@@ -56,6 +79,8 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     if (!active)
         throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
                                  : "task supervisor is not started; call start() before putting tasks");
+    if (task->type == TaskType::mp && !mp_pool)
+        throw Error("the process pool is not set up; call set_mp_pool() before putting process tasks");
     Record* r = nullptr;
     const TaskId id = table.insert(r);
     task->id = id;
@@ -79,20 +104,22 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
 void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) {
     r.status = TaskStatus::queued;
     r.queued = now;
-    thread_admission.push(task);
+    admission(task->type).push(task);
     if (wait_timeouts) schedule_wait_timeouts(task->id);
-    wake_thread_pool();
+    wake(task->type);
 }
 
-void TaskSupervisor::Impl::wake_thread_pool() {
+void TaskSupervisor::Impl::wake(TaskType type) {
     // Threads already woken or starting will each take one of the startable tasks.
-    const std::size_t n = thread_admission.startable(0);
-    const std::size_t pending = thread_pool.pending();
-    if (n > pending) thread_pool.wake(n - pending, thread_admission.critical_waiting());
+    auto& a = admission(type);
+    auto& p = pool(type);
+    const std::size_t n = a.startable(0);
+    const std::size_t pending = p.pending();
+    if (n > pending) p.wake(n - pending, a.critical_waiting());
 }
 
-detail::ThreadPool::Host::Taken TaskSupervisor::Impl::take_thread_task() {
-    TaskBase* t = thread_admission.pop();
+detail::ThreadPool::Host::Taken TaskSupervisor::Impl::take_task(TaskType type) {
+    TaskBase* t = admission(type).pop();
     if (t == nullptr) return {};
     Record* r = table.find(t->id);
     r->status = TaskStatus::started;
@@ -100,9 +127,52 @@ detail::ThreadPool::Host::Taken TaskSupervisor::Impl::take_thread_task() {
     return {t, &r->progress};
 }
 
-std::string TaskSupervisor::Impl::complete_thread_task(TaskBase* task, TaskStatus status, std::string error) {
-    thread_admission.finished(task->priority);
+std::string TaskSupervisor::Impl::complete_task(TaskBase* task, TaskStatus status, std::string error) {
+    admission(task->type).finished(task->priority);
     return finish_record(task, *table.find(task->id), status, std::move(error), wall_now());
+}
+
+void TaskSupervisor::Impl::thread_started(TaskType type) noexcept {
+    // mp_pool outlives every process-pool thread: stop() joins them first.
+    if (type == TaskType::mp) mp_pool->attach_thread();
+}
+
+void TaskSupervisor::Impl::thread_exiting(TaskType type) noexcept {
+    if (type == TaskType::mp) mp_pool->detach_thread();
+}
+
+void TaskSupervisor::Impl::ensure_mp_pool(std::unique_lock<std::mutex>& lock) {
+    if (!mp_options) return;
+    if (!mp_pool) {
+        // Without the lock: it may fork the zygote and waits for it.
+        lock.unlock();
+        auto created = std::make_unique<detail::MpPool>();
+        lock.lock();
+        if (!mp_pool) mp_pool = std::move(created);
+    }
+    PoolOptions o = *mp_options;
+    const std::size_t slots = mp_pool->slot_count();
+    if (o.capacity() > slots) {
+        if (o.pool_size != 0 || o.max_size)
+            throw Error(fmt::format("process pool: max_size ({}) exceeds the {} worker slots at::init() reserved; "
+                                    "call at::init({{.max_workers = {}}}) first thing in main",
+                                    o.capacity(), slots, o.capacity()));
+        o.max_size = slots;  // "unlimited" processes: as many as there are slots
+    }
+    mp_admission.configure(o);
+    if (active) {
+        mp_threads.configure(o);
+        wake(TaskType::mp);
+    }
+}
+
+TaskInfo TaskSupervisor::Impl::info_of(TaskId id, const Record& r) {
+    TaskInfo info = detail::TaskTable::snapshot(id, r);
+    if (r.status == TaskStatus::started && r.task != nullptr) {
+        const float live = r.task->live_progress();
+        if (live >= 0.0F) info.progress = live;
+    }
+    return info;
 }
 
 std::string TaskSupervisor::Impl::finish_record(TaskBase* task, Record& r, TaskStatus status, std::string error,
@@ -136,11 +206,13 @@ void TaskSupervisor::Impl::cancel_locked(TaskBase* task, Record& r, WallNanos no
 
 void TaskSupervisor::Impl::cancel_all_locked(std::vector<TaskBase*>& to_settle, std::vector<TaskBase*>& to_stop) {
     const WallNanos now = wall_now();
-    for (TaskBase* t = thread_admission.take_all(); t != nullptr;) {
-        TaskBase* next = t->next;
-        t->next = nullptr;
-        cancel_locked(t, *table.find(t->id), now, to_settle);
-        t = next;
+    for (auto* a : {&thread_admission, &mp_admission}) {
+        for (TaskBase* t = a->take_all(); t != nullptr;) {
+            TaskBase* next = t->next;
+            t->next = nullptr;
+            cancel_locked(t, *table.find(t->id), now, to_settle);
+            t = next;
+        }
     }
     table.for_each([&](TaskId, const Record& r) {
         if (r.status == TaskStatus::started && r.task != nullptr) {
@@ -170,7 +242,7 @@ bool TaskSupervisor::Impl::cancel(TaskId id) {
         TaskBase* t = r->task;
         switch (r->status) {
             case TaskStatus::queued:
-                thread_admission.remove(t);
+                admission(t->type).remove(t);
                 cancel_locked(t, *r, wall_now(), to_settle);
                 break;
             case TaskStatus::delayed:
@@ -195,7 +267,8 @@ bool TaskSupervisor::Impl::cancel(TaskId id) {
 }
 
 bool TaskSupervisor::Impl::drained() const noexcept {
-    return thread_admission.running() == 0 && thread_admission.queued() == 0;
+    return thread_admission.running() == 0 && thread_admission.queued() == 0 && mp_admission.running() == 0 &&
+           mp_admission.queued() == 0;
 }
 
 bool TaskSupervisor::Impl::stop(const StopOptions& o) {
@@ -203,7 +276,14 @@ bool TaskSupervisor::Impl::stop(const StopOptions& o) {
     std::vector<TaskBase*> to_stop;
     std::unique_lock lock(mutex);
     if (stopping) throw Error("task supervisor is already stopping; call stop() from one thread at a time");
-    if (!active && thread_pool.threads() == 0) return true;
+    // Workers, then aloops, stop while the pools still serve what they put.
+    auto in_order = services;
+    std::stable_sort(in_order.begin(), in_order.end(),
+                     [](const detail::Service* a, const detail::Service* b) { return a->stop_order() < b->stop_order(); });
+    lock.unlock();
+    for (auto* service : in_order) service->stop_service();
+    lock.lock();
+    if (!active && thread_pool.empty() && mp_threads.empty() && !mp_pool) return true;
     active = false;
     stopping = true;
     ++stop_calls;
@@ -239,11 +319,18 @@ bool TaskSupervisor::Impl::stop(const StopOptions& o) {
         finished = drained();
     }
     thread_pool.begin_stop();
+    mp_threads.begin_stop();
     lock.unlock();
     timers.stop();  // without the lock: a timer callback may be waiting for it
+    drop_calls();
     lock.lock();
     thread_pool.join(lock, finished);
+    mp_threads.join(lock, finished);
+    std::unique_ptr<detail::MpPool> ended;
+    if (mp_threads.empty()) ended = std::move(mp_pool);  // every worker and the zygote end with it
     stopping = false;
+    lock.unlock();
+    ended.reset();
     return finished;
 }
 
@@ -306,8 +393,13 @@ TaskSupervisor::~TaskSupervisor() {
     try {
         impl_->stop({.wait = true, .cancel_tasks = true, .timeout = std::nullopt});
         std::unique_lock lock(impl_->mutex);
-        impl_->thread_pool.begin_stop();
-        impl_->thread_pool.join(lock, true);
+        for (auto* p : {&impl_->thread_pool, &impl_->mp_threads}) {
+            p->begin_stop();
+            p->join(lock, true);
+        }
+        auto ended = std::move(impl_->mp_pool);
+        lock.unlock();
+        ended.reset();
     } catch (const std::exception& e) {
         log(LogLevel::critical, "task supervisor could not stop cleanly: {}", e.what());
     }
@@ -327,7 +419,22 @@ void TaskSupervisor::set_thread_pool(const PoolOptions& options) {
     impl_->thread_admission.configure(options);
     if (impl_->active) {
         impl_->thread_pool.configure(options);
-        impl_->wake_thread_pool();
+        impl_->wake(TaskType::thread);
+    }
+}
+
+void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
+    options.validate("process pool");
+    // Fork the zygote now if nobody did: the fewer threads exist, the safer.
+    if (!initialized()) init();
+    std::unique_lock lock(impl_->mutex);
+    const auto previous = impl_->mp_options;
+    impl_->mp_options = options;
+    try {
+        if (impl_->active) impl_->ensure_mp_pool(lock);
+    } catch (...) {
+        impl_->mp_options = previous;
+        throw;
     }
 }
 
@@ -346,12 +453,20 @@ void TaskSupervisor::set_wait_timeouts(WaitTimeouts timeouts) {
 }
 
 void TaskSupervisor::start() {
-    std::lock_guard lock(impl_->mutex);
+    std::unique_lock lock(impl_->mutex);
     if (impl_->active) return;
     if (impl_->stopping) throw Error("task supervisor is stopping; wait for stop() to return, then start()");
     impl_->thread_pool.resume();
+    impl_->mp_threads.resume();
+    impl_->timers.resume();
     impl_->thread_pool.configure(impl_->thread_options);
     impl_->active = true;
+    try {
+        impl_->ensure_mp_pool(lock);
+    } catch (...) {
+        impl_->active = false;
+        throw;
+    }
     impl_->ever_started = true;
     impl_->state_cv.notify_all();
 }
@@ -374,7 +489,7 @@ std::optional<TaskInfo> TaskSupervisor::get_task_info(TaskId id) const {
     impl_->table.expire(wall_now());
     const Record* r = impl_->table.find(id);
     if (r == nullptr) return std::nullopt;
-    return detail::TaskTable::snapshot(id, *r);
+    return Impl::info_of(id, *r);
 }
 
 std::vector<TaskInfo> TaskSupervisor::get_tasks(std::optional<TaskType> type) const {
@@ -383,7 +498,7 @@ std::vector<TaskInfo> TaskSupervisor::get_tasks(std::optional<TaskType> type) co
     impl_->table.expire(wall_now());
     out.reserve(impl_->table.in_use());
     impl_->table.for_each([&](TaskId id, const Record& r) {
-        if (!type || r.type == *type) out.push_back(detail::TaskTable::snapshot(id, r));
+        if (!type || r.type == *type) out.push_back(Impl::info_of(id, r));
     });
     return out;
 }
@@ -397,12 +512,47 @@ SupervisorInfo TaskSupervisor::get_info() const {
     s.thread_pool.idle = impl_->thread_pool.idle();
     s.thread_pool.queued = impl_->thread_admission.queued_by_rank();
     s.thread_pool.running = impl_->thread_admission.running_by_rank();
+    if (impl_->mp_options) s.mp_pool.options = *impl_->mp_options;
+    s.mp_pool.workers = impl_->mp_threads.threads();
+    s.mp_pool.idle = impl_->mp_threads.idle();
+    s.mp_pool.queued = impl_->mp_admission.queued_by_rank();
+    s.mp_pool.running = impl_->mp_admission.running_by_rank();
     s.delayed = impl_->delayed;
     s.records = impl_->table.in_use();
     return s;
 }
 
 bool TaskSupervisor::cancel_task(TaskId id) { return impl_->cancel(id); }
+
+TimerId TaskSupervisor::call_at(std::chrono::steady_clock::time_point when, std::function<void()> fn) {
+    auto call = std::make_unique<Impl::Call>(Impl::Call{impl_.get(), 0, std::move(fn)});
+    std::lock_guard lock(impl_->calls_mutex);
+    const TimerId id = impl_->timers.schedule(when, &Impl::on_call, call.get(), 0);
+    if (id == 0) return 0;
+    call->id = id;
+    impl_->calls.emplace(id, call.release());
+    return id;
+}
+
+bool TaskSupervisor::cancel_call(TimerId id) {
+    if (!impl_->timers.cancel(id)) return false;
+    std::lock_guard lock(impl_->calls_mutex);
+    if (auto it = impl_->calls.find(id); it != impl_->calls.end()) {
+        delete it->second;
+        impl_->calls.erase(it);
+    }
+    return true;
+}
+
+void TaskSupervisor::attach_service(detail::Service* service) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->services.push_back(service);
+}
+
+void TaskSupervisor::detach_service(detail::Service* service) {
+    std::lock_guard lock(impl_->mutex);
+    std::erase(impl_->services, service);
+}
 
 TaskId TaskSupervisor::put_task(detail::TaskBase* task, const TaskOptions& options) { return impl_->put(task, options); }
 

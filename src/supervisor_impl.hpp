@@ -4,13 +4,17 @@
 // completion, resize, timer); nothing polls.
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
+#include <unordered_map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include <atasker/supervisor.hpp>
 
 #include "admission.hpp"
+#include "mp_pool.hpp"
 #include "task_table.hpp"
 #include "thread_pool.hpp"
 #include "timers.hpp"
@@ -22,9 +26,20 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     ~Impl();
 
     // ThreadPool::Host
-    Taken take_thread_task() override;
-    std::string complete_thread_task(detail::TaskBase* task, TaskStatus status, std::string error) override;
+    Taken take_task(TaskType pool) override;
+    std::string complete_task(detail::TaskBase* task, TaskStatus status, std::string error) override;
     void settle_task(detail::TaskBase* task, const std::string& log_line) noexcept override;
+    void thread_started(TaskType pool) noexcept override;
+    void thread_exiting(TaskType pool) noexcept override;
+
+    [[nodiscard]] detail::Admission& admission(TaskType t) noexcept {
+        return t == TaskType::thread ? thread_admission : mp_admission;
+    }
+    [[nodiscard]] detail::ThreadPool& pool(TaskType t) noexcept { return t == TaskType::thread ? thread_pool : mp_threads; }
+    /// Creates the process pool if it is set up and missing; applies its options.
+    void ensure_mp_pool(std::unique_lock<std::mutex>& lock);
+    /// A snapshot of a record, with live progress from a worker process.
+    [[nodiscard]] static TaskInfo info_of(TaskId id, const detail::Record& r);
 
     TaskId put(detail::TaskBase* task, const TaskOptions& options);
     bool cancel(TaskId id);
@@ -43,11 +58,12 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     void cancel_all_locked(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop);
     /// Without the lock: settles canceled tasks, asks running ones to stop.
     void settle_all(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop) noexcept;
-    void wake_thread_pool();
+    void wake(TaskType pool);
     void schedule_wait_timeouts(TaskId id);
     [[nodiscard]] bool drained() const noexcept;
 
     static void on_delay_end(void* self, std::uint64_t id) noexcept;
+    static void on_call(void* call, std::uint64_t) noexcept;
     static void on_wait_warning(void* self, std::uint64_t id) noexcept;
     static void on_wait_critical(void* self, std::uint64_t id) noexcept;
     void on_wait_timeout(TaskId id, bool critical) noexcept;
@@ -56,7 +72,12 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     std::condition_variable state_cv;  // active changes, drained during stop
     detail::TaskTable table;
     detail::Admission thread_admission{true};
-    detail::ThreadPool thread_pool{mutex, *this};
+    detail::ThreadPool thread_pool{mutex, *this, TaskType::thread, detail::ThreadPool::critical_extra_threads};
+    detail::Admission mp_admission{false};
+    // One thread per worker process: it carries the worker's tasks and waits.
+    detail::ThreadPool mp_threads{mutex, *this, TaskType::mp, 0};
+    std::unique_ptr<detail::MpPool> mp_pool;
+    std::optional<PoolOptions> mp_options;  // empty until set_mp_pool()
     detail::Timers timers;
     PoolOptions thread_options;
     std::shared_ptr<const WaitTimeouts> wait_timeouts;
@@ -65,6 +86,18 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     bool stopping = false;
     std::size_t delayed = 0;
     std::uint64_t stop_calls = 0;  // block() returns when this changes
+    std::vector<detail::Service*> services;
+
+    // call_at(): scheduled functions by timer id. Its own mutex, taken before
+    // the timers' and never with the supervisor's.
+    struct Call {
+        Impl* owner;
+        TimerId id;
+        std::function<void()> fn;
+    };
+    std::mutex calls_mutex;
+    std::unordered_map<TimerId, Call*> calls;
+    void drop_calls() noexcept;
 };
 
 }  // namespace atasker

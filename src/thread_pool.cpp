@@ -26,13 +26,13 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
         cv_.notify_one();
     }
     const std::size_t cap = options_.capacity();
-    const std::size_t critical_cap = cap > SIZE_MAX - critical_extra_threads ? SIZE_MAX : cap + critical_extra_threads;
+    const std::size_t critical_cap = cap > SIZE_MAX - critical_extra_ ? SIZE_MAX : cap + critical_extra_;
     for (; startable > 0 && (count_ < cap || (critical_waiting && count_ < critical_cap)); --startable) {
         try {
             spawn();
         } catch (const std::exception& e) {
-            log(LogLevel::error, "thread pool could not start a thread ({}); the task waits for a free one, "
-                "{} threads running", e.what(), count_);
+            log(LogLevel::error, "{} pool could not start a thread ({}); the task waits for a free one, "
+                "{} threads running", type_, e.what(), count_);
             return;
         }
     }
@@ -59,7 +59,7 @@ void ThreadPool::begin_stop() {
 }
 
 void ThreadPool::join(std::unique_lock<std::mutex>& lock, bool all) {
-    if (all) exited_.wait(lock, [this] { return count_ == 0; });
+    if (all) exited_.wait(lock, [this] { return empty(); });
     std::list<std::thread> done;
     done.splice(done.end(), exited_threads_);
     lock.unlock();
@@ -68,10 +68,11 @@ void ThreadPool::join(std::unique_lock<std::mutex>& lock, bool all) {
 }
 
 void ThreadPool::main(std::list<std::thread>::iterator self) {
+    host_.thread_started(type_);
     std::unique_lock lock(mutex_);
     --starting_;
     for (;;) {
-        if (auto taken = host_.take_thread_task(); taken.task != nullptr) {
+        if (auto taken = host_.take_task(type_); taken.task != nullptr) {
             lock.unlock();
             run_chain(taken);
             lock.lock();
@@ -94,7 +95,14 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
         }
         if (!signaled && count_ > options_.min_size) break;  // idle too long: retire
     }
+    // No longer a pool thread from here on: a resize or a put must not count
+    // on it while it says goodbye (a process pool thread ends its worker).
     --count_;
+    ++exiting_;
+    lock.unlock();
+    host_.thread_exiting(type_);
+    lock.lock();
+    --exiting_;
     exited_threads_.splice(exited_threads_.end(), threads_, self);
     exited_.notify_all();
 }
@@ -110,8 +118,8 @@ void ThreadPool::run_chain(Host::Taken taken) {
         std::string log_line;
         {
             std::lock_guard lock(mutex_);
-            log_line = host_.complete_thread_task(task, status, std::move(error));
-            next = host_.take_thread_task();
+            log_line = host_.complete_task(task, status, std::move(error));
+            next = host_.take_task(type_);
         }
         host_.settle_task(task, log_line);
         taken = next;

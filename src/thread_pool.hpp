@@ -20,26 +20,34 @@ namespace atasker::detail {
 
 class ThreadPool {
 public:
-    /// What the pool calls back into, always with the supervisor's mutex held.
+    /// What the pool calls back into. take_task and complete_task are called
+    /// with the supervisor's mutex held; the others without it.
     class Host {
     public:
         struct Taken {
             TaskBase* task = nullptr;
             std::atomic<float>* progress = nullptr;
         };
-        /// Pops the next admissible thread task and records it as started.
-        virtual Taken take_thread_task() = 0;
+        /// Pops the next admissible task of this pool and records it as started.
+        virtual Taken take_task(TaskType pool) = 0;
         /// Records how a task ended (its outcome is already stored in it) and
         /// returns the log line to write about it (empty for none).
-        virtual std::string complete_thread_task(TaskBase* task, TaskStatus status, std::string error) = 0;
-        /// Without the mutex: wakes waiters, runs the callback, logs, releases.
+        virtual std::string complete_task(TaskBase* task, TaskStatus status, std::string error) = 0;
+        /// Wakes waiters, runs the callback, logs, releases.
         virtual void settle_task(TaskBase* task, const std::string& log_line) noexcept = 0;
+        /// A pool thread begins and ends (the process pool binds a worker
+        /// process to each of its threads).
+        virtual void thread_started(TaskType /*pool*/) noexcept {}
+        virtual void thread_exiting(TaskType /*pool*/) noexcept {}
 
     protected:
         ~Host() = default;
     };
 
-    ThreadPool(std::mutex& mutex, Host& host) : mutex_(mutex), host_(host) {}
+    /// `critical_extra`: how far critical tasks may grow the pool past its
+    /// capacity (the thread pool's critical_extra_threads; 0 for processes).
+    ThreadPool(std::mutex& mutex, Host& host, TaskType type, std::size_t critical_extra)
+        : mutex_(mutex), host_(host), type_(type), critical_extra_(critical_extra) {}
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
@@ -47,8 +55,8 @@ public:
     void configure(const PoolOptions& options);
     /// `startable` more tasks could start now: wake or start threads for
     /// them. Critical tasks may grow the pool past its capacity, by at most
-    /// critical_extra_threads. A thread that cannot be started is logged, and
-    /// its task waits for a free thread.
+    /// critical_extra. A thread that cannot be started is logged, and its
+    /// task waits for a free thread.
     void wake(std::size_t startable, bool critical_waiting) noexcept;
     /// Threads already woken or started that have not yet taken a task.
     [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
@@ -61,6 +69,8 @@ public:
     void join(std::unique_lock<std::mutex>& lock, bool all);
 
     [[nodiscard]] std::size_t threads() const noexcept { return count_; }
+    /// True once no thread runs, not even one on its way out.
+    [[nodiscard]] bool empty() const noexcept { return count_ == 0 && exiting_ == 0; }
     [[nodiscard]] std::size_t idle() const noexcept { return idle_ - signals_; }
     [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
 
@@ -77,6 +87,8 @@ private:
 
     std::mutex& mutex_;
     Host& host_;
+    TaskType type_;
+    std::size_t critical_extra_;
     PoolOptions options_;
     std::condition_variable cv_;       // idle threads wait here
     std::condition_variable exited_;   // join(all) waits here
@@ -86,6 +98,7 @@ private:
     std::size_t idle_ = 0;      // threads waiting on cv_
     std::size_t signals_ = 0;   // wake-ups sent but not yet consumed
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
+    std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;
 };
 

@@ -4,16 +4,32 @@ namespace atasker::detail {
 
 Timers::~Timers() { stop(); }
 
-void Timers::schedule(Clock::time_point when, Callback callback, void* context, std::uint64_t argument) {
+std::uint64_t Timers::schedule(Clock::time_point when, Callback callback, void* context, std::uint64_t argument) {
     std::lock_guard lock(mutex_);
+    if (stopping_) return 0;
     const bool earliest = heap_.empty() || when < heap_.top().when;
-    heap_.push(Entry{when, sequence_++, callback, context, argument});
+    const std::uint64_t id = ++sequence_;
+    heap_.push(Entry{when, id, callback, context, argument});
+    pending_.insert(id);
     if (!thread_.joinable()) {
-        stopping_ = false;
         thread_ = std::thread([this] { loop(); });
     } else if (earliest) {
         cv_.notify_one();
     }
+    return id;
+}
+
+bool Timers::cancel(std::uint64_t id) {
+    std::unique_lock lock(mutex_);
+    if (running_ == id) {
+        if (thread_.get_id() != std::this_thread::get_id()) ran_.wait(lock, [&] { return running_ != id; });
+        return false;
+    }
+    // A priority_queue cannot remove from the middle: drop the entry when it
+    // comes up.
+    if (pending_.erase(id) == 0) return false;
+    canceled_.insert(id);
+    return true;
 }
 
 void Timers::stop() {
@@ -22,11 +38,18 @@ void Timers::stop() {
         std::lock_guard lock(mutex_);
         stopping_ = true;
         heap_ = {};
+        pending_.clear();
+        canceled_.clear();
         t = std::move(thread_);
     }
     cv_.notify_one();
     if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
     if (t.joinable()) t.detach();  // stop() from a timer callback: the loop exits on its own
+}
+
+void Timers::resume() {
+    std::lock_guard lock(mutex_);
+    stopping_ = false;
 }
 
 std::size_t Timers::pending() const {
@@ -48,9 +71,14 @@ void Timers::loop() {
         }
         const Entry e = heap_.top();
         heap_.pop();
+        if (canceled_.erase(e.sequence) != 0) continue;
+        pending_.erase(e.sequence);
+        running_ = e.sequence;
         lock.unlock();
         e.callback(e.context, e.argument);
         lock.lock();
+        running_ = 0;
+        ran_.notify_all();
     }
 }
 

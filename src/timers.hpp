@@ -10,6 +10,7 @@
 #include <mutex>
 #include <queue>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace atasker::detail {
@@ -26,11 +27,17 @@ public:
     ~Timers();
 
     /// Calls callback(context, argument) at `when` (or soon after). Starts the
-    /// timer thread on first use. Callers cancel by having the callback find
-    /// nothing left to do.
-    void schedule(Clock::time_point when, Callback callback, void* context, std::uint64_t argument);
-    /// Ends the thread; pending entries are dropped. schedule() restarts it.
+    /// timer thread on first use. Returns an id for cancel(), or 0 when the
+    /// timers are stopped (nothing is scheduled then).
+    std::uint64_t schedule(Clock::time_point when, Callback callback, void* context, std::uint64_t argument);
+    /// Drops a scheduled call that has not started; false when it already ran
+    /// (or is running) or was dropped. A call running now finishes first:
+    /// after cancel() returns, the callback is not running for that id.
+    bool cancel(std::uint64_t id);
+    /// Ends the thread; pending entries are dropped, and schedule() drops
+    /// new ones until resume().
     void stop();
+    void resume();
     [[nodiscard]] std::size_t pending() const;
 
 private:
@@ -50,6 +57,10 @@ private:
     std::condition_variable cv_;
     std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
     std::uint64_t sequence_ = 0;
+    std::unordered_set<std::uint64_t> pending_;   // ids in the heap, not canceled
+    std::unordered_set<std::uint64_t> canceled_;  // ids in the heap, dropped
+    std::uint64_t running_ = 0;            // id of the callback running now (0: none)
+    std::condition_variable ran_;          // cancel() waits here for a running callback
     bool stopping_ = false;
     std::thread thread_;
 };

@@ -229,3 +229,52 @@ TEST_CASE("supervisor: get_tasks filters by type and get_info counts records") {
     CHECK(sup.get_info().active);
     sup.stop();
 }
+
+TEST_CASE("supervisor: call_at runs on the timer thread, cancel_call drops a pending call" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    std::promise<std::thread::id> ran;
+    const auto id = sup.call_at(std::chrono::steady_clock::now() + 1ms, [&] { ran.set_value(std::this_thread::get_id()); });
+    CHECK(id != 0);
+    CHECK(ran.get_future().get() != std::this_thread::get_id());
+    std::atomic<bool> late{false};
+    const auto far = sup.call_at(std::chrono::steady_clock::now() + 1h, [&] { late = true; });
+    CHECK(sup.cancel_call(far));
+    CHECK_FALSE(sup.cancel_call(far));
+    CHECK_FALSE(sup.cancel_call(id));  // already ran
+    sup.stop();
+    CHECK_FALSE(late.load());
+    CHECK(sup.call_at(std::chrono::steady_clock::now(), [] {}) == 0);  // stopped: nothing scheduled
+}
+
+namespace {
+// A service that, when stopped, still gets a task run: the pools serve
+// until services have stopped.
+struct ProbeService final : at::detail::Service {
+    ProbeService(at::TaskSupervisor& s, int o, test_support::Trace& t) : sup(&s), order(o), trace(&t) {}
+    at::TaskSupervisor* sup;
+    int order;
+    test_support::Trace* trace;
+    void stop_service() noexcept override {
+        const int v = at::background_task([] { return 1; }, {.supervisor = sup})().get();
+        trace->add(fmt::format("order {} stopped, task returned {}", order, v));
+    }
+    [[nodiscard]] int stop_order() const noexcept override { return order; }
+};
+}  // namespace
+
+TEST_CASE("supervisor: services stop in order, before the pools" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    test_support::Trace trace;
+    ProbeService aloop(sup, 1, trace);
+    ProbeService worker(sup, 0, trace);
+    sup.attach_service(&aloop);
+    sup.attach_service(&worker);
+    sup.stop();
+    CHECK(trace.labels() ==
+          std::vector<std::string>{"order 0 stopped, task returned 1", "order 1 stopped, task returned 1"});
+    sup.detach_service(&aloop);
+    sup.detach_service(&worker);
+}

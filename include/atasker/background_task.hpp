@@ -9,10 +9,17 @@
 /// A task function may take a `std::stop_token` first (it is asked to stop
 /// when the task is canceled while running) and/or an `at::Progress&` (whose
 /// reports show in TaskInfo::progress), before its own arguments.
+///
+/// Given an `at::MpTask`, the task runs in a worker process of the process
+/// pool (TaskSupervisor::set_mp_pool()):
+///
+///     inline const at::MpTask square{"square", [](int x) { return x * x; }};
+///     at::background_task(square, at::Priority::high)(7).get();   // 49
 
 #include <type_traits>
 #include <utility>
 
+#include <atasker/detail/mp_task_impl.hpp>
 #include <atasker/detail/task_impl.hpp>
 #include <atasker/supervisor.hpp>
 #include <atasker/task.hpp>
@@ -40,22 +47,38 @@ public:
     /// \throws Error when the supervisor is not started.
     template <class... Args>
     auto operator()(Args&&... args) const {
-        using Shape = detail::CallShape<F, std::decay_t<Args>...>;
-        static_assert(Shape::valid,
-                      "atasker::background_task: the task function cannot be called with these arguments "
-                      "(optionally preceded by std::stop_token and/or at::Progress&)");
-        using R = typename Shape::result;
-        using Impl = detail::TaskImpl<R, F, Cb, std::decay_t<Args>...>;
         TaskSupervisor* sup = options_.supervisor != nullptr ? options_.supervisor : &TaskSupervisor::instance();
-        auto* impl = new Impl(fn_, callback_, std::forward<Args>(args)...);
-        impl->supervisor = sup;
-        Task<R> handle(impl, sup);
-        impl->release();  // the handle holds it now
-        sup->put_task(impl, options_);
-        return handle;
+        if constexpr (detail::is_mp_task_ref<F>::value) {
+            using Impl = detail::MpTaskImpl<typename F::function_type, Cb, std::decay_t<Args>...>;
+            auto* impl = new Impl(*fn_.task, options_.timeout, callback_, std::forward<Args>(args)...);
+            if (!options_.name.empty()) return put(sup, impl, options_);
+            TaskOptions named = options_;  // a process task is named after its MpTask by default
+            named.name = fn_.task->name();
+            return put(sup, impl, named);
+        } else {
+            using Shape = detail::CallShape<F, std::decay_t<Args>...>;
+            static_assert(Shape::valid,
+                          "atasker::background_task: the task function cannot be called with these arguments "
+                          "(optionally preceded by std::stop_token and/or at::Progress&)");
+            if (options_.timeout.count() != 0)
+                throw Error("a run timeout applies to process tasks only; a thread task stops cooperatively: give "
+                            "its function a std::stop_token and cancel it");
+            using Impl = detail::TaskImpl<typename Shape::result, F, Cb, std::decay_t<Args>...>;
+            return put(sup, new Impl(fn_, callback_, std::forward<Args>(args)...), options_);
+        }
     }
 
 private:
+    template <class Impl>
+    static auto put(TaskSupervisor* sup, Impl* impl, const TaskOptions& options) {
+        using R = typename std::remove_reference_t<decltype(*impl)>::result_type;
+        impl->supervisor = sup;
+        Task<R> handle(impl, sup);
+        impl->release();  // the handle holds it now
+        sup->put_task(impl, options);
+        return handle;
+    }
+
     F fn_;
     TaskOptions options_;
     [[no_unique_address]] Cb callback_;
@@ -65,6 +88,20 @@ private:
 template <class F>
 [[nodiscard]] BackgroundTask<std::decay_t<F>> background_task(F&& fn, TaskOptions options = {}) {
     return {std::forward<F>(fn), std::move(options)};
+}
+
+/// Wraps a process task: each call runs it in a worker process.
+template <class F>
+[[nodiscard]] BackgroundTask<detail::MpTaskRef<F>> background_task(const MpTask<F>& task, TaskOptions options = {}) {
+    return {detail::MpTaskRef<F>{&task}, std::move(options)};
+}
+
+/// Wraps a process task with a priority.
+template <class F>
+[[nodiscard]] BackgroundTask<detail::MpTaskRef<F>> background_task(const MpTask<F>& task, Priority priority) {
+    TaskOptions options;
+    options.priority = priority;
+    return {detail::MpTaskRef<F>{&task}, std::move(options)};
 }
 
 /// Wraps `fn` with a priority (atasker's `background_task(fn, priority=...)`).

@@ -5,9 +5,12 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <atasker/detail/task_base.hpp>
@@ -17,6 +20,26 @@
 #include <atasker/task_options.hpp>
 
 namespace atasker {
+
+namespace detail {
+/// Something that lives on a supervisor and must stop before its pools:
+/// workers (order 0) stop first, then aloops (order 1).
+class Service {
+public:
+    /// Stops the service and waits for what it runs; called without locks.
+    virtual void stop_service() noexcept = 0;
+    [[nodiscard]] virtual int stop_order() const noexcept = 0;
+
+protected:
+    ~Service() = default;
+};
+}  // namespace detail
+
+class ALoop;
+struct ALoopOptions;
+
+/// Identifies a call scheduled with TaskSupervisor::call_at(); 0 is never one.
+using TimerId = std::uint64_t;
 
 /// What stop() does with unfinished work.
 struct StopOptions {
@@ -67,6 +90,13 @@ public:
     /// Sizes the thread pool; works while running (running tasks are never
     /// interrupted). \throws Error on a contradictory configuration.
     void set_thread_pool(const PoolOptions& options);
+    /// Sets up (or resizes) the process pool: worker processes forked by the
+    /// zygote that at::init() started (called here if it was not). Same rules
+    /// as the thread pool, except that critical tasks only jump the line.
+    /// pool_size 0 means one worker per slot at::init() reserved.
+    /// \throws Error on a contradictory configuration, or more workers than
+    /// slots.
+    void set_mp_pool(const PoolOptions& options);
     /// Sets how long finished records are kept.
     void set_retention(const RetentionOptions& options);
     /// Sets wait-time thresholds and their handlers.
@@ -94,6 +124,31 @@ public:
     /// Puts a task (background_task() calls this). Takes its own reference.
     /// \throws Error when the supervisor is not started.
     TaskId put_task(detail::TaskBase* task, const TaskOptions& options);
+
+    /// Runs `fn` at `when` on the supervisor's timer thread, the one that
+    /// also serves delays and wait-time thresholds; `fn` should be quick
+    /// (put a task for real work). Returns 0, scheduling nothing, while the
+    /// supervisor is stopped. Exceptions from `fn` are logged.
+    TimerId call_at(std::chrono::steady_clock::time_point when, std::function<void()> fn);
+    /// Drops a call that has not started. False when it already ran or is
+    /// running; in that case it has finished by the time this returns (unless
+    /// called from the call itself).
+    bool cancel_call(TimerId id);
+
+    /// Registers a service to stop, in stop_order, before the pools drain.
+    void attach_service(detail::Service* service);
+    void detach_service(detail::Service* service);
+
+    /// atasker's create_aloop: starts a named thread running a Boost.Fiber
+    /// scheduler (see aloop.hpp). The reference stays valid until this
+    /// supervisor stops. \throws Error when the supervisor is not started or
+    /// an active aloop has that name.
+    ALoop& create_aloop(std::string name, ALoopOptions options);
+    ALoop& create_aloop(std::string name);
+    /// The aloop of that name, or nullptr.
+    [[nodiscard]] ALoop* get_aloop(std::string_view name);
+    /// Stops the aloop of that name (see ALoop::stop); false when there is none.
+    bool stop_aloop(std::string_view name, bool wait = true);
 
     struct Impl;
 

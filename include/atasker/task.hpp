@@ -22,10 +22,14 @@ namespace detail {
 template <class R>
 class ResultTask : public TaskBase {
 public:
+    using result_type = R;
     std::optional<R> value;
 };
 template <>
-class ResultTask<void> : public TaskBase {};
+class ResultTask<void> : public TaskBase {
+public:
+    using result_type = void;
+};
 
 }  // namespace detail
 

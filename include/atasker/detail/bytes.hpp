@@ -10,17 +10,19 @@
 #include <fmt/format.h>
 
 #include <atasker/error.hpp>
+#include <atasker/export.hpp>
 
 namespace atasker::detail {
 
 /// Thrown when a value does not fit the memory it is written into.
-class SlotOverflow : public Error {
+class ATASKER_API SlotOverflow : public Error {
 public:
     SlotOverflow(std::size_t needed, std::size_t capacity)
         : Error(fmt::format("a value of at least {} bytes does not fit the {}-byte shared-memory slot; "
-                            "raise .slot_size in set_mp_pool() or at::init()",
+                            "raise InitOptions::slot_size in at::init()",
                             needed, capacity)),
           needed_(needed) {}
+    ~SlotOverflow() override;
     [[nodiscard]] std::size_t needed() const noexcept { return needed_; }
 
 private:

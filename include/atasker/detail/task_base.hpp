@@ -28,6 +28,9 @@ public:
     virtual bool request_stop() noexcept { return false; }
     /// Runs the completion callback, if any (after the outcome is stored).
     virtual void run_callback() noexcept {}
+    /// Progress read from where the task runs (a worker process); negative
+    /// when the task's record already holds it.
+    [[nodiscard]] virtual float live_progress() const noexcept { return -1.0F; }
 
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
     void release() noexcept {

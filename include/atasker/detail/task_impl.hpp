@@ -44,6 +44,21 @@ struct CallShape {
     using result = std::remove_cvref_t<typename decltype(result_of())::type>;
 };
 
+/// Runs a completion callback with a handle on the finished task; logs
+/// what it throws.
+template <class R, class Cb>
+void run_completion_callback(Cb& callback, ResultTask<R>* task, TaskSupervisor* supervisor) noexcept {
+    if constexpr (!std::is_same_v<Cb, NoCallback>) {
+        try {
+            callback(Task<R>(task, supervisor));
+        } catch (const std::exception& e) {
+            log(LogLevel::error, "completion callback of task {} threw: {}", task->id, e.what());
+        } catch (...) {
+            log(LogLevel::error, "completion callback of task {} threw a non-standard exception", task->id);
+        }
+    }
+}
+
 template <class R, class F, class Cb, class... Args>
 class TaskImpl final : public ResultTask<R> {
     using Shape = CallShape<F, Args...>;
@@ -73,17 +88,7 @@ public:
         }
     }
 
-    void run_callback() noexcept override {
-        if constexpr (!std::is_same_v<Cb, NoCallback>) {
-            try {
-                callback_(Task<R>(this, supervisor));
-            } catch (const std::exception& e) {
-                log(LogLevel::error, "completion callback of task {} threw: {}", this->id, e.what());
-            } catch (...) {
-                log(LogLevel::error, "completion callback of task {} threw a non-standard exception", this->id);
-            }
-        }
-    }
+    void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor); }
 
     TaskSupervisor* supervisor = nullptr;
 

@@ -1,0 +1,85 @@
+#pragma once
+/// \file detail/mp_task_impl.hpp
+/// MpTaskImpl: a process task's arguments, result and callback in one
+/// allocation; its run() carries the call to a worker process.
+
+#include <atomic>
+#include <chrono>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <atasker/detail/mp_call.hpp>
+#include <atasker/detail/task_impl.hpp>
+#include <atasker/mp_task.hpp>
+
+namespace atasker::detail {
+
+/// Refers to a registered MpTask (which lives at namespace scope).
+template <class F>
+struct MpTaskRef {
+    using function_type = F;
+    const MpTask<F>* task;
+};
+
+template <class F>
+struct is_mp_task_ref : std::false_type {};
+template <class F>
+struct is_mp_task_ref<MpTaskRef<F>> : std::true_type {};
+
+template <class F, class Cb, class... Args>
+class MpTaskImpl final : public ResultTask<typename MpTask<F>::result_type> {
+    using R = typename MpTask<F>::result_type;
+
+public:
+    template <class CC, class... AA>
+    MpTaskImpl(const MpTask<F>& task, std::chrono::nanoseconds timeout, CC&& callback, AA&&... args)
+        : task_(&task), timeout_(timeout), callback_(std::forward<CC>(callback)), args_(std::forward<AA>(args)...) {
+        this->type = TaskType::mp;
+    }
+
+    void run(const Progress& progress) noexcept override {
+        try {
+            const MpCall call{.id = this->id,
+                              .task_index = task_->index(),
+                              .context = this,
+                              .write_args = &write_args,
+                              .read_result = &read_result,
+                              .timeout = timeout_,
+                              .running_slot = &slot_};
+            run_mp_call(call, progress);
+        } catch (...) {
+            this->error_ = std::current_exception();
+        }
+    }
+    bool request_stop() noexcept override { return cancel_mp_call(slot_.load(std::memory_order_acquire), this->id); }
+    void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor); }
+    [[nodiscard]] float live_progress() const noexcept override {
+        const int slot = slot_.load(std::memory_order_acquire);
+        return slot < 0 ? -1.0F : mp_call_progress(slot);
+    }
+
+    TaskSupervisor* supervisor = nullptr;
+
+private:
+    static void write_args(void* self, ByteWriter& out) {
+        auto* me = static_cast<MpTaskImpl*>(self);
+        std::apply([&](const auto&... a) { MpTask<F>::encode_args(out, a...); }, me->args_);
+    }
+    static void read_result(void* self, ByteReader& in) {
+        auto* me = static_cast<MpTaskImpl*>(self);
+        if constexpr (std::is_void_v<R>) {
+            MpTask<F>::decode_result(in);
+        } else {
+            me->value.emplace(MpTask<F>::decode_result(in));
+        }
+    }
+
+    const MpTask<F>* task_;
+    std::chrono::nanoseconds timeout_;
+    [[no_unique_address]] Cb callback_;
+    std::tuple<Args...> args_;
+    std::atomic<int> slot_{-1};
+};
+
+}  // namespace atasker::detail

@@ -1,0 +1,43 @@
+#pragma once
+// MpPool: the process pool's worker processes, one bound to each thread of
+// the supervisor's process-pool ThreadPool. That thread carries its tasks to
+// its worker and waits for the answer, so admission, idling and retiring are
+// the thread pool's, unchanged. At most one MpPool exists at a time.
+
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "process_workers.hpp"
+
+namespace atasker::detail {
+
+class MpPool {
+public:
+    /// Takes over the zygote (calling at::init() first if nobody did) and
+    /// checks the MpTask registry. \throws Error on duplicate task names, or
+    /// when another process pool runs.
+    MpPool();
+    /// Ends and reaps every worker. The zygote stays for the next pool.
+    ~MpPool();
+    MpPool(const MpPool&) = delete;
+    MpPool& operator=(const MpPool&) = delete;
+
+    /// Worker slots reserved by at::init(): the most workers the pool can hold.
+    [[nodiscard]] std::size_t slot_count() const noexcept { return workers_->slot_count(); }
+
+    /// Binds a free slot to the calling pool thread and starts its worker.
+    void attach_thread() noexcept;
+    /// Ends the calling thread's worker and frees its slot.
+    void detach_thread() noexcept;
+
+    [[nodiscard]] ProcessWorkers& workers() noexcept { return *workers_; }
+
+private:
+    std::optional<ProcessWorkers> workers_;  // ends before the zygote
+    std::mutex mutex_;
+    std::vector<std::size_t> free_slots_;
+};
+
+}  // namespace atasker::detail

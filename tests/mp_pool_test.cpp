@@ -1,0 +1,228 @@
+// The process pool through the supervisor: MpTasks put with background_task
+// run in real forked worker processes; real crashes, timeouts, cancels,
+// progress, priorities and a clean stop.
+//
+// Own main: at::init() must fork the zygote before anything starts a thread.
+// The test cases share the default supervisor and run in file order; the last
+// one stops it.
+
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <atasker/atasker.hpp>
+
+#include "pipe_signal.hpp"
+
+namespace at = atasker;
+using namespace std::chrono_literals;
+using test_support::PipeSignal;
+
+namespace {
+
+PipeSignal started;  // worker -> test: the task is running
+PipeSignal release;  // test -> worker: go on
+PipeSignal order;    // worker -> test: labels in the order tasks ran
+
+const at::MpTask square{"square", [](int x) { return x * x; }};
+const at::MpTask whoami{"whoami", [] { return static_cast<int>(::getpid()); }};
+const at::MpTask thrower{"thrower", [](std::string m) -> int { throw std::invalid_argument(m); }};
+const at::MpTask echo{"echo", [](std::string s) { return s; }};
+
+// The crash under test; UBSan would only report it before it happens.
+__attribute__((no_sanitize("undefined"))) void write_through_null() {
+    volatile int* p = nullptr;
+    *p = 1;
+}
+const at::MpTask crash{"crash", [](int how) -> int {
+                           switch (how) {
+                               case 0: write_through_null(); break;
+                               case 1: ::kill(::getpid(), SIGKILL); break;
+                               case 2: std::abort();
+                               default: std::exit(3);
+                           }
+                           return 0;
+                       }};
+const at::MpTask blocker{"blocker", [](char label) {
+                             started.send(label);
+                             return release.receive();
+                         }};
+const at::MpTask labeled{"labeled", [](char label) { order.send(label); }};
+const at::MpTask progressing{"progressing", [](at::Progress p, int x) {
+                                 p.report(0.5);
+                                 started.send();
+                                 (void)release.receive();
+                                 return x;
+                             }};
+
+}  // namespace
+
+TEST_CASE("mp: a registered function runs in a worker process and its result comes back" * doctest::timeout(30)) {
+    at::task_supervisor.set_mp_pool({.pool_size = 2});
+    at::task_supervisor.start();
+    auto t = at::background_task(square, at::Priority::high)(7);
+    CHECK(t.get() == 49);
+    const auto info = t.info();
+    REQUIRE(info);
+    CHECK(info->type == at::TaskType::mp);
+    CHECK(info->status == at::TaskStatus::completed);
+    CHECK(info->priority == at::Priority::high);
+    CHECK(at::background_task(whoami)().get() != static_cast<int>(::getpid()));
+    CHECK(at::background_task(echo)(std::string(1000, 'a')).get() == std::string(1000, 'a'));
+}
+
+TEST_CASE("mp: an exception thrown in the worker comes back as RemoteError with its type and message" *
+          doctest::timeout(30)) {
+    auto t = at::background_task(thrower)(std::string("no such user"));
+    try {
+        (void)t.get();
+        FAIL("get() did not throw");
+    } catch (const at::RemoteError& e) {
+        CHECK(e.type_name() == "std::invalid_argument");
+        CHECK(std::string(e.what()) == "no such user");
+    }
+    CHECK(t.info()->status == at::TaskStatus::failed);
+    CHECK(t.info()->error == "std::invalid_argument: no such user");
+}
+
+TEST_CASE("mp: a worker that dies fails only its task, and the pool serves the next 1,000" *
+          doctest::timeout(60)) {
+    const std::vector<std::pair<int, std::string>> deaths = {
+        {0, "worker process killed by signal 11 (SIGSEGV)"},
+        {1, "worker process killed by signal 9 (SIGKILL)"},
+        {2, "worker process killed by signal 6 (SIGABRT)"},
+        {3, "worker process exited with code 3"},
+    };
+    for (const auto& [how, message] : deaths) {
+        CAPTURE(how);
+        auto doomed = at::background_task(crash)(how);
+        CHECK_THROWS_WITH_AS((void)doomed.get(), message.c_str(), at::RemoteError);
+        CHECK(doomed.info()->status == at::TaskStatus::failed);
+        std::vector<at::Task<int>> next;
+        for (int i = 0; i < 1000; ++i) next.push_back(at::background_task(square)(i));
+        const auto results = at::wait_completed(next, 30s);
+        for (int i = 0; i < 1000; ++i) CHECK(results[static_cast<std::size_t>(i)] == i * i);
+    }
+}
+
+TEST_CASE("mp: a run timeout kills the worker and fails the task with TimeoutError" * doctest::timeout(30)) {
+    auto t = at::background_task(blocker, {.timeout = 50ms})('t');
+    CHECK(started.receive() == 't');
+    CHECK_THROWS_AS((void)t.get(), at::TimeoutError);
+    CHECK(at::background_task(square)(3).get() == 9);
+}
+
+TEST_CASE("mp: canceling a running process task kills its worker" * doctest::timeout(30)) {
+    auto t = at::background_task(blocker)('c');
+    CHECK(started.receive() == 'c');
+    CHECK(t.status() == at::TaskStatus::started);
+    CHECK(t.cancel());
+    CHECK_THROWS_AS((void)t.get(), at::CanceledError);
+    CHECK(t.status() == at::TaskStatus::canceled);
+    CHECK(at::background_task(square)(4).get() == 16);
+}
+
+TEST_CASE("mp: progress reported inside a worker reaches the task's record" * doctest::timeout(30)) {
+    auto t = at::background_task(progressing)(5);
+    (void)started.receive();
+    CHECK(t.info()->progress == doctest::Approx(0.5));
+    release.send();
+    CHECK(t.get() == 5);
+    CHECK(t.info()->progress == 1.0);
+}
+
+TEST_CASE("mp: priorities and FIFO on the process pool, critical at the head of the line" *
+          doctest::timeout(30)) {
+    at::task_supervisor.set_mp_pool({.pool_size = 1});
+    auto first = at::background_task(blocker, at::Priority::low)('b');
+    CHECK(started.receive() == 'b');
+    std::vector<at::Task<void>> tasks;
+    const std::vector<std::pair<char, at::Priority>> puts = {
+        {'l', at::Priority::low}, {'n', at::Priority::normal}, {'h', at::Priority::high},
+        {'c', at::Priority::critical}, {'m', at::Priority::normal}, {'k', at::Priority::critical},
+    };
+    for (const auto& [label, p] : puts) tasks.push_back(at::background_task(labeled, p)(label));
+    CHECK(at::task_supervisor.get_info().mp_pool.queued == std::array<std::size_t, 4>{2, 1, 2, 1});
+    release.send();
+    CHECK(first.get() == 'x');
+    at::wait_completed(tasks, 20s);
+    CHECK(order.receive(6) == "ckhnml");
+}
+
+TEST_CASE("mp: reserves let a high process task in while low ones wait" * doctest::timeout(30)) {
+    at::task_supervisor.set_mp_pool({.pool_size = 1, .reserve_high = 1});
+    auto low = at::background_task(blocker, at::Priority::low)('L');
+    CHECK(started.receive() == 'L');
+    auto waiting_low = at::background_task(square, at::Priority::low)(2);
+    auto high = at::background_task(square, at::Priority::high)(3);
+    CHECK(high.get() == 9);  // on the reserve worker, while the low blocker still runs
+    CHECK(waiting_low.status() == at::TaskStatus::queued);
+    release.send();
+    CHECK(low.get() == 'x');
+    CHECK(waiting_low.get() == 4);
+}
+
+TEST_CASE("mp: a value larger than the slot is refused with an error saying how to raise the limit" *
+          doctest::timeout(30)) {
+    auto t = at::background_task(echo)(std::string(100 * 1024, 'z'));  // the slots here hold 64 KiB
+    CHECK_THROWS_WITH_AS((void)t.get(),
+                         "a value of at least 102416 bytes does not fit the 65504-byte shared-memory slot; raise "
+                         "InitOptions::slot_size in at::init()",
+                         at::Error);
+    CHECK(at::background_task(square)(5).get() == 25);
+}
+
+namespace {
+// The children of process `pid`, from /proc (workers are the zygote's).
+std::vector<std::string> children(const std::string& pid) {
+    std::vector<std::string> out;
+    std::ifstream in("/proc/" + pid + "/task/" + pid + "/children");
+    for (std::string child; in >> child;) out.push_back(child);
+    return out;
+}
+std::vector<std::string> my_children() { return children(std::to_string(::getpid())); }
+}  // namespace
+
+TEST_CASE("mp: stop() ends and reaps every worker, then restarts from the same zygote" * doctest::timeout(30)) {
+    const auto mine = my_children();
+    REQUIRE(mine.size() == 1);  // the zygote; the workers are its children
+    const std::string zygote = mine.front();
+    CHECK_FALSE(children(zygote).empty());
+    CHECK(at::task_supervisor.stop());
+    CHECK(children(zygote).empty());
+    CHECK(my_children() == mine);  // the same zygote, idle
+    at::task_supervisor.start();
+    CHECK(at::background_task(square)(6).get() == 36);
+    CHECK(my_children() == mine);
+}
+
+TEST_CASE("mp: stop() then at::shutdown() leave no child process" * doctest::timeout(30)) {
+    CHECK(at::task_supervisor.stop());
+    at::shutdown();
+    CHECK_FALSE(at::initialized());
+    CHECK(my_children().empty());
+    errno = 0;
+    CHECK(::waitpid(-1, nullptr, WNOHANG) == -1);
+    CHECK(errno == ECHILD);
+    CHECK_THROWS_WITH_AS((void)at::background_task(square)(1), "task supervisor is stopped; call start() before putting tasks",
+                         at::Error);
+}
+
+int main(int argc, char** argv) {
+    started.open();
+    release.open();
+    order.open();
+    at::init({.max_workers = 8, .slot_size = 64 * 1024});
+    doctest::Context context(argc, argv);
+    return context.run();
+}
