@@ -1,0 +1,227 @@
+#include <atasker/aloop.hpp>
+
+#include <pthread.h>
+
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <boost/fiber/all.hpp>
+
+#include <atasker/log.hpp>
+
+namespace atasker {
+
+struct ALoop::Impl {
+    std::string name;
+    ALoopOptions options;
+
+    // Shared with putting threads. The loop's main fiber waits on a fiber
+    // condition variable, so the loop's other fibers keep running meanwhile;
+    // a notify from another thread wakes it through the scheduler.
+    mutable std::mutex mutex;
+    boost::fibers::condition_variable_any jobs_cv;
+    std::deque<detail::FiberJob> jobs;
+    bool active = false;
+    bool stopping = false;
+    std::thread thread;
+
+    void loop() noexcept;
+};
+
+void ALoop::Impl::loop() noexcept {
+    boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
+    // Touched by this thread's fibers only.
+    std::size_t live = 0;
+    boost::fibers::mutex live_mutex;
+    boost::fibers::condition_variable live_cv;
+    for (;;) {
+        std::deque<detail::FiberJob> batch;
+        {
+            std::unique_lock lock(mutex);
+            jobs_cv.wait(lock, [this] { return stopping || !jobs.empty(); });
+            if (jobs.empty()) break;  // stopping, and everything put before the stop has started
+            batch.swap(jobs);
+        }
+        for (auto& job : batch) {
+            ++live;
+            try {
+                boost::fibers::fiber(std::allocator_arg, boost::fibers::fixedsize_stack(options.stack_size),
+                                     [&live, &live_mutex, &live_cv, job = std::move(job)]() mutable {
+                                         job();  // never throws: background_task() catches into the promise
+                                         std::lock_guard l(live_mutex);
+                                         if (--live == 0) live_cv.notify_all();
+                                     })
+                    .detach();
+            } catch (const std::exception& e) {
+                --live;
+                log(LogLevel::error, "aloop '{}' could not start a fiber: {}", name, e.what());
+            }
+        }
+    }
+    std::unique_lock lock(live_mutex);
+    live_cv.wait(lock, [&live] { return live == 0; });
+}
+
+ALoop::ALoop(std::string name, ALoopOptions options) : impl_(std::make_unique<Impl>()) {
+    if (options.stack_size < 16 * 1024)
+        throw Error(fmt::format("aloop '{}': a stack size of {} bytes is too small; give at least 16384", name,
+                                options.stack_size));
+    impl_->name = std::move(name);
+    impl_->options = options;
+    start();
+}
+
+ALoop::~ALoop() { stop(true); }
+
+void ALoop::start() {
+    std::unique_lock lock(impl_->mutex);
+    if (impl_->active) return;
+    if (impl_->thread.joinable()) {
+        if (impl_->thread.get_id() == std::this_thread::get_id())
+            throw Error(fmt::format("aloop '{}' cannot be restarted from its own fibers; start it from another thread",
+                                    impl_->name));
+        // A stop(false) left the old thread finishing its fibers.
+        std::thread old = std::move(impl_->thread);
+        lock.unlock();
+        old.join();
+        lock.lock();
+        if (impl_->active) return;
+    }
+    impl_->stopping = false;
+    impl_->active = true;
+    impl_->thread = std::thread([impl = impl_.get()] { impl->loop(); });
+    // Linux limits thread names to 15 characters.
+    pthread_setname_np(impl_->thread.native_handle(), impl_->name.substr(0, 15).c_str());
+}
+
+void ALoop::stop(bool wait) {
+    std::thread to_join;
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->active = false;
+        impl_->stopping = true;
+        impl_->jobs_cv.notify_all();
+        if (wait && impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id())
+            to_join = std::move(impl_->thread);
+    }
+    if (to_join.joinable()) to_join.join();
+}
+
+bool ALoop::is_active() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->active;
+}
+
+const std::string& ALoop::name() const noexcept { return impl_->name; }
+
+void ALoop::post(detail::FiberJob job) {
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->active)
+        throw Error(fmt::format("aloop '{}' is stopped; start() it (or create_aloop() again) before putting fibers",
+                                impl_->name));
+    impl_->jobs.push_back(std::move(job));
+    impl_->jobs_cv.notify_one();
+}
+
+namespace {
+
+/// The aloops of one supervisor; a Service so the supervisor's stop() stops
+/// them (after the workers) and then this registry forgets them.
+class ALoopRegistry final : public detail::Service {
+public:
+    explicit ALoopRegistry(TaskSupervisor* supervisor) : supervisor_(supervisor) {}
+    ~ALoopRegistry() = default;
+    ALoopRegistry(const ALoopRegistry&) = delete;
+    ALoopRegistry& operator=(const ALoopRegistry&) = delete;
+
+    void stop_service() noexcept override;
+    [[nodiscard]] int stop_order() const noexcept override { return 1; }
+
+    std::map<std::string, std::unique_ptr<ALoop>, std::less<>> loops;
+
+private:
+    TaskSupervisor* supervisor_;
+};
+
+// Every registry, by supervisor. One lock for all: aloops are created and
+// looked up rarely.
+struct Registries {
+    std::mutex mutex;
+    std::map<TaskSupervisor*, std::unique_ptr<ALoopRegistry>> by_supervisor;
+};
+Registries& registries() {
+    static Registries r;
+    return r;
+}
+
+void ALoopRegistry::stop_service() noexcept {
+    std::unique_ptr<ALoopRegistry> self;
+    {
+        auto& r = registries();
+        std::lock_guard lock(r.mutex);
+        auto it = r.by_supervisor.find(supervisor_);
+        if (it == r.by_supervisor.end() || it->second.get() != this) return;
+        self = std::move(it->second);
+        r.by_supervisor.erase(it);
+    }
+    for (auto& [name, loop] : loops) loop->stop(true);
+    supervisor_->detach_service(this);
+    // `self` destroys this registry and its (stopped) loops on return.
+}
+
+}  // namespace
+
+ALoop& TaskSupervisor::create_aloop(std::string name) { return create_aloop(std::move(name), ALoopOptions{}); }
+
+ALoop& TaskSupervisor::create_aloop(std::string name, ALoopOptions options) {
+    if (!is_active())
+        throw Error(fmt::format("task supervisor is not started; call start() before create_aloop(\"{}\")", name));
+    auto& r = registries();
+    std::lock_guard lock(r.mutex);
+    auto& registry = r.by_supervisor[this];
+    if (!registry) {
+        registry = std::make_unique<ALoopRegistry>(this);
+        attach_service(registry.get());
+    }
+    if (auto it = registry->loops.find(name); it != registry->loops.end()) {
+        if (it->second->is_active())
+            throw Error(fmt::format("aloop '{}' already exists; use get_aloop(\"{}\") or stop it first", name, name));
+        it->second->start();
+        return *it->second;
+    }
+    auto loop = std::make_unique<ALoop>(name, options);
+    ALoop& out = *loop;
+    registry->loops.emplace(std::move(name), std::move(loop));
+    return out;
+}
+
+ALoop* TaskSupervisor::get_aloop(std::string_view name) {
+    auto& r = registries();
+    std::lock_guard lock(r.mutex);
+    auto reg = r.by_supervisor.find(this);
+    if (reg == r.by_supervisor.end()) return nullptr;
+    auto it = reg->second->loops.find(name);
+    return it == reg->second->loops.end() ? nullptr : it->second.get();
+}
+
+bool TaskSupervisor::stop_aloop(std::string_view name, bool wait) {
+    ALoop* loop = get_aloop(name);
+    if (loop == nullptr) return false;
+    loop->stop(wait);
+    return true;
+}
+
+ALoop& default_aloop(TaskSupervisor& supervisor) {
+    if (ALoop* loop = supervisor.get_aloop("default"); loop != nullptr && loop->is_active()) return *loop;
+    try {
+        return supervisor.create_aloop("default");
+    } catch (const Error&) {
+        // Another thread created it between the two calls.
+        if (ALoop* loop = supervisor.get_aloop("default"); loop != nullptr && loop->is_active()) return *loop;
+        throw;
+    }
+}
+
+}  // namespace atasker
