@@ -1,0 +1,86 @@
+#pragma once
+/// \file bench.hpp
+/// The run's settings and the scenarios, one function per bench/*.cpp file.
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "report.hpp"
+#include "system.hpp"
+
+namespace atasker_bench {
+
+/// What the command line asked for.
+struct Config {
+    std::size_t tasks = 200'000;  ///< tiny tasks per throughput round; other sizes derive from it
+    int rounds = 5;
+    bool full = false;
+    unsigned workers = 2;  ///< worker threads (and worker processes) of every pool
+
+    /// Latency samples per round (scenario 2, the semaphore floor of 4).
+    [[nodiscard]] std::size_t latency_samples() const { return std::clamp<std::size_t>(tasks / 100, 100, 20'000); }
+    /// Critical probes per round against a pool that honours priorities (3).
+    [[nodiscard]] std::size_t critical_probes() const { return std::clamp<std::size_t>(tasks / 2'000, 20, 500); }
+    /// Round trips per round through a process pool (4).
+    [[nodiscard]] std::size_t process_samples() const { return std::clamp<std::size_t>(tasks / 200, 50, 5'000); }
+    /// Process tasks per throughput round (5).
+    [[nodiscard]] std::size_t process_tasks() const { return std::clamp<std::size_t>(tasks / 20, 500, 50'000); }
+    /// Queued tasks and waiting fibers measured for memory (6).
+    [[nodiscard]] std::size_t memory_items() const { return std::clamp<std::size_t>(tasks / 20, 1'000, 100'000); }
+    /// Rounds of the slow scenarios (2 s idle windows, crashes).
+    [[nodiscard]] int slow_rounds() const { return full ? rounds : std::min(rounds, 2); }
+};
+
+/// Rows filled round by round, kept in the order they were first named.
+class RowSet {
+public:
+    /// The row for (group, peer, metric), made on first use.
+    Row& at(const std::string& group, const std::string& peer, const std::string& metric, const std::string& unit,
+            Better better, bool ours) {
+        for (Row& r : rows_)
+            if (r.group == group && r.peer == peer && r.metric == metric) return r;
+        Row& r = rows_.emplace_back();
+        r.group = group;
+        r.peer = peer;
+        r.metric = metric;
+        r.unit = unit;
+        r.better = better;
+        r.ours = ours;
+        return r;
+    }
+    void move_to(Section& s) {
+        for (Row& r : rows_) s.add(std::move(r));
+        rows_.clear();
+    }
+
+private:
+    std::vector<Row> rows_;
+};
+
+/// One measurement of one peer; called once per round.
+using Measure = std::function<void(RowSet&)>;
+
+/// Runs every measurement once per round, round after round, so slow drifts
+/// of a shared machine spread over all peers instead of hitting one.
+inline void run_rounds(int rounds, const std::vector<Measure>& measures, RowSet& rows) {
+    for (int r = 0; r < rounds; ++r)
+        for (const auto& m : measures) m(rows);
+}
+
+// Each scenario adds one or more sections to the report and prints them.
+void run_tiny_tasks(const Config& cfg, Report& report);
+void run_start_latency(const Config& cfg, Report& report);
+void run_critical_latency(const Config& cfg, Report& report);
+void run_process_roundtrip(const Config& cfg, Report& report);
+void run_process_throughput(const Config& cfg, Report& report);
+void run_idle_and_memory(const Config& cfg, Report& report);
+void run_crash_recovery(const Config& cfg, Report& report);
+
+/// The text our side's rows show while the process pool is missing.
+inline constexpr const char* mp_pending = "atasker-cpp: process pool not built yet";
+inline constexpr const char* core_pending = "atasker-cpp: supervisor core not built yet";
+
+}  // namespace atasker_bench

@@ -1,0 +1,209 @@
+// Scenario 6: what a pool costs when it does nothing. Idle CPU over 2 s with
+// the pools up; memory per task queued behind a blocked pool of 1; memory
+// per fiber waiting on a boost::fibers::future.
+#include <array>
+#include <string_view>
+#include <latch>
+#include <semaphore>
+#include <thread>
+#include <vector>
+
+#include <boost/fiber/all.hpp>
+#include <fmt/format.h>
+
+#include "bench.hpp"
+#include "mp_tasks.hpp"
+#include "peers/all.hpp"
+
+namespace atasker_bench {
+
+namespace {
+
+constexpr auto idle_window = std::chrono::seconds(2);
+
+// CPU milliseconds this process (and its children) burn while it sleeps.
+template <class Pool>
+double idle_cpu_ms(unsigned workers) {
+    Pool pool(workers);
+    std::latch warm(static_cast<std::ptrdiff_t>(workers) * 4);
+    for (unsigned i = 0; i < workers * 4; ++i) pool.post([&warm] { warm.count_down(); });
+    warm.wait();
+    // The /proc scans for descendants stay outside this process's window.
+    const double d0 = descendants_cpu_seconds();
+    const double s0 = self_cpu_seconds();
+    std::this_thread::sleep_for(idle_window);  // idling is the thing measured
+    const double s1 = self_cpu_seconds();
+    const double d1 = descendants_cpu_seconds();
+    return ((s1 - s0) + (d1 - d0)) * 1e3;
+}
+
+struct NoPool {
+    static constexpr const char* name = "no pool (this process alone)";
+    explicit NoPool(unsigned) {}
+    template <class F>
+    void post(F&& f) {
+        f();
+    }
+};
+
+// Bytes per task while n tasks wait behind a pool of one blocked worker.
+template <class Pool>
+std::array<double, 2> queued_task_bytes(std::size_t n) {
+    Pool pool(1);
+    std::binary_semaphore blocked{0}, release{0};
+    pool.post([&] {
+        blocked.release();
+        release.acquire();
+    });
+    blocked.acquire();
+    std::latch done(static_cast<std::ptrdiff_t>(n));
+    trim_heap();
+    const double h0 = static_cast<double>(heap_bytes());
+    const double r0 = static_cast<double>(rss_bytes());
+    for (std::size_t i = 0; i < n; ++i) pool.post([&done] { done.count_down(); });
+    const double h1 = static_cast<double>(heap_bytes());
+    const double r1 = static_cast<double>(rss_bytes());
+    release.release();
+    done.wait();
+    const double dn = static_cast<double>(n);
+    return {(h1 - h0) / dn, (r1 - r0) / dn};
+}
+
+// Bytes per fiber (stack, context, promise/future shared state) while n
+// fibers each wait on their own boost::fibers::future; measured on a fresh
+// thread so the fiber scheduler holds nothing else.
+template <class StackAllocator>
+std::array<double, 2> waiting_fiber_bytes(std::size_t n, StackAllocator salloc) {
+    std::array<double, 2> out{};
+    std::thread([&] {
+        std::vector<boost::fibers::promise<int>> promises;
+        std::vector<boost::fibers::fiber> fibers;
+        promises.reserve(n);
+        fibers.reserve(n);
+        std::size_t waiting = 0;
+        trim_heap();
+        const double h0 = static_cast<double>(heap_bytes());
+        const double r0 = static_cast<double>(rss_bytes());
+        for (std::size_t i = 0; i < n; ++i) {
+            promises.emplace_back();
+            fibers.emplace_back(std::allocator_arg, salloc, [&waiting, f = promises.back().get_future()]() mutable {
+                ++waiting;
+                (void)f.get();
+            });
+        }
+        // Let every fiber run up to its wait: fiber-level, no thread sleeps.
+        while (waiting < n) boost::this_fiber::yield();
+        const double h1 = static_cast<double>(heap_bytes());
+        const double r1 = static_cast<double>(rss_bytes());
+        for (auto& p : promises) p.set_value(1);
+        for (auto& f : fibers) f.join();
+        const double dn = static_cast<double>(n);
+        out = {(h1 - h0) / dn, (r1 - r0) / dn};
+    }).join();
+    return out;
+}
+
+void idle_section(const Config& cfg, Report& report) {
+    Section& s = report.section("idle", fmt::format("6a. Idle CPU over {} s, pools of {} up and warm",
+                                                    idle_window.count(), cfg.workers));
+    s.note("utime+stime of this process and its descendants (getrusage, /proc); Linux counts in 10 ms ticks for "
+           "children");
+    const std::string group = fmt::format("{} s idle", idle_window.count());
+#if ATASKER_BENCH_HAVE_CORE && !ATASKER_BENCH_HAVE_MP
+    s.note("atasker-cpp: thread pool only; the process pool is not built yet");
+#endif
+    RowSet rows;
+    std::vector<Measure> measures;
+    auto add = [&]<class Pool>(std::type_identity<Pool>, bool ours) {
+        rows.at(group, Pool::name, "CPU", "ms", Better::lower, ours);
+        measures.push_back([&cfg, group, ours](RowSet& rs) {
+            rs.at(group, Pool::name, "CPU", "ms", Better::lower, ours).samples.push_back(idle_cpu_ms<Pool>(cfg.workers));
+        });
+    };
+    for_each_pool(add);
+#if ATASKER_BENCH_HAVE_MP
+    add(std::type_identity<AtaskerBothPools>{}, true);
+#endif
+    add(std::type_identity<NoPool>{}, false);
+    run_rounds(cfg.slow_rounds(), measures, rows);
+    note_missing_pools(s, group.c_str());
+    rows.move_to(s);
+    std::string why;
+    if (auto out = run_python_peers({"idle", "--seconds", std::to_string(idle_window.count()), "--rounds",
+                                     std::to_string(cfg.slow_rounds()), "--workers", std::to_string(cfg.workers)},
+                                    why))
+        s.add_json(*out);
+    else
+        s.note(why);
+    report.print_section(s);
+}
+
+void queued_section(const Config& cfg, Report& report) {
+    const std::size_t n = cfg.memory_items();
+    Section& s = report.section("idle", fmt::format("6b. Memory per queued task: {} empty tasks behind a blocked "
+                                                    "pool of 1",
+                                                    n));
+    s.note("heap: mallinfo2 in-use delta (misses oneTBB's own allocator); RSS: /proc/self/statm delta after "
+           "malloc_trim");
+    const std::string group = fmt::format("{} queued", n);
+    RowSet rows;
+    std::vector<Measure> measures;
+    for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool ours) {
+        rows.at(group, Pool::name, "heap", "B/task", Better::lower, ours);
+        rows.at(group, Pool::name, "RSS", "B/task", Better::lower, ours);
+        if (std::string_view(Pool::name).starts_with("oneTBB"))
+            rows.at(group, Pool::name, "RSS", "B/task", Better::lower, ours).note =
+                "tbbmalloc: pooled memory, invisible to mallinfo2 and reused across rounds";
+        measures.push_back([group, n, ours](RowSet& rs) {
+            const auto r = queued_task_bytes<Pool>(n);
+            rs.at(group, Pool::name, "heap", "B/task", Better::lower, ours).samples.push_back(r[0]);
+            rs.at(group, Pool::name, "RSS", "B/task", Better::lower, ours).samples.push_back(r[1]);
+        });
+    });
+    run_rounds(cfg.slow_rounds(), measures, rows);
+    note_missing_pools(s, group.c_str());
+    rows.move_to(s);
+    report.print_section(s);
+}
+
+void fiber_section(const Config& cfg, Report& report) {
+    // Protected stacks cost two mappings each: stay well below vm.max_map_count.
+    const std::size_t n = std::min<std::size_t>(cfg.memory_items(), 20'000);
+    Section& s = report.section("idle", fmt::format("6c. Memory per waiting fiber: {} fibers each waiting on a "
+                                                    "boost::fibers::future",
+                                                    n));
+    s.note("heap: mallinfo2 delta (stack reserved through malloc); RSS: pages touched; includes the promise's "
+           "shared state");
+    const std::string group = fmt::format("{} fibers", n);
+    s.pending(group, "atasker-cpp fiber loop (create_aloop)", "atasker-cpp: fiber loop not built yet");
+    RowSet rows;
+    std::vector<Measure> measures;
+    auto add = [&](std::string peer, auto make_alloc) {
+        rows.at(group, peer, "heap", "B/fiber", Better::lower, false);
+        rows.at(group, peer, "RSS", "B/fiber", Better::lower, false);
+        measures.push_back([group, n, peer, make_alloc](RowSet& rs) {
+            const auto r = waiting_fiber_bytes(n, make_alloc());
+            rs.at(group, peer, "heap", "B/fiber", Better::lower, false).samples.push_back(r[0]);
+            rs.at(group, peer, "RSS", "B/fiber", Better::lower, false).samples.push_back(r[1]);
+        });
+    };
+    const std::size_t def = boost::context::stack_traits::default_size();
+    add(fmt::format("boost fixedsize_stack {} KiB (default)", def / 1024),
+        [] { return boost::fibers::fixedsize_stack(); });
+    add(fmt::format("boost protected_fixedsize_stack {} KiB", def / 1024),
+        [] { return boost::fibers::protected_fixedsize_stack(); });
+    add("boost fixedsize_stack 16 KiB", [] { return boost::fibers::fixedsize_stack(16 * 1024); });
+    run_rounds(cfg.slow_rounds(), measures, rows);
+    rows.move_to(s);
+    report.print_section(s);
+}
+
+}  // namespace
+
+void run_idle_and_memory(const Config& cfg, Report& report) {
+    idle_section(cfg, report);
+    queued_section(cfg, report);
+    fiber_section(cfg, report);
+}
+
+}  // namespace atasker_bench

@@ -1,0 +1,53 @@
+#pragma once
+/// \file system.hpp
+/// What the scenarios need from the OS: a clock, CPU time and memory of this
+/// process (and of its descendants), CPU pinning, and running the Python peers.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace atasker_bench {
+
+using Clock = std::chrono::steady_clock;
+
+/// Microseconds between two instants, as a double.
+[[nodiscard]] inline double micros(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double, std::micro>(to - from).count();
+}
+[[nodiscard]] inline double seconds(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process, so a
+/// worker process can stamp an instant that its parent reads.
+[[nodiscard]] std::int64_t monotonic_ns();
+
+/// User + system CPU seconds of this process (all threads).
+[[nodiscard]] double self_cpu_seconds();
+/// User + system CPU seconds of every live descendant process of this one
+/// (worker processes, zygotes), read from /proc.
+[[nodiscard]] double descendants_cpu_seconds();
+
+/// Resident set size of this process in bytes (/proc/self/statm).
+[[nodiscard]] std::size_t rss_bytes();
+/// Bytes allocated through malloc and not yet freed (mallinfo2).
+[[nodiscard]] std::size_t heap_bytes();
+/// Hands free heap memory back to the OS, so RSS deltas start from a clean floor.
+void trim_heap();
+
+/// Restricts every thread of this process and of its descendants to `cpus`
+/// (an empty list means all CPUs); returns false if any call failed.
+bool pin_process_tree(const std::vector<int>& cpus);
+
+/// Runs bench/python_peers.py with `args` under python3 and returns what it
+/// printed on stdout, or nothing (with `why` set) when python3 or the script
+/// is missing or the script failed.
+[[nodiscard]] std::optional<std::string> run_python_peers(const std::vector<std::string>& args, std::string& why);
+
+}  // namespace atasker_bench

@@ -1,0 +1,82 @@
+// Scenario 1: tiny-task throughput. N empty tasks (each counts a latch down)
+// from 1 and from 4 submitting threads onto a pool of 2 worker threads;
+// tasks/s from the first submit to the last task done.
+#include <latch>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "bench.hpp"
+#include "peers/all.hpp"
+
+namespace atasker_bench {
+
+namespace {
+
+template <class Pool>
+double throughput(unsigned workers, std::size_t n, unsigned submitters) {
+    Pool pool(workers);
+    {
+        // Threads started and first allocations made before the clock runs.
+        std::latch warm(64);
+        for (int i = 0; i < 64; ++i) pool.post([&warm] { warm.count_down(); });
+        warm.wait();
+    }
+    std::latch done(static_cast<std::ptrdiff_t>(n));
+    auto task = [&done] { done.count_down(); };
+    Clock::time_point t0, t1;
+    if (submitters == 1) {
+        t0 = Clock::now();
+        for (std::size_t i = 0; i < n; ++i) pool.post(task);
+        done.wait();
+        t1 = Clock::now();
+    } else {
+        std::latch go(1);
+        std::vector<std::thread> threads;
+        for (unsigned s = 0; s < submitters; ++s) {
+            const std::size_t share = n / submitters + (s < n % submitters ? 1 : 0);
+            // Submitters stay until all is done: a oneTBB task_group's tasks
+            // live in the submitting thread's arena slot.
+            threads.emplace_back([&, share] {
+                go.wait();
+                for (std::size_t i = 0; i < share; ++i) pool.post(task);
+                done.wait();
+            });
+        }
+        t0 = Clock::now();
+        go.count_down();
+        done.wait();
+        t1 = Clock::now();
+        for (auto& t : threads) t.join();
+    }
+    return static_cast<double>(n) / seconds(t0, t1);
+}
+
+}  // namespace
+
+void run_tiny_tasks(const Config& cfg, Report& report) {
+    Section& s = report.section(
+        "tiny", fmt::format("1. Tiny-task throughput: {} empty tasks on {} worker threads", cfg.tasks, cfg.workers));
+    s.note("tasks/s from the first submit to the last task done; each task counts a std::latch down");
+    s.note("atasker-cpp: background_task at low priority, task records kept; fire and forget");
+    s.note("oneTBB task_group: run() from the submitting thread, process limited to 2 workers (global_control)");
+    RowSet rows;
+    std::vector<Measure> measures;
+    for (unsigned submitters : {1u, 4u}) {
+        const std::string group = submitters == 1 ? "1 submitter" : fmt::format("{} submitters", submitters);
+        for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool ours) {
+            rows.at(group, Pool::name, "tasks/s", "tasks/s", Better::higher, ours);
+            measures.push_back([&cfg, group, submitters, ours](RowSet& rs) {
+                rs.at(group, Pool::name, "tasks/s", "tasks/s", Better::higher, ours)
+                    .samples.push_back(throughput<Pool>(cfg.workers, cfg.tasks, submitters));
+            });
+        });
+    }
+    run_rounds(cfg.rounds, measures, rows);
+    note_missing_pools(s, "1 submitter");
+    rows.move_to(s);
+    report.print_section(s);
+}
+
+}  // namespace atasker_bench
