@@ -19,7 +19,7 @@ void Admission::configure(const PoolOptions& o) noexcept {
 }
 
 void Admission::push(TaskBase* task) noexcept {
-    auto& q = queues_[static_cast<std::size_t>(priority_rank(task->priority))];
+    auto& q = queues_[task->rank];
     task->next = nullptr;
     if (q.tail != nullptr) {
         q.tail->next = task;
@@ -33,7 +33,7 @@ void Admission::push(TaskBase* task) noexcept {
 bool Admission::remove(TaskBase* task) noexcept {
     // Linear in the queue's length: cancellation of a queued task is rare,
     // and a doubly linked queue would cost every task 8 more bytes.
-    auto& q = queues_[static_cast<std::size_t>(priority_rank(task->priority))];
+    auto& q = queues_[task->rank];
     TaskBase* prev = nullptr;
     for (TaskBase* t = q.head; t != nullptr; prev = t, t = t->next) {
         if (t != task) continue;

@@ -69,13 +69,20 @@ void TaskSupervisor::Impl::drop_calls() noexcept {
 }
 
 TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
+    // Until the record holds it, the reference handed over must not leak.
+    struct Unless {
+        TaskBase* task;
+        ~Unless() {
+            if (task != nullptr) task->release();
+        }
+    } guard{task};
     if (!known_priority(o.priority))
         throw Error(fmt::format("unknown priority {}; use Priority::critical, high, normal or low",
                                 static_cast<int>(o.priority)));
     if (o.delay.count() < 0) throw Error("a task's delay must not be negative; pass 0 to queue it at once");
     auto name = copy_name(o.name);
     const WallNanos now = wall_now();
-    std::lock_guard lock(mutex);
+    std::unique_lock lock(mutex);
     if (!active)
         throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
                                  : "task supervisor is not started; call start() before putting tasks");
@@ -84,9 +91,9 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     Record* r = nullptr;
     const TaskId id = table.insert(r);
     task->id = id;
-    task->priority = o.priority;
-    task->add_ref();  // the supervisor's reference, until the task is settled
-    r->task = task;
+    task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
+    r->task = task;  // the supervisor's reference, until the task is settled
+    guard.task = nullptr;
     r->type = task->type;
     r->priority = o.priority;
     r->name = std::move(name);
@@ -98,7 +105,16 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     } else {
         enqueue(task, *r, now);
     }
+    unlock_and_notify(lock);
     return id;
+}
+
+void TaskSupervisor::Impl::unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept {
+    const std::size_t threads = thread_pool.take_unsent();
+    const std::size_t processes = mp_threads.take_unsent();
+    lock.unlock();
+    thread_pool.notify(threads);
+    mp_threads.notify(processes);
 }
 
 void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) {
@@ -118,18 +134,19 @@ void TaskSupervisor::Impl::wake(TaskType type) {
     if (n > pending) p.wake(n - pending, a.critical_waiting());
 }
 
-detail::ThreadPool::Host::Taken TaskSupervisor::Impl::take_task(TaskType type) {
+detail::ThreadPool::Host::Taken TaskSupervisor::Impl::take_task(TaskType type, std::int64_t now) {
     TaskBase* t = admission(type).pop();
     if (t == nullptr) return {};
     Record* r = table.find(t->id);
     r->status = TaskStatus::started;
-    r->started = wall_now();
+    r->started = now;
     return {t, &r->progress};
 }
 
-std::string TaskSupervisor::Impl::complete_task(TaskBase* task, TaskStatus status, std::string error) {
-    admission(task->type).finished(task->priority);
-    return finish_record(task, *table.find(task->id), status, std::move(error), wall_now());
+std::string TaskSupervisor::Impl::complete_task(TaskBase* task, TaskStatus status, std::string error,
+                                                std::int64_t now) {
+    admission(task->type).finished(task->priority());
+    return finish_record(task, *table.find(task->id), status, std::move(error), now);
 }
 
 void TaskSupervisor::Impl::thread_started(TaskType type) noexcept {
@@ -343,11 +360,13 @@ void TaskSupervisor::Impl::schedule_wait_timeouts(TaskId id) {
 
 void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {
     auto* impl = static_cast<Impl*>(self);
-    std::lock_guard lock(impl->mutex);
+    const WallNanos now = wall_now();
+    std::unique_lock lock(impl->mutex);
     Record* r = impl->table.find(id);
     if (r == nullptr || r->status != TaskStatus::delayed) return;  // canceled meanwhile
     --impl->delayed;
-    impl->enqueue(r->task, *r, wall_now());
+    impl->enqueue(r->task, *r, now);
+    impl->unlock_and_notify(lock);
 }
 
 void TaskSupervisor::Impl::on_wait_warning(void* self, std::uint64_t id) noexcept {
@@ -414,13 +433,14 @@ TaskSupervisor& task_supervisor = TaskSupervisor::instance();
 
 void TaskSupervisor::set_thread_pool(const PoolOptions& options) {
     options.validate("thread pool");
-    std::lock_guard lock(impl_->mutex);
+    std::unique_lock lock(impl_->mutex);
     impl_->thread_options = options;
     impl_->thread_admission.configure(options);
     if (impl_->active) {
         impl_->thread_pool.configure(options);
         impl_->wake(TaskType::thread);
     }
+    impl_->unlock_and_notify(lock);
 }
 
 void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
@@ -436,6 +456,7 @@ void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
         impl_->mp_options = previous;
         throw;
     }
+    impl_->unlock_and_notify(lock);
 }
 
 void TaskSupervisor::set_retention(const RetentionOptions& options) {
@@ -469,6 +490,7 @@ void TaskSupervisor::start() {
     }
     impl_->ever_started = true;
     impl_->state_cv.notify_all();
+    impl_->unlock_and_notify(lock);
 }
 
 bool TaskSupervisor::stop(const StopOptions& options) { return impl_->stop(options); }

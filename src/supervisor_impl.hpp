@@ -26,8 +26,8 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     ~Impl();
 
     // ThreadPool::Host
-    Taken take_task(TaskType pool) override;
-    std::string complete_task(detail::TaskBase* task, TaskStatus status, std::string error) override;
+    Taken take_task(TaskType pool, std::int64_t now) override;
+    std::string complete_task(detail::TaskBase* task, TaskStatus status, std::string error, std::int64_t now) override;
     void settle_task(detail::TaskBase* task, const std::string& log_line) noexcept override;
     void thread_started(TaskType pool) noexcept override;
     void thread_exiting(TaskType pool) noexcept override;
@@ -59,6 +59,8 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     /// Without the lock: settles canceled tasks, asks running ones to stop.
     void settle_all(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop) noexcept;
     void wake(TaskType pool);
+    /// Releases `lock`, then sends the wake-ups the pools decided on under it.
+    void unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept;
     void schedule_wait_timeouts(TaskId id);
     [[nodiscard]] bool drained() const noexcept;
 

@@ -5,6 +5,7 @@
 #include <atasker/log.hpp>
 
 #include "task_outcome.hpp"
+#include "task_table.hpp"
 
 namespace atasker::detail {
 namespace {
@@ -23,7 +24,7 @@ void ThreadPool::configure(const PoolOptions& options) {
 void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
     for (; startable > 0 && idle_ > signals_; --startable) {
         ++signals_;
-        cv_.notify_one();
+        ++unsent_;
     }
     const std::size_t cap = options_.capacity();
     const std::size_t critical_cap = cap > SIZE_MAX - critical_extra_ ? SIZE_MAX : cap + critical_extra_;
@@ -72,7 +73,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
     std::unique_lock lock(mutex_);
     --starting_;
     for (;;) {
-        if (auto taken = host_.take_task(type_); taken.task != nullptr) {
+        if (auto taken = host_.take_task(type_, wall_now()); taken.task != nullptr) {
             lock.unlock();
             run_chain(taken);
             lock.lock();
@@ -114,12 +115,13 @@ void ThreadPool::run_chain(Host::Taken taken) {
         TaskBase* task = taken.task;
         task->run(Progress(&store_progress, taken.progress));
         auto [status, error] = outcome_of(*task);
+        const std::int64_t now = wall_now();  // ends one task and starts the next
         Host::Taken next;
         std::string log_line;
         {
             std::lock_guard lock(mutex_);
-            log_line = host_.complete_task(task, status, std::move(error));
-            next = host_.take_task(type_);
+            log_line = host_.complete_task(task, status, std::move(error), now);
+            next = host_.take_task(type_, now);
         }
         host_.settle_task(task, log_line);
         taken = next;

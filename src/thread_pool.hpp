@@ -8,10 +8,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <list>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <atasker/detail/task_base.hpp>
 #include <atasker/pool_options.hpp>
@@ -28,11 +30,12 @@ public:
             TaskBase* task = nullptr;
             std::atomic<float>* progress = nullptr;
         };
-        /// Pops the next admissible task of this pool and records it as started.
-        virtual Taken take_task(TaskType pool) = 0;
-        /// Records how a task ended (its outcome is already stored in it) and
-        /// returns the log line to write about it (empty for none).
-        virtual std::string complete_task(TaskBase* task, TaskStatus status, std::string error) = 0;
+        /// Pops the next admissible task of this pool and records it as
+        /// started at `now` (wall-clock nanoseconds, read before locking).
+        virtual Taken take_task(TaskType pool, std::int64_t now) = 0;
+        /// Records how a task ended at `now` (its outcome is already stored in
+        /// it) and returns the log line to write about it (empty for none).
+        virtual std::string complete_task(TaskBase* task, TaskStatus status, std::string error, std::int64_t now) = 0;
         /// Wakes waiters, runs the callback, logs, releases.
         virtual void settle_task(TaskBase* task, const std::string& log_line) noexcept = 0;
         /// A pool thread begins and ends (the process pool binds a worker
@@ -58,6 +61,14 @@ public:
     /// critical_extra. A thread that cannot be started is logged, and its
     /// task waits for a free thread.
     void wake(std::size_t startable, bool critical_waiting) noexcept;
+    /// Wake-ups wake() decided on but has not sent: the caller sends them
+    /// with notify() once it has released the supervisor's mutex, so a woken
+    /// thread does not block on the mutex at once.
+    [[nodiscard]] std::size_t take_unsent() noexcept { return std::exchange(unsent_, 0); }
+    /// Without the mutex held.
+    void notify(std::size_t n) noexcept {
+        for (; n > 0; --n) cv_.notify_one();
+    }
     /// Threads already woken or started that have not yet taken a task.
     [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
     /// Makes idle threads exit once nothing is left to take.
@@ -97,6 +108,7 @@ private:
     std::size_t count_ = 0;
     std::size_t idle_ = 0;      // threads waiting on cv_
     std::size_t signals_ = 0;   // wake-ups sent but not yet consumed
+    std::size_t unsent_ = 0;    // of those, not yet notified (see take_unsent)
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;

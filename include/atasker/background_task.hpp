@@ -72,9 +72,9 @@ private:
     template <class Impl>
     static auto put(TaskSupervisor* sup, Impl* impl, const TaskOptions& options) {
         using R = typename std::remove_reference_t<decltype(*impl)>::result_type;
-        impl->supervisor = sup;
-        Task<R> handle(impl, sup);
-        impl->release();  // the handle holds it now
+        impl->set_supervisor(sup);
+        impl->preset_refs(2);  // one for the handle, one the supervisor takes over
+        Task<R> handle(typename Task<R>::Adopt{}, impl, sup);
         sup->put_task(impl, options);
         return handle;
     }

@@ -18,7 +18,7 @@ inline constexpr Priority TASK_NORMAL = Priority::normal;
 inline constexpr Priority TASK_LOW = Priority::low;
 
 /// Which pool runs a task: a thread, or a forked worker process.
-enum class TaskType { thread, mp };
+enum class TaskType : unsigned char { thread, mp };
 inline constexpr TaskType TT_THREAD = TaskType::thread;
 inline constexpr TaskType TT_MP = TaskType::mp;
 

@@ -121,7 +121,8 @@ public:
     /// to cancel (unknown, finished, or running without a stop token).
     bool cancel_task(TaskId id);
 
-    /// Puts a task (background_task() calls this). Takes its own reference.
+    /// Puts a task (background_task() calls this), taking over one
+    /// reference the caller owns (released when this throws).
     /// \throws Error when the supervisor is not started.
     TaskId put_task(detail::TaskBase* task, const TaskOptions& options);
 

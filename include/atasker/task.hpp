@@ -44,6 +44,10 @@ public:
     Task(detail::ResultTask<R>* task, TaskSupervisor* supervisor) noexcept : ref_(task), supervisor_(supervisor) {
         if (task != nullptr) task->add_ref();
     }
+    struct Adopt {};
+    /// Takes over one reference the caller owns.
+    Task(Adopt, detail::ResultTask<R>* task, TaskSupervisor* supervisor) noexcept
+        : ref_(task), supervisor_(supervisor) {}
 
     /// False for a default-constructed handle.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(ref_); }

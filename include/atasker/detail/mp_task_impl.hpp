@@ -53,13 +53,17 @@ public:
         }
     }
     bool request_stop() noexcept override { return cancel_mp_call(slot_.load(std::memory_order_acquire), this->id); }
-    void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor); }
+    void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor_); }
     [[nodiscard]] float live_progress() const noexcept override {
         const int slot = slot_.load(std::memory_order_acquire);
         return slot < 0 ? -1.0F : mp_call_progress(slot);
     }
 
-    TaskSupervisor* supervisor = nullptr;
+    /// The handle a completion callback receives needs the supervisor; a
+    /// task without a callback does not keep it.
+    void set_supervisor(TaskSupervisor* s) noexcept {
+        if constexpr (!std::is_same_v<Cb, NoCallback>) supervisor_ = s;
+    }
 
 private:
     static void write_args(void* self, ByteWriter& out) {
@@ -75,7 +79,9 @@ private:
         }
     }
 
+    struct NoSupervisor {};
     const MpTask<F>* task_;
+    [[no_unique_address]] std::conditional_t<std::is_same_v<Cb, NoCallback>, NoSupervisor, TaskSupervisor*> supervisor_{};
     std::chrono::nanoseconds timeout_;
     [[no_unique_address]] Cb callback_;
     std::tuple<Args...> args_;

@@ -33,6 +33,9 @@ public:
     [[nodiscard]] virtual float live_progress() const noexcept { return -1.0F; }
 
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    /// Before the task is shared with anyone: start with `n` references
+    /// (a handle's and the supervisor's), sparing two atomic updates.
+    void preset_refs(std::uint32_t n) noexcept { refs_.store(n, std::memory_order_relaxed); }
     void release() noexcept {
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
@@ -48,10 +51,11 @@ public:
     void wait() const noexcept;
     [[nodiscard]] bool wait_until(std::chrono::steady_clock::time_point deadline) const noexcept;
 
+    [[nodiscard]] Priority priority() const noexcept { return priority_of_rank(rank); }
+
+    // Laid out to keep a task's header at 40 bytes.
     TaskBase* next = nullptr;  ///< queue link, owned by the admission queue
     TaskId id = 0;
-    Priority priority = Priority::normal;
-    TaskType type = TaskType::thread;
 
 protected:
     std::exception_ptr error_;
@@ -61,6 +65,10 @@ private:
     static constexpr std::uint8_t waiters_bit = 2;
     std::atomic<std::uint32_t> refs_{1};
     mutable std::atomic<std::uint8_t> state_{0};
+
+public:
+    std::uint8_t rank = 2;              ///< priority_rank() of the task's priority
+    TaskType type = TaskType::thread;
 };
 
 /// Owns one reference; the smart pointer used by handles and the supervisor.

@@ -46,8 +46,8 @@ struct CallShape {
 
 /// Runs a completion callback with a handle on the finished task; logs
 /// what it throws.
-template <class R, class Cb>
-void run_completion_callback(Cb& callback, ResultTask<R>* task, TaskSupervisor* supervisor) noexcept {
+template <class R, class Cb, class Supervisor>
+void run_completion_callback(Cb& callback, ResultTask<R>* task, Supervisor supervisor) noexcept {
     if constexpr (!std::is_same_v<Cb, NoCallback>) {
         try {
             callback(Task<R>(task, supervisor));
@@ -88,9 +88,13 @@ public:
         }
     }
 
-    void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor); }
+    void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor_); }
 
-    TaskSupervisor* supervisor = nullptr;
+    /// The handle a completion callback receives needs the supervisor; a
+    /// task without a callback does not keep it.
+    void set_supervisor(TaskSupervisor* s) noexcept {
+        if constexpr (!std::is_same_v<Cb, NoCallback>) supervisor_ = s;
+    }
 
 private:
     decltype(auto) call(const Progress& progress) {
@@ -112,6 +116,7 @@ private:
 
     struct NoStop {};
     F fn_;
+    [[no_unique_address]] std::conditional_t<std::is_same_v<Cb, NoCallback>, NoStop, TaskSupervisor*> supervisor_{};
     [[no_unique_address]] Cb callback_;
     std::tuple<Args...> args_;
     [[no_unique_address]] std::conditional_t<Shape::wants_token, std::stop_source, NoStop> stop_;
