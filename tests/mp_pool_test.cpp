@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <latch>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -180,6 +181,33 @@ TEST_CASE("mp: a value larger than the slot is refused with an error saying how 
                          "InitOptions::slot_size in at::init()",
                          at::Error);
     CHECK(at::background_task(square)(5).get() == 25);
+}
+
+TEST_CASE("mp: a worker whose executor is a process task hands each result to its handler" *
+          doctest::timeout(30)) {
+    const auto process_runs = [] {
+        std::size_t n = 0;
+        for (const auto& t : at::task_supervisor.get_tasks(at::TaskType::mp))
+            n += t.name == "square" && t.priority == at::Priority::high ? 1 : 0;
+        return n;
+    };
+    const std::size_t before = process_runs();
+    std::vector<int> results;
+    std::latch three{3};
+    auto worker = at::background_worker(
+        square, {.name = "squarer", .priority = at::Priority::high},
+        [&](int r) {
+            results.push_back(r);
+            three.count_down();
+            return results.size() < 3;  // false stops the worker
+        },
+        9);
+    worker.start();
+    three.wait();
+    worker.stop();
+    CHECK(results == std::vector<int>{81, 81, 81});
+    CHECK_FALSE(worker.is_active());
+    CHECK(process_runs() - before == 3);  // each run put one process task
 }
 
 namespace {

@@ -34,11 +34,10 @@
 ///
 /// Timers use the supervisor's one timer thread: an idle worker uses no CPU.
 ///
-/// TODO(issue #5, follow-up): process executors (an at::MpTask whose runs
-/// go to the process pool). background_task(MpTask) landed while this was
-/// written; a worker still takes only in-process callables. Plan: a second
-/// WorkerCore launch path that puts `background_task(mp_task)` and does the
-/// run's bookkeeping in its completion callback.
+/// A process task (an at::MpTask) is an executor too:
+/// `background_worker(square, {.interval = 1s}, [](int r) { use(r); }, 7)`
+/// puts `square(7)` on the process pool at each run and hands the result to
+/// the handler.
 
 #include <chrono>
 #include <cstddef>
@@ -56,7 +55,9 @@
 #include <utility>
 #include <vector>
 
+#include <atasker/background_task.hpp>
 #include <atasker/detail/worker_core.hpp>
+#include <atasker/mp_task.hpp>
 #include <atasker/error.hpp>
 #include <atasker/priority.hpp>
 #include <atasker/supervisor.hpp>
@@ -365,6 +366,34 @@ template <class F>
 template <class T, class Compare = void, class F>
 [[nodiscard]] QueueWorker<T, Compare> background_worker(F&& executor, WorkerOptions options = {}) {
     return QueueWorker<T, Compare>(std::forward<F>(executor), std::move(options));
+}
+
+/// A worker whose executor is a process task: each run puts `task(args...)`
+/// on the process pool at the worker's priority and hands its result to
+/// `on_result` (which returns void, or bool: false stops the worker), on the
+/// run's thread. The run waits for the process task, so it holds a thread
+/// meanwhile; stop() cancels the process task (its worker process is
+/// killed). What the task throws, or a dead worker's RemoteError, goes to
+/// on_error and the worker goes on.
+template <class F, class OnResult, class... Args>
+[[nodiscard]] Worker background_worker(const MpTask<F>& task, WorkerOptions options, OnResult on_result,
+                                       Args... args) {
+    using R = typename MpTask<F>::result_type;
+    TaskOptions put;
+    put.priority = options.priority;
+    put.supervisor = options.supervisor;
+    auto executor = [&task, put, on_result = std::move(on_result), args = std::tuple<Args...>(std::move(args)...)](
+                        std::stop_token token) mutable -> bool {
+        auto run = std::apply([&](const auto&... a) { return background_task(task, put)(a...); }, args);
+        std::stop_callback cancel_on_stop(token, [&run] { (void)run.cancel(); });
+        if constexpr (std::is_void_v<R>) {
+            run.get();
+            return detail::call_executor(on_result);
+        } else {
+            return detail::call_executor(on_result, run.get());
+        }
+    };
+    return Worker(std::move(executor), std::move(options));
 }
 
 }  // namespace atasker
