@@ -10,22 +10,10 @@
 
 namespace at = atasker;
 using test_support::Gate;
+using test_support::occupy;
 using test_support::Trace;
 
 namespace {
-
-// Puts a task that occupies one slot until `gate` opens; returns once it runs.
-at::Task<void> occupy(at::TaskSupervisor& sup, Gate& gate, at::Priority p = at::Priority::low) {
-    std::latch started{1};
-    auto t = at::background_task(
-        [&gate, &started] {
-            started.count_down();
-            gate.wait();
-        },
-        {.priority = p, .supervisor = &sup})();
-    started.wait();
-    return t;
-}
 
 auto recorder(Trace& trace, std::string label) {
     return [&trace, label] { trace.add(label); };

@@ -201,10 +201,7 @@ TEST_CASE("background_task: a running task that takes a stop token is asked to s
     auto t = at::background_task(
         [&](std::stop_token token) {
             started.count_down();
-            std::mutex m;
-            std::condition_variable_any cv;
-            std::unique_lock lock(m);
-            cv.wait(lock, token, [] { return false; });
+            test_support::wait_for_stop(token);
             if (token.stop_requested()) throw at::CanceledError("stopped on request");
             return 1;
         },

@@ -13,20 +13,7 @@
 namespace at = atasker;
 using namespace std::chrono_literals;
 using test_support::Gate;
-
-namespace {
-at::Task<void> occupy(at::TaskSupervisor& sup, Gate& gate) {
-    std::latch started{1};
-    auto t = at::background_task(
-        [&gate, &started] {
-            started.count_down();
-            gate.wait();
-        },
-        {.supervisor = &sup})();
-    started.wait();
-    return t;
-}
-}  // namespace
+using test_support::occupy;
 
 TEST_CASE("supervisor: stop with cancel_tasks cancels the queue and resolves every handle" *
           doctest::timeout(30)) {
@@ -37,10 +24,7 @@ TEST_CASE("supervisor: stop with cancel_tasks cancels the queue and resolves eve
     auto running = at::background_task(
         [&](std::stop_token token) {
             started.count_down();
-            std::mutex m;
-            std::condition_variable_any cv;
-            std::unique_lock lock(m);
-            cv.wait(lock, token, [] { return false; });
+            test_support::wait_for_stop(token);
             return 10;
         },
         {.supervisor = &sup})();

@@ -2,8 +2,10 @@
 // Helpers shared by the doctest suites: a gate tasks block on, and a log
 // sink that records what the library says.
 
+#include <condition_variable>
 #include <latch>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +23,16 @@ public:
 private:
     mutable std::latch latch_{1};
 };
+
+/// Blocks until `token` is asked to stop; returns whether it was (always
+/// true: there is no other way out). For tasks that must run until canceled.
+inline bool wait_for_stop(const std::stop_token& token) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    cv.wait(lock, token, [] { return false; });
+    return token.stop_requested();
+}
 
 /// Thread-safe list of labels, in the order they were added.
 class Trace {
@@ -61,5 +73,26 @@ private:
     mutable std::mutex mutex_;
     std::vector<std::pair<atasker::LogLevel, std::string>> lines_;
 };
+
+}  // namespace test_support
+
+#include <atasker/background_task.hpp>
+
+namespace test_support {
+
+/// Puts a task that holds one slot of `sup`'s thread pool until `gate`
+/// opens, and returns once it runs.
+inline atasker::Task<void> occupy(atasker::TaskSupervisor& sup, Gate& gate,
+                                  atasker::Priority priority = atasker::Priority::low) {
+    std::latch started{1};
+    auto task = atasker::background_task(
+        [&gate, &started] {
+            started.count_down();
+            gate.wait();
+        },
+        {.priority = priority, .supervisor = &sup})();
+    started.wait();
+    return task;
+}
 
 }  // namespace test_support

@@ -392,10 +392,7 @@ TEST_CASE("workers: stop asks a running executor to stop through its stop token"
     auto worker = at::background_worker(
         [&](std::stop_token token) {
             started.count_down();
-            std::mutex m;
-            std::condition_variable_any cv;
-            std::unique_lock lock(m);
-            saw_stop = cv.wait(lock, token, [] { return false; }) == false && token.stop_requested();
+            saw_stop = test_support::wait_for_stop(token);
         },
         {.supervisor = &sup});
     worker.start();
@@ -552,10 +549,7 @@ TEST_CASE("workers: supervisor stop stops a running worker before draining the p
         [&](std::stop_token token) {
             ++runs;
             started.count_down();
-            std::mutex m;
-            std::condition_variable_any cv;
-            std::unique_lock lock(m);
-            cv.wait(lock, token, [] { return false; });  // runs until asked to stop
+            test_support::wait_for_stop(token);  // runs until asked to stop
         },
         {.supervisor = &sup});
     worker.start();
