@@ -15,9 +15,19 @@ Locker::Locker(LockerOptions options) : options_(std::move(options)) {
 Locker::~Locker() = default;
 
 Locker::Guard Locker::lock(std::string_view what) {
-    const bool locked =
-        options_.relative ? recursive_.try_lock_for(options_.timeout) : plain_.try_lock_for(options_.timeout);
-    if (locked) return Guard(this);
+    const auto me = std::this_thread::get_id();
+    {
+        std::unique_lock lock(mutex_);
+        if (options_.relative && depth_ > 0 && owner_ == me) {
+            ++depth_;
+            return Guard(this);
+        }
+        if (released_.wait_for(lock, options_.timeout, [this] { return depth_ == 0; })) {
+            owner_ = me;
+            depth_ = 1;
+            return Guard(this);
+        }
+    }
     const std::string label = what.empty() ? std::string("lock") : std::string(what);
     bool handled = false;
     if (options_.on_timeout) {
@@ -37,11 +47,12 @@ Locker::Guard Locker::lock(std::string_view what) {
 }
 
 void Locker::unlock() noexcept {
-    if (options_.relative) {
-        recursive_.unlock();
-    } else {
-        plain_.unlock();
+    {
+        std::lock_guard lock(mutex_);
+        if (depth_ == 0 || --depth_ > 0) return;
+        owner_ = {};
     }
+    released_.notify_one();
 }
 
 }  // namespace atasker

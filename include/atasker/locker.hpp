@@ -13,10 +13,13 @@
 ///     int n = db_lock.run([] { return count_rows(); });   // atasker's @locker decorator
 
 #include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -94,8 +97,12 @@ private:
     void unlock() noexcept;
 
     LockerOptions options_;
-    std::recursive_timed_mutex recursive_;
-    std::timed_mutex plain_;
+    // A timed lock built on a mutex and a condition variable: std::timed_mutex
+    // would do, but ThreadSanitizer (gcc 12) does not follow its timed lock.
+    std::mutex mutex_;
+    std::condition_variable released_;
+    std::thread::id owner_{};
+    std::size_t depth_ = 0;  // > 1 only for a relative (re-entrant) locker
 };
 
 }  // namespace atasker
