@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The library's main job: builds atasker-cpp (release) into build/ and runs
 # the benchmark suite, build/bench/atasker-bench, passing on any arguments.
-# Until that program exists it runs the demo, build/examples/demo.
 #
 #   bash scripts/run-benchmarks.sh
 #   bash scripts/run-benchmarks.sh --help     # the benchmark runner's options
@@ -17,13 +16,10 @@ if [[ ! -f "$builddir/meson-private/coredata.dat" ]]; then
 fi
 meson compile -C "$builddir"
 
-if [[ -x "$builddir/bench/atasker-bench" ]]; then
-  exec "$builddir/bench/atasker-bench" "$@"
-elif [[ -x "$builddir/examples/demo" ]]; then
-  echo "run-benchmarks: no benchmark runner in this build yet; running the demo"
-  exec "$builddir/examples/demo" "$@"
-else
-  echo "run-benchmarks: neither $builddir/bench/atasker-bench nor $builddir/examples/demo was built" >&2
-  echo "run-benchmarks: check that the 'benchmarks' and 'examples' options are on: meson configure $builddir" >&2
+if [[ ! -x "$builddir/bench/atasker-bench" ]]; then
+  echo "run-benchmarks: $builddir/bench/atasker-bench was not built; turn the 'benchmarks' option on:" >&2
+  echo "  meson configure $builddir -Dbenchmarks=true" >&2
   exit 1
 fi
+exec "$builddir/bench/atasker-bench" "$@"
+
