@@ -86,6 +86,21 @@ TEST_CASE("fiber: co_apply awaits a thread task, with its result or its exceptio
     CHECK(error == "thread task failed");
 }
 
+TEST_CASE("fiber: an aloop's fibers await process tasks; run() blocks the caller for the result" *
+          doctest::timeout(30)) {
+    at::ALoop& loop = at::task_supervisor.create_aloop("io");
+    // run(): one fiber on the loop's thread, its result back on this thread.
+    CHECK(loop.run([] { return at::co_mp_apply(cube, std::tuple{3}).get(); }) == 27);
+    // background_task(): fibers started on the loop, awaiting at the same time.
+    std::vector<boost::fibers::future<int>> futures;
+    for (int i = 0; i < 10; ++i)
+        futures.push_back(loop.background_task([i] { return at::co_mp_apply(cube, std::tuple{i}).get(); }));
+    for (int i = 0; i < 10; ++i) CHECK(futures[static_cast<std::size_t>(i)].get() == i * i * i);
+    // A process task's error reaches run()'s caller.
+    CHECK_THROWS_AS(loop.run([] { return at::co_mp_apply(refuse, std::tuple{1}).get(); }), at::RemoteError);
+    CHECK(at::task_supervisor.stop_aloop("io"));
+}
+
 int main(int argc, char** argv) {
     at::init({.max_workers = 4});
     at::task_supervisor.set_thread_pool({.pool_size = 2});
