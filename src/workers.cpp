@@ -100,10 +100,8 @@ void WorkerCore::start(const WorkerStartOptions& overrides) {
             arm(lock, planned_);
             break;
         case WorkerKind::event:
-            if (triggered_) arm(lock, now + delay_before_);
-            break;
         case WorkerKind::queue:
-            if (pending_() > 0) arm(lock, now + delay_before_);
+            if (has_work_locked()) arm(lock, now + delay_before_);
             break;
     }
 }
@@ -303,6 +301,10 @@ void WorkerCore::finish_run(Lock& lock) {
     lock.unlock();
 }
 
+bool WorkerCore::has_work_locked() const {
+    return kind_ == WorkerKind::event ? triggered_ : kind_ == WorkerKind::queue && pending_() > 0;
+}
+
 void WorkerCore::schedule_next(Lock& lock) {
     const auto now = Clock::now();
     switch (kind_) {
@@ -331,10 +333,8 @@ void WorkerCore::schedule_next(Lock& lock) {
             break;
         }
         case WorkerKind::event:
-            if (triggered_) arm(lock, now + delay_before_);
-            break;
         case WorkerKind::queue:
-            if (pending_() > 0) arm(lock, now + delay_before_);
+            if (has_work_locked()) arm(lock, now + delay_before_);
             break;
     }
 }

@@ -92,10 +92,16 @@ public:
 
     explicit CollectionBase(CollectionOptions options);
 
+    /// Adds a function (any callable taking no argument) with a generated
+    /// name. \returns the name, for remove() and CollectionResult::find().
+    template <class F>
+    std::string add(F fn, Priority priority = Priority::normal) {
+        return add(std::string{}, std::move(fn), priority);
+    }
     /// Adds `fn` under `name` (a generated "function-N" when empty).
     /// \returns the name. \throws Error when the name is taken.
     template <class F>
-    std::string add(std::string name, F fn, Priority priority) {
+    std::string add(std::string name, F fn, Priority priority = Priority::normal) {
         using R = std::invoke_result_t<F&>;
         static_assert(std::is_void_v<R> || std::is_copy_constructible_v<std::decay_t<R>>,
                       "atasker collections: a function's result must be copyable (it is kept in a std::any)");
@@ -138,18 +144,6 @@ class ATASKER_API FunctionCollection : public detail::CollectionBase {
 public:
     explicit FunctionCollection(CollectionOptions options = {}) : CollectionBase(std::move(options)) {}
 
-    /// Adds a function (any callable taking no argument) with a generated
-    /// name. \returns the name, for remove() and CollectionResult::find().
-    template <class F>
-    std::string add(F fn, Priority priority = Priority::normal) {
-        return CollectionBase::add(std::string{}, std::move(fn), priority);
-    }
-    /// Adds a function under `name`. \throws Error when the name is taken.
-    template <class F>
-    std::string add(std::string name, F fn, Priority priority = Priority::normal) {
-        return CollectionBase::add(std::move(name), std::move(fn), priority);
-    }
-
     /// Runs every function here, critical first (FIFO within a priority). A
     /// function that throws goes to on_error and the rest still run.
     /// \returns every outcome and whether all succeeded.
@@ -164,17 +158,6 @@ public:
 class ATASKER_API TaskCollection : public detail::CollectionBase {
 public:
     explicit TaskCollection(CollectionOptions options = {}) : CollectionBase(std::move(options)) {}
-
-    /// As FunctionCollection::add.
-    template <class F>
-    std::string add(F fn, Priority priority = Priority::normal) {
-        return CollectionBase::add(std::string{}, std::move(fn), priority);
-    }
-    /// As FunctionCollection::add.
-    template <class F>
-    std::string add(std::string name, F fn, Priority priority = Priority::normal) {
-        return CollectionBase::add(std::move(name), std::move(fn), priority);
-    }
 
     /// Puts every function as a task, critical first, and waits for all.
     /// \returns every outcome (in priority order) and whether all succeeded.

@@ -73,6 +73,7 @@ private:
     void finish_run(Lock& lock);
     void schedule_next(Lock& lock);
     void report_error(const std::exception_ptr& error) noexcept;
+    /// Event and queue workers: a trigger or an item waits.
     [[nodiscard]] bool has_work_locked() const;
     void halt_locked(Lock& lock, bool log_it, const std::string& why);
 
