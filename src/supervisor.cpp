@@ -92,10 +92,10 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     const TaskId id = table.insert(r);
     task->id = id;
     task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
+    r->rank = task->rank;
     r->task = task;  // the supervisor's reference, until the task is settled
     guard.task = nullptr;
     r->type = task->type;
-    r->priority = o.priority;
     r->name = std::move(name);
     r->queued = now;
     if (o.delay.count() > 0) {

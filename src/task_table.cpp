@@ -111,7 +111,7 @@ TaskInfo TaskTable::snapshot(TaskId id, const Record& r) {
     info.id = id;
     if (r.name) info.name = r.name.get();
     info.type = r.type;
-    info.priority = r.priority;
+    info.priority = priority_of_rank(r.rank);
     info.status = r.status;
     info.time_queued = to_time(r.queued);
     if (r.started != 0) info.time_started = to_time(r.started);

@@ -23,23 +23,24 @@ namespace atasker::detail {
 using WallNanos = std::int64_t;
 [[nodiscard]] WallNanos wall_now() noexcept;
 
-/// One task's record. 64 bytes.
+/// One task's record: 64 bytes, one cache line.
 struct Record {
     std::uint32_t generation = 0;  // even: free; odd: in use
     TaskType type = TaskType::thread;
-    Priority priority = Priority::normal;
+    std::uint8_t rank = 2;  // priority_rank() of the task's priority
     TaskStatus status = TaskStatus::queued;
     std::atomic<float> progress{0.0F};
+    std::uint32_t next_free = 0;  // while free: the next free slot
     WallNanos queued = 0;
     WallNanos started = 0;
     WallNanos completed = 0;
     std::unique_ptr<char[]> name;          // null when unnamed
     std::unique_ptr<std::string> error;    // null unless failed or canceled
     TaskBase* task = nullptr;              // the supervisor's reference while unfinished
-    std::uint32_t next_free = 0;
 
     [[nodiscard]] bool in_use() const noexcept { return (generation & 1U) != 0; }
 };
+static_assert(sizeof(Record) <= 64, "a task record should fit one cache line");
 
 struct RetentionLimits {
     std::size_t max_finished = 10000;

@@ -23,7 +23,7 @@ inline constexpr TaskType TT_THREAD = TaskType::thread;
 inline constexpr TaskType TT_MP = TaskType::mp;
 
 /// Where a task is in its life.
-enum class TaskStatus { canceled, queued, delayed, started, completed, failed };
+enum class TaskStatus : unsigned char { canceled, queued, delayed, started, completed, failed };
 
 /// Identifies a task: never 0, never reused within a process.
 using TaskId = std::uint64_t;

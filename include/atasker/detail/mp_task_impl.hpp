@@ -84,7 +84,7 @@ private:
     [[no_unique_address]] std::conditional_t<std::is_same_v<Cb, NoCallback>, NoSupervisor, TaskSupervisor*> supervisor_{};
     std::chrono::nanoseconds timeout_;
     [[no_unique_address]] Cb callback_;
-    std::tuple<Args...> args_;
+    [[no_unique_address]] std::tuple<Args...> args_;  // empty for no arguments
     std::atomic<int> slot_{-1};
 };
 

@@ -116,9 +116,10 @@ private:
 
     struct NoStop {};
     F fn_;
-    [[no_unique_address]] std::conditional_t<std::is_same_v<Cb, NoCallback>, NoStop, TaskSupervisor*> supervisor_{};
+    struct NoSupervisor {};  // not NoStop: two members of one empty type cannot share an address
+    [[no_unique_address]] std::conditional_t<std::is_same_v<Cb, NoCallback>, NoSupervisor, TaskSupervisor*> supervisor_{};
     [[no_unique_address]] Cb callback_;
-    std::tuple<Args...> args_;
+    [[no_unique_address]] std::tuple<Args...> args_;  // empty for no arguments
     [[no_unique_address]] std::conditional_t<Shape::wants_token, std::stop_source, NoStop> stop_;
 };
 
