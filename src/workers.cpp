@@ -155,6 +155,7 @@ WorkerInfo WorkerCore::info() const {
     i.late_runs = late_runs_;
     i.queued = pending_ ? pending_() : 0;
     i.last_task = last_task_;
+    if (kind_ == WorkerKind::interval && active_) i.planned_tick = planned_;
     return i;
 }
 

@@ -117,6 +117,9 @@ struct WorkerInfo {
     std::uint64_t late_runs = 0;      ///< interval workers, run_late_once: runs started late
     std::size_t queued = 0;           ///< queue workers: items waiting
     TaskId last_task = 0;             ///< the id of the latest run's task (0: none yet)
+    /// Interval workers: the planned tick of the run in progress, or of the
+    /// next run while none is (ticks lie on start + delay_before + k * interval).
+    std::optional<std::chrono::steady_clock::time_point> planned_tick{};
 };
 
 namespace detail {
