@@ -14,6 +14,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <tuple>
 #include <cstdlib>
 #include <latch>
 #include <fstream>
@@ -45,6 +49,23 @@ __attribute__((no_sanitize("undefined"))) void write_through_null() {
     volatile int* p = nullptr;
     *p = 1;
 }
+// A user type crosses through its serialize() member (cereal's customization point).
+struct Point {
+    int x = 0;
+    double y = 0;
+    std::string label;
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(x, y, label);
+    }
+    bool operator==(const Point&) const = default;
+};
+using Nested = std::vector<std::map<std::string, std::optional<std::pair<int, double>>>>;
+using Everything = std::tuple<bool, char, std::int64_t, std::uint16_t, float, double, std::string,
+                              std::vector<int>, std::map<std::string, int>, std::optional<std::string>,
+                              std::pair<int, std::string>, Nested, Point, std::vector<Point>>;
+const at::MpTask identity{"identity", [](Everything e) { return e; }};
+
 const at::MpTask crash{"crash", [](int how) -> int {
                            switch (how) {
                                case 0: write_through_null(); break;
@@ -80,6 +101,20 @@ TEST_CASE("mp: a registered function runs in a worker process and its result com
     CHECK(info->priority == at::Priority::high);
     CHECK(at::background_task(whoami)().get() != static_cast<int>(::getpid()));
     CHECK(at::background_task(echo)(std::string(1000, 'a')).get() == std::string(1000, 'a'));
+}
+
+TEST_CASE("mp: every supported type makes the round trip through a worker process" * doctest::timeout(30)) {
+    const Nested nested = {{{"a", std::pair{1, 2.5}}, {"b", std::nullopt}}, {}};
+    const Everything all{true,  'z',
+                         -1234567890123LL, std::uint16_t{65535},
+                         1.5F,  -2.25,
+                         std::string(3000, 'q'), std::vector<int>{1, 2, 3},
+                         std::map<std::string, int>{{"one", 1}, {"two", 2}}, std::optional<std::string>{"maybe"},
+                         std::pair<int, std::string>{7, "seven"}, nested,
+                         Point{3, 4.5, "p"}, std::vector<Point>{{1, 1.0, "a"}, {2, 2.0, ""}}};
+    CHECK(at::background_task(identity)(all).get() == all);
+    Everything empty{};
+    CHECK(at::background_task(identity)(empty).get() == empty);
 }
 
 TEST_CASE("mp: an exception thrown in the worker comes back as RemoteError with its type and message" *

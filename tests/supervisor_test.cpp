@@ -217,6 +217,11 @@ TEST_CASE("supervisor: get_tasks filters by type and get_info counts records") {
     CHECK(sup.get_info().records == 1);
     CHECK(sup.get_info().active);
     sup.stop();
+    CHECK(fmt::format("{}", sup.get_info()) ==
+          "supervisor stopped: threads: 0 workers (0 idle), queued c/h/n/l 0/0/0/0, running c/h/n/l 0/0/0/0; "
+          "processes: 0 workers (0 idle), queued c/h/n/l 0/0/0/0, running c/h/n/l 0/0/0/0; 0 delayed, 1 records");
+    CHECK(fmt::format("{} {} {} {}", at::Priority::high, at::TaskType::mp, at::TaskStatus::delayed, at::TaskId{7}) ==
+          "high mp delayed 7");
 }
 
 TEST_CASE("supervisor: call_at runs on the timer thread, cancel_call drops a pending call" *

@@ -62,3 +62,23 @@ struct fmt::formatter<atasker::TaskInfo> {
         return out;
     }
 };
+
+template <>
+struct fmt::formatter<atasker::PoolInfo> {
+    constexpr auto parse(format_parse_context& ctx) { return ctx.begin(); }
+    auto format(const atasker::PoolInfo& p, format_context& ctx) const {
+        return fmt::format_to(ctx.out(),
+                              "{} workers ({} idle), queued c/h/n/l {}/{}/{}/{}, running c/h/n/l {}/{}/{}/{}", p.workers,
+                              p.idle, p.queued[0], p.queued[1], p.queued[2], p.queued[3], p.running[0], p.running[1],
+                              p.running[2], p.running[3]);
+    }
+};
+
+template <>
+struct fmt::formatter<atasker::SupervisorInfo> {
+    constexpr auto parse(format_parse_context& ctx) { return ctx.begin(); }
+    auto format(const atasker::SupervisorInfo& s, format_context& ctx) const {
+        return fmt::format_to(ctx.out(), "supervisor {}: threads: {}; processes: {}; {} delayed, {} records",
+                              s.active ? "active" : "stopped", s.thread_pool, s.mp_pool, s.delayed, s.records);
+    }
+};
