@@ -25,6 +25,8 @@ void PoolOptions::validate(const char* pool_name) const {
     if (pool_size != 0 && max_size && *max_size < pool_size)
         throw Error(fmt::format("{}: max_size ({}) is smaller than pool_size ({}); raise max_size or lower pool_size",
                                 pool_name, *max_size, pool_size));
+    if (idle_timeout.count() <= 0)
+        throw Error(fmt::format("{}: idle_timeout must be positive; threads above min_size retire after it", pool_name));
     if (pool_size == 0 && (reserve_normal != 0 || reserve_high != 0))
         throw Error(fmt::format("{}: reserves ({} normal, {} high) need a pool_size; with pool_size 0 the pool is "
                                 "unlimited and reserves mean nothing",

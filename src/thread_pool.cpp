@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include <fmt/chrono.h>
+
 #include <atasker/log.hpp>
 
 #include "task_outcome.hpp"
@@ -72,6 +74,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
     host_.thread_started(type_);
     std::unique_lock lock(mutex_);
     --starting_;
+    bool retired = false;
     for (;;) {
         if (auto taken = host_.take_task(type_, wall_now()); taken.task != nullptr) {
             lock.unlock();
@@ -85,7 +88,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
         const auto woken = [this] { return signals_ > 0 || stopping_ || count_ > options_.capacity(); };
         bool signaled = true;
         if (may_retire) {
-            signaled = cv_.wait_for(lock, idle_timeout, woken);
+            signaled = cv_.wait_for(lock, options_.idle_timeout, woken);
         } else {
             cv_.wait(lock, woken);
         }
@@ -94,13 +97,21 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
             --signals_;
             continue;
         }
-        if (!signaled && count_ > options_.min_size) break;  // idle too long: retire
+        if (!signaled && count_ > options_.min_size) {
+            retired = true;  // idle too long
+            break;
+        }
     }
     // No longer a pool thread from here on: a resize or a put must not count
     // on it while it says goodbye (a process pool thread ends its worker).
     --count_;
     ++exiting_;
+    const std::size_t left = count_;
+    const auto idle_timeout = options_.idle_timeout;
     lock.unlock();
+    if (retired)
+        log(LogLevel::debug, "{} pool: a thread retired after {} idle, {} left", type_,
+            std::chrono::duration_cast<std::chrono::milliseconds>(idle_timeout), left);
     host_.thread_exiting(type_);
     lock.lock();
     --exiting_;

@@ -85,8 +85,6 @@ public:
     [[nodiscard]] std::size_t idle() const noexcept { return idle_ - signals_; }
     [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
 
-    /// How long a thread above min_size stays idle before it retires.
-    static constexpr std::chrono::seconds idle_timeout{10};
     /// How far critical tasks may grow the pool past its capacity: a flood of
     /// critical tasks must not exhaust the system's threads.
     static constexpr std::size_t critical_extra_threads = 64;

@@ -94,6 +94,36 @@ TEST_CASE("supervisor: min_size threads exist from start" * doctest::timeout(30)
     sup.stop();
 }
 
+TEST_CASE("supervisor: threads above min_size retire after idle_timeout" * doctest::timeout(30)) {
+    std::latch retired{2};
+    at::set_debug(true);
+    at::set_log_sink([&](at::LogLevel, std::string_view line) {
+        if (line.starts_with("thread pool: a thread retired after 20ms")) retired.count_down();
+    });
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 3, .min_size = 1, .idle_timeout = 20ms});
+    sup.start();
+    Gate gate;
+    std::latch all_running{3};
+    std::vector<at::Task<void>> tasks;
+    for (int i = 0; i < 3; ++i)
+        tasks.push_back(at::background_task(
+            [&] {
+                all_running.count_down();
+                gate.wait();
+            },
+            {.supervisor = &sup})());
+    all_running.wait();
+    CHECK(sup.get_info().thread_pool.workers == 3);
+    gate.open();
+    at::wait_completed(tasks, 10s);
+    retired.wait();  // two of the three retire; min_size keeps one
+    at::set_log_sink({});
+    at::set_debug(false);
+    CHECK(sup.get_info().thread_pool.workers == 1);
+    sup.stop();
+}
+
 TEST_CASE("supervisor: wait-time thresholds fire while the task still waits" * doctest::timeout(30)) {
     at::TaskSupervisor sup;
     sup.set_thread_pool({.pool_size = 1});

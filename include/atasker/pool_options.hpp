@@ -2,6 +2,7 @@
 /// \file pool_options.hpp
 /// How a pool (threads or worker processes) is sized, with atasker's names.
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 
@@ -22,6 +23,9 @@ struct PoolOptions {
     /// The most threads/processes the pool holds (critical threads excepted);
     /// default pool_size + reserve_normal + reserve_high (unlimited when pool_size is 0).
     std::optional<std::size_t> max_size{};
+    /// How long a thread (or worker process) above min_size waits idle before
+    /// it retires.
+    std::chrono::nanoseconds idle_timeout = std::chrono::seconds(10);
 
     /// The effective max_size (SIZE_MAX for unlimited).
     [[nodiscard]] ATASKER_API std::size_t capacity() const noexcept;
