@@ -70,9 +70,9 @@ void TaskSupervisor::Impl::drop_calls() noexcept {
 
 TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     // Until the record holds it, the reference handed over must not leak.
-    struct Unless {
+    struct ReleaseUnlessKept {
         TaskBase* task;
-        ~Unless() {
+        ~ReleaseUnlessKept() {
             if (task != nullptr) task->release();
         }
     } guard{task};
