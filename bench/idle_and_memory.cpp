@@ -103,6 +103,36 @@ std::array<double, 2> waiting_fiber_bytes(std::size_t n, StackAllocator salloc) 
     return out;
 }
 
+#if ATASKER_BENCH_HAVE_CORE
+// The same measure for atasker-cpp: n fibers on an ALoop (its default
+// 64 KiB fixed stacks), each waiting on its own boost::fibers::future.
+std::array<double, 2> aloop_waiting_fiber_bytes(std::size_t n) {
+    atasker::ALoop loop("bench-fibers");
+    std::vector<boost::fibers::promise<int>> promises;
+    std::vector<boost::fibers::future<int>> finished;
+    promises.reserve(n);
+    finished.reserve(n);
+    std::latch waiting(static_cast<std::ptrdiff_t>(n));
+    trim_heap();
+    const double h0 = static_cast<double>(heap_bytes());
+    const double r0 = static_cast<double>(rss_bytes());
+    for (std::size_t i = 0; i < n; ++i) {
+        promises.emplace_back();
+        finished.push_back(loop.background_task([&waiting, f = promises.back().get_future()]() mutable {
+            waiting.count_down();
+            return f.get();
+        }));
+    }
+    waiting.wait();
+    const double h1 = static_cast<double>(heap_bytes());
+    const double r1 = static_cast<double>(rss_bytes());
+    for (auto& p : promises) p.set_value(1);
+    for (auto& f : finished) (void)f.get();
+    const double dn = static_cast<double>(n);
+    return {(h1 - h0) / dn, (r1 - r0) / dn};
+}
+#endif
+
 void idle_section(const Config& cfg, Report& report) {
     Section& s = report.section("idle", fmt::format("6a. Idle CPU over {} s, pools of {} up and warm",
                                                     idle_window.count(), cfg.workers));
@@ -175,9 +205,20 @@ void fiber_section(const Config& cfg, Report& report) {
     s.note("heap: mallinfo2 delta (stack reserved through malloc); RSS: pages touched; includes the promise's "
            "shared state");
     const std::string group = fmt::format("{} fibers", n);
-    s.pending(group, "atasker-cpp fiber loop (create_aloop)", "atasker-cpp: fiber loop not built yet");
     RowSet rows;
     std::vector<Measure> measures;
+#if ATASKER_BENCH_HAVE_CORE
+    const std::string ours = "atasker-cpp ALoop (64 KiB stacks)";
+    rows.at(group, ours, "heap", "B/fiber", Better::lower, true);
+    rows.at(group, ours, "RSS", "B/fiber", Better::lower, true);
+    measures.push_back([group, n, ours](RowSet& rs) {
+        const auto r = aloop_waiting_fiber_bytes(n);
+        rs.at(group, ours, "heap", "B/fiber", Better::lower, true).samples.push_back(r[0]);
+        rs.at(group, ours, "RSS", "B/fiber", Better::lower, true).samples.push_back(r[1]);
+    });
+#else
+    s.pending(group, "atasker-cpp fiber loop (create_aloop)", "atasker-cpp: not built");
+#endif
     auto add = [&](std::string peer, auto make_alloc) {
         rows.at(group, peer, "heap", "B/fiber", Better::lower, false);
         rows.at(group, peer, "RSS", "B/fiber", Better::lower, false);
