@@ -56,6 +56,15 @@ void ThreadPool::spawn() {
     }
 }
 
+std::size_t ThreadPool::idle_limit() const noexcept {
+    // One thread past capacity may wait idle (until idle_timeout) where
+    // critical tasks grow the pool: the next critical task finds it awake
+    // instead of paying for a thread's start on a saturated pool.
+    const std::size_t cap = options_.capacity();
+    const std::size_t standby = critical_extra_ > 0 ? 1 : 0;
+    return cap > SIZE_MAX - standby ? SIZE_MAX : cap + standby;
+}
+
 void ThreadPool::begin_stop() {
     stopping_ = true;
     cv_.notify_all();
@@ -82,10 +91,10 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
             lock.lock();
             continue;
         }
-        if (stopping_ || count_ > options_.capacity()) break;
+        if (stopping_ || count_ > idle_limit()) break;
         ++idle_;
         const bool may_retire = count_ > options_.min_size;
-        const auto woken = [this] { return signals_ > 0 || stopping_ || count_ > options_.capacity(); };
+        const auto woken = [this] { return signals_ > 0 || stopping_ || count_ > idle_limit(); };
         bool signaled = true;
         if (may_retire) {
             signaled = cv_.wait_for(lock, options_.idle_timeout, woken);

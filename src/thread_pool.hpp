@@ -91,6 +91,8 @@ public:
 
 private:
     void spawn();
+    /// The most threads that may wait idle: capacity, plus a critical standby.
+    [[nodiscard]] std::size_t idle_limit() const noexcept;
     void main(std::list<std::thread>::iterator self);
     void run_chain(Host::Taken taken);
 
