@@ -83,4 +83,15 @@ void run_crash_recovery(const Config& cfg, Report& report);
 inline constexpr const char* mp_pending = "atasker-cpp: process pool not built yet";
 inline constexpr const char* core_pending = "atasker-cpp: supervisor core not built yet";
 
+/// Runs bench/python_peers.py with `args` and adds its rows to `s`, or a
+/// note saying why there are none (no python3, the script failed).
+inline void add_python_peers(Section& s, const std::vector<std::string>& args) {
+    std::string why;
+    if (auto out = run_python_peers(args, why)) {
+        s.add_json(*out);
+    } else {
+        s.note(why);
+    }
+}
+
 }  // namespace atasker_bench

@@ -158,13 +158,8 @@ void idle_section(const Config& cfg, Report& report) {
     run_rounds(cfg.slow_rounds(), measures, rows);
     note_missing_pools(s, group.c_str());
     rows.move_to(s);
-    std::string why;
-    if (auto out = run_python_peers({"idle", "--seconds", std::to_string(idle_window.count()), "--rounds",
-                                     std::to_string(cfg.slow_rounds()), "--workers", std::to_string(cfg.workers)},
-                                    why))
-        s.add_json(*out);
-    else
-        s.note(why);
+    add_python_peers(s, {"idle", "--seconds", std::to_string(idle_window.count()), "--rounds",
+                                     std::to_string(cfg.slow_rounds()), "--workers", std::to_string(cfg.workers)});
     report.print_section(s);
 }
 

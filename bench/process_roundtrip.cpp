@@ -94,13 +94,8 @@ void run_process_roundtrip(const Config& cfg, Report& report) {
     run_rounds(cfg.rounds, measures, rows);
     rows.move_to(s);
 
-    std::string why;
-    if (auto out = run_python_peers({"roundtrip", "--samples", std::to_string(samples), "--rounds",
-                                     std::to_string(cfg.rounds), "--workers", std::to_string(cfg.workers)},
-                                    why))
-        s.add_json(*out);
-    else
-        s.note(why);
+    add_python_peers(s, {"roundtrip", "--samples", std::to_string(samples), "--rounds",
+                                     std::to_string(cfg.rounds), "--workers", std::to_string(cfg.workers)});
     report.print_section(s);
 }
 

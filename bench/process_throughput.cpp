@@ -96,13 +96,8 @@ void run_process_throughput(const Config& cfg, Report& report) {
     run_rounds(cfg.rounds, measures, rows);
     rows.move_to(s);
 
-    std::string why;
-    if (auto out = run_python_peers({"throughput", "--tasks", std::to_string(n), "--rounds", std::to_string(cfg.rounds),
-                                     "--workers", std::to_string(cfg.workers)},
-                                    why))
-        s.add_json(*out);
-    else
-        s.note(why);
+    add_python_peers(s, {"throughput", "--tasks", std::to_string(n), "--rounds", std::to_string(cfg.rounds),
+                                     "--workers", std::to_string(cfg.workers)});
     report.print_section(s);
 }
 
