@@ -130,7 +130,7 @@ TEST_CASE("workers: a delay worker waits its delay after each run ends" * doctes
     auto worker = at::background_worker(
         [&] {
             const auto begin = Clock::now();
-            std::this_thread::sleep_for(4ms);
+            std::this_thread::sleep_for(4ms);  // the run takes time (the behaviour under test)
             runs.add({begin, Clock::now()});
             done.count_down();
             return runs.values().size() < 4;
