@@ -110,8 +110,8 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
 }
 
 void TaskSupervisor::Impl::unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept {
-    const std::size_t threads = thread_pool.take_unsent();
-    const std::size_t processes = mp_threads.take_unsent();
+    const auto threads = thread_pool.take_unsent();
+    const auto processes = mp_threads.take_unsent();
     lock.unlock();
     thread_pool.notify(threads);
     mp_threads.notify(processes);

@@ -34,8 +34,10 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
         try {
             spawn();
         } catch (const std::exception& e) {
-            log(LogLevel::error, "{} pool could not start a thread ({}); the task waits for a free one, "
-                "{} threads running", type_, e.what(), count_);
+            // Logged by notify(), once the supervisor's lock is released.
+            unsent_error_ = fmt::format("{} pool could not start a thread ({}); the task waits for a free one, "
+                                        "{} threads running",
+                                        type_, e.what(), count_);
             return;
         }
     }

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include <atasker/detail/task_base.hpp>
+#include <atasker/log.hpp>
 #include <atasker/pool_options.hpp>
 
 namespace atasker::detail {
@@ -64,10 +65,15 @@ public:
     /// Wake-ups wake() decided on but has not sent: the caller sends them
     /// with notify() once it has released the supervisor's mutex, so a woken
     /// thread does not block on the mutex at once.
-    [[nodiscard]] std::size_t take_unsent() noexcept { return std::exchange(unsent_, 0); }
+    struct Unsent {
+        std::size_t wakeups = 0;
+        std::string error;  ///< a thread that could not start, to log
+    };
+    [[nodiscard]] Unsent take_unsent() noexcept { return {std::exchange(unsent_, 0), std::exchange(unsent_error_, {})}; }
     /// Without the mutex held.
-    void notify(std::size_t n) noexcept {
-        for (; n > 0; --n) cv_.notify_one();
+    void notify(const Unsent& unsent) noexcept {
+        for (std::size_t n = unsent.wakeups; n > 0; --n) cv_.notify_one();
+        if (!unsent.error.empty()) log_message(LogLevel::error, unsent.error);
     }
     /// Threads already woken or started that have not yet taken a task.
     [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
@@ -109,6 +115,7 @@ private:
     std::size_t idle_ = 0;      // threads waiting on cv_
     std::size_t signals_ = 0;   // wake-ups sent but not yet consumed
     std::size_t unsent_ = 0;    // of those, not yet notified (see take_unsent)
+    std::string unsent_error_;  // a failed thread start, not yet logged
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;
