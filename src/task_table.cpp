@@ -59,47 +59,40 @@ void TaskTable::finished(TaskId id, WallNanos now) {
         release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
         return;
     }
-    if (kept_count_ == limits_.max_finished) {
-        release(static_cast<std::uint32_t>(kept_[kept_head_] & 0xFFFFFFFFU));
-        kept_head_ = (kept_head_ + 1) % kept_.size();
-        --kept_count_;
-    }
+    if (kept_count_ == limits_.max_finished) drop_oldest();
     if (kept_count_ == kept_.size()) {
         // Grow the ring, unrolling it so the oldest entry comes first.
-        std::vector<TaskId> bigger;
+        std::vector<Kept> bigger;
         bigger.reserve(std::min(limits_.max_finished, std::max<std::size_t>(64, kept_.size() * 2)));
         for (std::size_t i = 0; i < kept_count_; ++i) bigger.push_back(kept_[(kept_head_ + i) % kept_.size()]);
         bigger.resize(bigger.capacity());
         kept_ = std::move(bigger);
         kept_head_ = 0;
     }
-    kept_[(kept_head_ + kept_count_) % kept_.size()] = id;
+    kept_[(kept_head_ + kept_count_) % kept_.size()] = Kept{id, now};
     ++kept_count_;
     expire(now);
 }
 
+void TaskTable::drop_oldest() noexcept {
+    const TaskId id = kept_[kept_head_].id;
+    if (find(id) != nullptr) release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
+    kept_head_ = (kept_head_ + 1) % kept_.size();
+    --kept_count_;
+}
+
 void TaskTable::expire(WallNanos now) {
     const WallNanos oldest_allowed = now - limits_.max_age.count();
-    while (kept_count_ > 0) {
-        const TaskId id = kept_[kept_head_];
-        const Record* r = find(id);
-        if (r != nullptr && r->completed >= oldest_allowed && kept_count_ <= limits_.max_finished) break;
-        if (r != nullptr) release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
-        kept_head_ = (kept_head_ + 1) % kept_.size();
-        --kept_count_;
-    }
+    while (kept_count_ > 0 &&
+           (kept_count_ > limits_.max_finished || kept_[kept_head_].completed < oldest_allowed))
+        drop_oldest();
 }
 
 void TaskTable::set_retention(const RetentionLimits& limits, WallNanos now) {
     limits_ = limits;
     if (limits_.max_finished == 0 || limits_.max_age.count() <= 0) {
         limits_.max_finished = 0;
-        while (kept_count_ > 0) {
-            const TaskId id = kept_[kept_head_];
-            if (find(id) != nullptr) release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
-            kept_head_ = (kept_head_ + 1) % kept_.size();
-            --kept_count_;
-        }
+        while (kept_count_ > 0) drop_oldest();
         return;
     }
     expire(now);

@@ -86,6 +86,8 @@ private:
         return chunks_[i >> chunk_bits][i & (chunk_size - 1)];
     }
     void release(std::uint32_t index) noexcept;
+    /// Forgets the oldest kept record.
+    void drop_oldest() noexcept;
 
     std::vector<std::unique_ptr<Record[]>> chunks_;
     std::uint32_t size_ = 0;
@@ -93,8 +95,14 @@ private:
     std::size_t in_use_ = 0;
 
     RetentionLimits limits_;
-    // Finished ids in completion order: a ring that grows up to max_finished.
-    std::vector<TaskId> kept_;
+    // Finished records in completion order: a ring that grows up to
+    // max_finished. Each entry carries its completion time, so expiry reads
+    // the ring, not the (cold) record.
+    struct Kept {
+        TaskId id;
+        WallNanos completed;
+    };
+    std::vector<Kept> kept_;
     std::size_t kept_head_ = 0;
     std::size_t kept_count_ = 0;
 };
