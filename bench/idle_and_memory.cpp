@@ -2,6 +2,7 @@
 // the pools up; memory per task queued behind a blocked pool of 1; memory
 // per fiber waiting on a boost::fibers::future.
 #include <array>
+#include <functional>
 #include <string_view>
 #include <latch>
 #include <semaphore>
@@ -202,27 +203,24 @@ void fiber_section(const Config& cfg, Report& report) {
     const std::string group = fmt::format("{} fibers", n);
     RowSet rows;
     std::vector<Measure> measures;
+    // One peer's two rows (heap, RSS) and the measure that fills them.
+    auto add_measure = [&](std::string peer, bool ours, std::function<std::array<double, 2>()> measure) {
+        rows.at(group, peer, "heap", "B/fiber", Better::lower, ours);
+        rows.at(group, peer, "RSS", "B/fiber", Better::lower, ours);
+        measures.push_back([group, peer, ours, measure = std::move(measure)](RowSet& rs) {
+            const auto r = measure();
+            rs.at(group, peer, "heap", "B/fiber", Better::lower, ours).samples.push_back(r[0]);
+            rs.at(group, peer, "RSS", "B/fiber", Better::lower, ours).samples.push_back(r[1]);
+        });
+    };
+    auto add = [&](std::string peer, auto make_alloc) {
+        add_measure(std::move(peer), false, [n, make_alloc] { return waiting_fiber_bytes(n, make_alloc()); });
+    };
 #if ATASKER_BENCH_HAVE_CORE
-    const std::string ours = "atasker-cpp ALoop (64 KiB stacks)";
-    rows.at(group, ours, "heap", "B/fiber", Better::lower, true);
-    rows.at(group, ours, "RSS", "B/fiber", Better::lower, true);
-    measures.push_back([group, n, ours](RowSet& rs) {
-        const auto r = aloop_waiting_fiber_bytes(n);
-        rs.at(group, ours, "heap", "B/fiber", Better::lower, true).samples.push_back(r[0]);
-        rs.at(group, ours, "RSS", "B/fiber", Better::lower, true).samples.push_back(r[1]);
-    });
+    add_measure("atasker-cpp ALoop (64 KiB stacks)", true, [n] { return aloop_waiting_fiber_bytes(n); });
 #else
     s.pending(group, "atasker-cpp fiber loop (create_aloop)", "atasker-cpp: not built");
 #endif
-    auto add = [&](std::string peer, auto make_alloc) {
-        rows.at(group, peer, "heap", "B/fiber", Better::lower, false);
-        rows.at(group, peer, "RSS", "B/fiber", Better::lower, false);
-        measures.push_back([group, n, peer, make_alloc](RowSet& rs) {
-            const auto r = waiting_fiber_bytes(n, make_alloc());
-            rs.at(group, peer, "heap", "B/fiber", Better::lower, false).samples.push_back(r[0]);
-            rs.at(group, peer, "RSS", "B/fiber", Better::lower, false).samples.push_back(r[1]);
-        });
-    };
     const std::size_t def = boost::context::stack_traits::default_size();
     add(fmt::format("boost fixedsize_stack {} KiB (default)", def / 1024),
         [] { return boost::fibers::fixedsize_stack(); });
