@@ -13,8 +13,11 @@ packages=(
   libboost1.81-dev libboost-fiber1.81-dev libboost-context1.81-dev
   libboost-program-options1.81-dev
   libfmt-dev doctest-dev libcereal-dev
+  # oneTBB: its scalable allocator holds the library's tasks; the rest of it
+  # is a peer in the benchmarks
+  libtbb-dev
   # peers for the benchmarks
-  libtbb-dev libthread-pool-dev
+  libthread-pool-dev
   # benchmark plots and helper scripts (optional for the library itself)
   gnuplot-nox python3
 )

@@ -1,7 +1,6 @@
 #include <atasker/supervisor.hpp>
 
 #include <algorithm>
-#include <cstring>
 #include <thread>
 
 #include <atasker/error.hpp>
@@ -23,20 +22,11 @@ bool known_priority(Priority p) noexcept {
     return p == Priority::critical || p == Priority::high || p == Priority::normal || p == Priority::low;
 }
 
-std::unique_ptr<char[]> copy_name(const std::string& name) {
-    if (name.empty()) return nullptr;
-    auto out = std::make_unique<char[]>(name.size() + 1);
-    std::memcpy(out.get(), name.c_str(), name.size() + 1);
-    return out;
-}
-
 PoolOptions default_thread_pool() {
     PoolOptions o;
     o.pool_size = std::max(2U, std::thread::hardware_concurrency());
     return o;
 }
-
-const char* name_of(const Record& r) noexcept { return r.name ? r.name.get() : ""; }
 
 }  // namespace
 
@@ -80,7 +70,7 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         throw Error(fmt::format("unknown priority {}; use Priority::critical, high, normal or low",
                                 static_cast<int>(o.priority)));
     if (o.delay.count() < 0) throw Error("a task's delay must not be negative; pass 0 to queue it at once");
-    auto name = copy_name(o.name);
+    std::string name = o.name;  // copied before the lock is taken
     const WallNanos now = wall_now();
     std::unique_lock lock(mutex);
     if (!active)
@@ -96,7 +86,7 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     r->task = task;  // the supervisor's reference, until the task is settled
     guard.task = nullptr;
     r->type = task->type;
-    r->name = std::move(name);
+    table.set_name(*r, std::move(name));
     r->queued = now;
     if (o.delay.count() > 0) {
         r->status = TaskStatus::delayed;
@@ -183,9 +173,9 @@ void TaskSupervisor::Impl::ensure_mp_pool(std::unique_lock<std::mutex>& lock) {
     }
 }
 
-TaskInfo TaskSupervisor::Impl::info_of(TaskId id, const Record& r) {
-    TaskInfo info = detail::TaskTable::snapshot(id, r);
-    if (r.status == TaskStatus::started && r.task != nullptr) {
+TaskInfo TaskSupervisor::Impl::info_of(TaskId id, const Record& r) const {
+    TaskInfo info = table.snapshot(id, r);
+    if (r.status == TaskStatus::started) {
         const float live = r.task->live_progress();
         if (live >= 0.0F) info.progress = live;
     }
@@ -196,12 +186,11 @@ std::string TaskSupervisor::Impl::finish_record(TaskBase* task, Record& r, TaskS
                                                 WallNanos now) {
     std::string line;
     if (status == TaskStatus::failed && log_enabled(LogLevel::error))
-        line = fmt::format("task {} '{}' ({}) failed: {}", task->id, name_of(r), r.type, error);
+        line = fmt::format("task {} '{}' ({}) failed: {}", task->id, table.name(r), r.type, error);
     r.status = status;
-    r.completed = now;
+    r.completed = now;  // in place of the task pointer: the caller holds the reference
     if (status == TaskStatus::completed) r.progress.store(1.0F, std::memory_order_relaxed);
-    if (!error.empty()) r.error = std::make_unique<std::string>(std::move(error));
-    r.task = nullptr;
+    if (!error.empty()) table.set_error(r, std::move(error));
     table.finished(task->id, now);
     if (stopping && drained()) state_cv.notify_all();
     return line;
@@ -232,7 +221,7 @@ void TaskSupervisor::Impl::cancel_all_locked(std::vector<TaskBase*>& to_settle, 
         }
     }
     table.for_each([&](TaskId, const Record& r) {
-        if (r.status == TaskStatus::started && r.task != nullptr) {
+        if (r.status == TaskStatus::started) {
             r.task->add_ref();
             to_stop.push_back(r.task);
         }
@@ -255,7 +244,7 @@ bool TaskSupervisor::Impl::cancel(TaskId id) {
     {
         std::lock_guard lock(mutex);
         Record* r = table.find(id);
-        if (r == nullptr || r->task == nullptr) return false;
+        if (r == nullptr || r->live_task() == nullptr) return false;
         TaskBase* t = r->task;
         switch (r->status) {
             case TaskStatus::queued:
@@ -384,7 +373,7 @@ void TaskSupervisor::Impl::on_wait_timeout(TaskId id, bool critical) noexcept {
         std::lock_guard lock(mutex);
         const Record* r = table.find(id);
         if (r == nullptr || r->status != TaskStatus::queued || !wait_timeouts) return;
-        info = detail::TaskTable::snapshot(id, *r);
+        info = table.snapshot(id, *r);
         timeouts = wait_timeouts;
     }
     const auto& handler = critical ? timeouts->on_critical : timeouts->on_warning;
@@ -511,7 +500,7 @@ std::optional<TaskInfo> TaskSupervisor::get_task_info(TaskId id) const {
     impl_->table.expire(wall_now());
     const Record* r = impl_->table.find(id);
     if (r == nullptr) return std::nullopt;
-    return Impl::info_of(id, *r);
+    return impl_->info_of(id, *r);
 }
 
 std::vector<TaskInfo> TaskSupervisor::get_tasks(std::optional<TaskType> type) const {
@@ -520,7 +509,7 @@ std::vector<TaskInfo> TaskSupervisor::get_tasks(std::optional<TaskType> type) co
     impl_->table.expire(wall_now());
     out.reserve(impl_->table.in_use());
     impl_->table.for_each([&](TaskId id, const Record& r) {
-        if (!type || r.type == *type) out.push_back(Impl::info_of(id, r));
+        if (!type || r.type == *type) out.push_back(impl_->info_of(id, r));
     });
     return out;
 }

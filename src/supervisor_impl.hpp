@@ -39,7 +39,7 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     /// Creates the process pool if it is set up and missing; applies its options.
     void ensure_mp_pool(std::unique_lock<std::mutex>& lock);
     /// A snapshot of a record, with live progress from a worker process.
-    [[nodiscard]] static TaskInfo info_of(TaskId id, const detail::Record& r);
+    [[nodiscard]] TaskInfo info_of(TaskId id, const detail::Record& r) const;
 
     TaskId put(detail::TaskBase* task, const TaskOptions& options);
     bool cancel(TaskId id);

@@ -3,6 +3,7 @@
 #include <array>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -27,7 +28,9 @@ Stripe& stripe_of(const void* p) noexcept {
 
 }  // namespace
 
-TaskBase::~TaskBase() = default;
+TaskBase::~TaskBase() {
+    if (has_error_) std::destroy_at(&error_);
+}
 
 void TaskBase::mark_done() noexcept {
     auto previous = state_.fetch_or(done_bit, std::memory_order_acq_rel);

@@ -1,6 +1,7 @@
 #include "task_table.hpp"
 
 #include <algorithm>
+#include <new>
 
 #include <atasker/error.hpp>
 
@@ -17,10 +18,13 @@ TaskId TaskTable::insert(Record*& record) {
     std::uint32_t index = free_head_;
     if (index != no_slot) {
         free_head_ = at(index).next_free;
+        at(index).queued = 0;
     } else {
         if (size_ == no_slot) throw Error("task table is full (2^32 live records); let tasks finish first");
-        if ((size_ & (chunk_size - 1)) == 0) chunks_.push_back(std::make_unique<Record[]>(chunk_size));
+        if ((size_ & (chunk_size - 1)) == 0)
+            chunks_.emplace_back(static_cast<Record*>(::operator new(chunk_size * sizeof(Record))));
         index = size_++;
+        new (&at(index)) Record;
     }
     Record& r = at(index);
     ++r.generation;  // even -> odd: in use
@@ -41,10 +45,16 @@ const Record* TaskTable::find(TaskId id) const noexcept { return const_cast<Task
 
 void TaskTable::release(std::uint32_t index) noexcept {
     Record& r = at(index);
-    r.name.reset();
-    r.error.reset();
+    if (r.extra != 0) {
+        Extra& e = extras_[r.extra - 1];
+        e.name.clear();
+        e.error.reset();
+        free_extras_.push_back(r.extra - 1);
+        r.extra = 0;
+    }
+    r.status = TaskStatus::queued;
     r.task = nullptr;
-    r.started = r.completed = 0;
+    r.started = 0;
     r.progress.store(0.0F, std::memory_order_relaxed);
     ++r.generation;  // odd -> even: free
     --in_use_;
@@ -98,19 +108,49 @@ void TaskTable::set_retention(const RetentionLimits& limits, WallNanos now) {
     expire(now);
 }
 
-TaskInfo TaskTable::snapshot(TaskId id, const Record& r) {
+TaskTable::Extra& TaskTable::extra_of(Record& r) {
+    if (r.extra == 0) {
+        if (free_extras_.empty()) {
+            extras_.emplace_back();
+            r.extra = static_cast<std::uint32_t>(extras_.size());
+        } else {
+            r.extra = free_extras_.back() + 1;
+            free_extras_.pop_back();
+        }
+    }
+    return extras_[r.extra - 1];
+}
+
+void TaskTable::set_name(Record& r, std::string name) {
+    if (!name.empty()) extra_of(r).name = std::move(name);
+}
+
+void TaskTable::set_error(Record& r, std::string error) { extra_of(r).error = std::move(error); }
+
+const std::string& TaskTable::name(const Record& r) const noexcept {
+    static const std::string unnamed;
+    return r.extra != 0 ? extras_[r.extra - 1].name : unnamed;
+}
+
+const std::string* TaskTable::error(const Record& r) const noexcept {
+    if (r.extra == 0) return nullptr;
+    const auto& e = extras_[r.extra - 1].error;
+    return e ? &*e : nullptr;
+}
+
+TaskInfo TaskTable::snapshot(TaskId id, const Record& r) const {
     auto to_time = [](WallNanos ns) { return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::nanoseconds(ns))); };
     TaskInfo info;
     info.id = id;
-    if (r.name) info.name = r.name.get();
+    info.name = name(r);
     info.type = r.type;
     info.priority = priority_of_rank(r.rank);
     info.status = r.status;
     info.time_queued = to_time(r.queued);
     if (r.started != 0) info.time_started = to_time(r.started);
-    if (r.completed != 0) info.time_completed = to_time(r.completed);
+    if (r.completed_at() != 0) info.time_completed = to_time(r.completed_at());
     info.progress = r.progress.load(std::memory_order_relaxed);
-    if (r.error) info.error = *r.error;
+    if (const std::string* e = error(r)) info.error = *e;
     return info;
 }
 

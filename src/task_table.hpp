@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <atasker/detail/task_base.hpp>
@@ -23,24 +24,30 @@ namespace atasker::detail {
 using WallNanos = std::int64_t;
 [[nodiscard]] WallNanos wall_now() noexcept;
 
-/// One task's record: 64 bytes, one cache line.
+/// One task's record: 40 bytes. A name and an error, which most tasks lack,
+/// live in the table's side storage (see TaskTable::name and error).
 struct Record {
     std::uint32_t generation = 0;  // even: free; odd: in use
     TaskType type = TaskType::thread;
     std::uint8_t rank = 2;  // priority_rank() of the task's priority
     TaskStatus status = TaskStatus::queued;
     std::atomic<float> progress{0.0F};
-    std::uint32_t next_free = 0;  // while free: the next free slot
-    WallNanos queued = 0;
+    std::uint32_t extra = 0;  // 1 + index of the name and error in side storage; 0: none
+    union {
+        WallNanos queued = 0;
+        std::uint32_t next_free;  // while free: the next free slot
+    };
     WallNanos started = 0;
-    WallNanos completed = 0;
-    std::unique_ptr<char[]> name;          // null when unnamed
-    std::unique_ptr<std::string> error;    // null unless failed or canceled
-    TaskBase* task = nullptr;              // the supervisor's reference while unfinished
+    union {
+        TaskBase* task = nullptr;  // until the task finishes: the supervisor's reference
+        WallNanos completed;       // once it has finished (its status says which)
+    };
 
     [[nodiscard]] bool in_use() const noexcept { return (generation & 1U) != 0; }
+    [[nodiscard]] TaskBase* live_task() const noexcept { return is_finished(status) ? nullptr : task; }
+    [[nodiscard]] WallNanos completed_at() const noexcept { return is_finished(status) ? completed : 0; }
 };
-static_assert(sizeof(Record) <= 64, "a task record should fit one cache line");
+static_assert(sizeof(Record) == 40, "a task record is 40 bytes: the memory target per queued task is 96");
 
 struct RetentionLimits {
     std::size_t max_finished = 10000;
@@ -62,7 +69,14 @@ public:
     void expire(WallNanos now);
     void set_retention(const RetentionLimits& limits, WallNanos now);
 
-    [[nodiscard]] static TaskInfo snapshot(TaskId id, const Record& r);
+    /// A task's name ("" when unnamed) and error (null when none), kept
+    /// beside the records.
+    void set_name(Record& r, std::string name);
+    void set_error(Record& r, std::string error);
+    [[nodiscard]] const std::string& name(const Record& r) const noexcept;
+    [[nodiscard]] const std::string* error(const Record& r) const noexcept;
+
+    [[nodiscard]] TaskInfo snapshot(TaskId id, const Record& r) const;
     /// Calls fn(id, record) for every record in use.
     template <class F>
     void for_each(F&& fn) const {
@@ -85,14 +99,29 @@ private:
     [[nodiscard]] const Record& at(std::uint32_t i) const noexcept {
         return chunks_[i >> chunk_bits][i & (chunk_size - 1)];
     }
+    struct Extra {
+        std::string name;
+        std::optional<std::string> error;
+    };
     void release(std::uint32_t index) noexcept;
+    /// The record's side storage, taken on first use.
+    [[nodiscard]] Extra& extra_of(Record& r);
     /// Forgets the oldest kept record.
     void drop_oldest() noexcept;
 
-    std::vector<std::unique_ptr<Record[]>> chunks_;
+    // Chunks are raw memory; a record is constructed when its slot is first
+    // used, so a chunk's untouched pages cost no resident memory.
+    struct FreeChunk {
+        void operator()(Record* p) const noexcept { ::operator delete(p); }
+    };
+    static_assert(std::is_trivially_destructible_v<Record>);
+    std::vector<std::unique_ptr<Record[], FreeChunk>> chunks_;
     std::uint32_t size_ = 0;
     std::uint32_t free_head_ = no_slot;
     std::size_t in_use_ = 0;
+
+    std::vector<Extra> extras_;
+    std::vector<std::uint32_t> free_extras_;
 
     RetentionLimits limits_;
     // Finished records in completion order: a ring that grows up to

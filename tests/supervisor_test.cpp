@@ -227,6 +227,47 @@ TEST_CASE("supervisor: retention 0 forgets at completion and ids are never reuse
     sup.stop();
 }
 
+TEST_CASE("supervisor: a reused record carries no name or error from the task before it" * doctest::timeout(30)) {
+    // Names and errors live beside the records; a forgotten record's must go
+    // with it, whatever task takes its slot next.
+    at::TaskSupervisor sup;
+    sup.set_retention({.max_finished = 1});
+    sup.start();
+    auto failed = at::background_task([]() -> int { throw std::runtime_error("boom"); },
+                                      {.name = "a task that fails", .supervisor = &sup})();
+    CHECK_THROWS_WITH(failed.get(), "boom");
+    auto info = sup.get_task_info(failed.id());
+    REQUIRE(info);
+    CHECK(info->name == "a task that fails");
+    CHECK(info->error == "boom");
+    CHECK(info->status == at::TaskStatus::failed);
+
+    auto named = at::background_task([] {}, {.name = "b", .supervisor = &sup})();
+    named.get();
+    CHECK_FALSE(sup.get_task_info(failed.id()));  // forgotten: one finished record is kept
+    info = sup.get_task_info(named.id());
+    REQUIRE(info);
+    CHECK(info->name == "b");
+    CHECK(info->error.empty());
+
+    // An unnamed task that fails takes the side storage the first one freed.
+    auto unnamed = at::background_task([]() -> int { throw std::runtime_error("second"); }, {.supervisor = &sup})();
+    CHECK_THROWS_WITH(unnamed.get(), "second");
+    info = sup.get_task_info(unnamed.id());
+    REQUIRE(info);
+    CHECK(info->name.empty());
+    CHECK(info->error == "second");
+
+    auto plain = at::background_task([] {}, {.supervisor = &sup})();
+    plain.get();
+    info = sup.get_task_info(plain.id());
+    REQUIRE(info);
+    CHECK(info->name.empty());
+    CHECK(info->error.empty());
+    CHECK(info->status == at::TaskStatus::completed);
+    sup.stop();
+}
+
 TEST_CASE("supervisor: records kept for a bounded age") {
     at::TaskSupervisor sup;
     sup.set_retention({.max_finished = 100, .max_age = 1ns});

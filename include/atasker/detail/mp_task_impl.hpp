@@ -49,7 +49,7 @@ public:
                               .running_slot = &slot_};
             run_mp_call(call, progress);
         } catch (...) {
-            this->error_ = std::current_exception();
+            this->set_error(std::current_exception());
         }
     }
     bool request_stop() noexcept override { return cancel_mp_call(slot_.load(std::memory_order_acquire), this->id); }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <memory>
 
 #include <atasker/export.hpp>
 #include <atasker/priority.hpp>
@@ -17,10 +18,14 @@ namespace atasker::detail {
 
 class ATASKER_API TaskBase {
 public:
-    TaskBase() noexcept = default;
+    TaskBase() noexcept : next(nullptr) {}
     TaskBase(const TaskBase&) = delete;
     TaskBase& operator=(const TaskBase&) = delete;
     virtual ~TaskBase();
+    /// Tasks are allocated on one thread and freed on another, millions a
+    /// second: they come from a scalable allocator (src/task_memory.cpp).
+    static void* operator new(std::size_t size);
+    static void operator delete(void* p) noexcept;
 
     /// Runs the function on this thread and stores its result or exception.
     virtual void run(const Progress& progress) noexcept = 0;
@@ -40,9 +45,16 @@ public:
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
 
-    /// Stores `error` as the outcome (used for cancellation and lost workers).
-    void set_error(std::exception_ptr error) noexcept { error_ = std::move(error); }
-    [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+    /// Stores `error` as the outcome. Never while the task is queued.
+    void set_error(std::exception_ptr error) noexcept {
+        if (has_error_) {
+            error_ = std::move(error);
+        } else {
+            std::construct_at(&error_, std::move(error));
+            has_error_ = true;
+        }
+    }
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return has_error_ ? error_ : no_error_; }
 
     /// Marks the outcome visible to waiters and wakes them. Called once.
     void mark_done() noexcept;
@@ -53,14 +65,17 @@ public:
 
     [[nodiscard]] Priority priority() const noexcept { return priority_of_rank(rank); }
 
-    // Laid out to keep a task's header at 40 bytes.
-    TaskBase* next = nullptr;  ///< queue link, owned by the admission queue
+    // Laid out to keep a task's header at 32 bytes. One word has two lives:
+    // the queue link while the task waits in an admission queue, then its
+    // error (see set_error); a task with an outcome is never queued again.
+    union {
+        TaskBase* next;  ///< queue link, owned by the admission queue
+        std::exception_ptr error_;  ///< constructed by set_error() only
+    };
     TaskId id = 0;
 
-protected:
-    std::exception_ptr error_;
-
 private:
+    static inline const std::exception_ptr no_error_{};
     static constexpr std::uint8_t done_bit = 1;
     static constexpr std::uint8_t waiters_bit = 2;
     std::atomic<std::uint32_t> refs_{1};
@@ -69,7 +84,11 @@ private:
 public:
     std::uint8_t rank = 2;              ///< priority_rank() of the task's priority
     TaskType type = TaskType::thread;
+
+private:
+    bool has_error_ = false;
 };
+static_assert(sizeof(TaskBase) == 32 || sizeof(void*) != 8, "a task's header is 32 bytes on 64-bit targets");
 
 /// Owns one reference; the smart pointer used by handles and the supervisor.
 class TaskRef {

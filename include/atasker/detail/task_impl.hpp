@@ -76,7 +76,7 @@ public:
                 this->value.emplace(call(progress));
             }
         } catch (...) {
-            this->error_ = std::current_exception();
+            this->set_error(std::current_exception());
         }
     }
 
