@@ -2,6 +2,8 @@
 // the pools up; memory per task queued behind a blocked pool of 1; memory
 // per fiber waiting on a boost::fibers::future.
 #include <array>
+#include <cstdio>
+#include <stdexcept>
 #include <functional>
 #include <string_view>
 #include <latch>
@@ -68,6 +70,20 @@ std::array<double, 2> queued_task_bytes(std::size_t n) {
     done.wait();
     const double dn = static_cast<double>(n);
     return {(h1 - h0) / dn, (r1 - r0) / dn};
+}
+
+// The same, in a fresh copy of this runner: pooled allocators (oneTBB's, which
+// also holds atasker-cpp's tasks) would otherwise hand out memory an earlier
+// round touched, and the RSS delta would miss it.
+std::array<double, 2> queued_task_bytes_in_child(const std::string& pool, std::size_t n) {
+    std::string why;
+    const auto text =
+        run_captured({"/proc/self/exe", "--memory-child", pool, "--memory-items", std::to_string(n)}, why);
+    if (!text) throw std::runtime_error("memory child: " + why);
+    std::array<double, 2> out{};
+    if (std::sscanf(text->c_str(), "%lf %lf", &out[0], &out[1]) != 2)
+        throw std::runtime_error("memory child printed no figures: " + *text);
+    return out;
 }
 
 // Bytes per fiber (stack, context, promise/future shared state) while n
@@ -169,19 +185,16 @@ void queued_section(const Config& cfg, Report& report) {
     Section& s = report.section("idle", fmt::format("6b. Memory per queued task: {} empty tasks behind a blocked "
                                                     "pool of 1",
                                                     n));
-    s.note("heap: mallinfo2 in-use delta (misses oneTBB's own allocator); RSS: /proc/self/statm delta after "
-           "malloc_trim");
+    s.note("each round in a fresh process; RSS: /proc/self/statm delta; heap: mallinfo2 in-use delta, which "
+           "misses oneTBB's scalable allocator (oneTBB's tasks, and atasker-cpp's task objects)");
     const std::string group = fmt::format("{} queued", n);
     RowSet rows;
     std::vector<Measure> measures;
     for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool ours) {
         rows.at(group, Pool::name, "heap", "B/task", Better::lower, ours);
         rows.at(group, Pool::name, "RSS", "B/task", Better::lower, ours);
-        if (std::string_view(Pool::name).starts_with("oneTBB"))
-            rows.at(group, Pool::name, "RSS", "B/task", Better::lower, ours).note =
-                "tbbmalloc: pooled memory, invisible to mallinfo2 and reused across rounds";
         measures.push_back([group, n, ours](RowSet& rs) {
-            const auto r = queued_task_bytes<Pool>(n);
+            const auto r = queued_task_bytes_in_child(Pool::name, n);
             rs.at(group, Pool::name, "heap", "B/task", Better::lower, ours).samples.push_back(r[0]);
             rs.at(group, Pool::name, "RSS", "B/task", Better::lower, ours).samples.push_back(r[1]);
         });
@@ -233,6 +246,18 @@ void fiber_section(const Config& cfg, Report& report) {
 }
 
 }  // namespace
+
+int queued_memory_child(const std::string& pool, std::size_t n) {
+    bool found = false;
+    for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool) {
+        if (found || pool != Pool::name) return;
+        found = true;
+        const auto r = queued_task_bytes<Pool>(n);
+        fmt::print("{} {}\n", r[0], r[1]);
+    });
+    if (!found) fmt::print(stderr, "atasker-bench: --memory-child: no pool named '{}'\n", pool);
+    return found ? 0 : 2;
+}
 
 void run_idle_and_memory(const Config& cfg, Report& report) {
     idle_section(cfg, report);

@@ -65,9 +65,20 @@ int main(int argc, char** argv) {
         ("plot", po::value<std::string>(&plot_path)->default_value("bench-results.svg"),
          "write an SVG plot here (needs /usr/bin/gnuplot)");
 
+    // Not shown in --help: the scenarios start the runner again with these to
+    // measure in a fresh process (see queued_memory_child).
+    std::string memory_child;
+    std::size_t memory_items = 0;
+    po::options_description hidden;
+    hidden.add_options()                                                   //
+        ("memory-child", po::value<std::string>(&memory_child))            //
+        ("memory-items", po::value<std::size_t>(&memory_items));
+    po::options_description all;
+    all.add(desc).add(hidden);
+
     po::variables_map vm;
     try {
-        po::store(po::parse_command_line(argc, argv, desc), vm);
+        po::store(po::parse_command_line(argc, argv, all), vm);
         po::notify(vm);
     } catch (const po::error& e) {
         std::cerr << "atasker-bench: " << e.what() << "\n\n" << desc << '\n';
@@ -77,6 +88,7 @@ int main(int argc, char** argv) {
         std::cout << desc << '\n';
         return 0;
     }
+    if (!memory_child.empty()) return queued_memory_child(memory_child, memory_items);
     cfg.tasks = vm.count("tasks") ? tasks : (cfg.full ? 1'000'000 : 200'000);
     if (cfg.tasks < 100 || cfg.rounds < 1) {
         std::cerr << "atasker-bench: --tasks must be at least 100 and --rounds at least 1\n";

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <tbb/scalable_allocator.h>
 
 extern char** environ;
 
@@ -108,7 +109,11 @@ std::size_t heap_bytes() {
     return mi.uordblks + mi.hblkhd;
 }
 
-void trim_heap() { malloc_trim(0); }
+void trim_heap() {
+    malloc_trim(0);
+    // oneTBB's scalable allocator holds atasker-cpp's tasks and oneTBB's own.
+    (void)scalable_allocation_command(TBBMALLOC_CLEAN_ALL_BUFFERS, nullptr);
+}
 
 bool pin_process_tree(const std::vector<int>& cpus) {
     cpu_set_t set;
@@ -169,25 +174,32 @@ std::optional<std::string> run_python_peers(const std::vector<std::string>& args
     }
     std::vector<std::string> all{python, script};
     all.insert(all.end(), args.begin(), args.end());
+    auto text = run_captured(all, why);
+    if (!text) why += "; Python peers skipped";
+    return text;
+}
+
+std::optional<std::string> run_captured(std::vector<std::string> argv_strings, std::string& why) {
     std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
+    for (auto& a : argv_strings) argv.push_back(a.data());
     argv.push_back(nullptr);
+    const std::string& exe = argv_strings.at(0);
 
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) {
-        why = fmt::format("cannot create a pipe for python3: errno {}", errno);
+        why = fmt::format("cannot create a pipe for {}: errno {}", exe, errno);
         return std::nullopt;
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, python.c_str(), &fa, nullptr, argv.data(), environ);
+    const int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
     if (rc != 0) {
         close(out[0]);
-        why = fmt::format("cannot start python3: error {}", rc);
+        why = fmt::format("cannot start {}: error {}", exe, rc);
         return std::nullopt;
     }
     std::string text;
@@ -202,8 +214,7 @@ std::optional<std::string> run_python_peers(const std::vector<std::string>& args
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        why = fmt::format("python_peers.py {} failed (status {}); Python peers skipped", args.empty() ? "" : args[0],
-                          status);
+        why = fmt::format("{} {} failed (status {})", exe, argv_strings.size() > 1 ? argv_strings[1] : "", status);
         return std::nullopt;
     }
     return text;

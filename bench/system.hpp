@@ -38,7 +38,8 @@ using Clock = std::chrono::steady_clock;
 [[nodiscard]] std::size_t rss_bytes();
 /// Bytes allocated through malloc and not yet freed (mallinfo2).
 [[nodiscard]] std::size_t heap_bytes();
-/// Hands free heap memory back to the OS, so RSS deltas start from a clean floor.
+/// Hands free heap memory (glibc's and oneTBB's scalable allocator's) back to
+/// the OS, so RSS deltas start from a clean floor.
 void trim_heap();
 
 /// Restricts every thread of this process and of its descendants to `cpus`
@@ -49,5 +50,9 @@ bool pin_process_tree(const std::vector<int>& cpus);
 /// printed on stdout, or nothing (with `why` set) when python3 or the script
 /// is missing or the script failed.
 [[nodiscard]] std::optional<std::string> run_python_peers(const std::vector<std::string>& args, std::string& why);
+
+/// Runs argv[0] (a path) with `argv` and returns what it printed on stdout,
+/// or nothing (with `why` set) when it could not start or did not exit 0.
+[[nodiscard]] std::optional<std::string> run_captured(std::vector<std::string> argv, std::string& why);
 
 }  // namespace atasker_bench
