@@ -7,6 +7,7 @@
 #include <atasker/init.hpp>
 #include <atasker/log.hpp>
 
+#include "put_lock.hpp"
 #include "supervisor_impl.hpp"
 
 namespace atasker {
@@ -72,7 +73,8 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     if (o.delay.count() < 0) throw Error("a task's delay must not be negative; pass 0 to queue it at once");
     std::string name = o.name;  // copied before the lock is taken
     const WallNanos now = wall_now();
-    std::unique_lock lock(mutex);
+    detail::PutLock put_lock(mutex, puts_in_flight);
+    auto& lock = put_lock.lock();
     if (!active)
         throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
                                  : "task supervisor is not started; call start() before putting tasks");

@@ -3,6 +3,7 @@
 // the pools' bookkeeping. Work starts because something happened (put,
 // completion, resize, timer); nothing polls.
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -71,6 +72,7 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     void on_wait_timeout(TaskId id, bool critical) noexcept;
 
     mutable std::mutex mutex;
+    std::atomic<int> puts_in_flight{0};  // see PutLock
     std::condition_variable state_cv;  // active changes, drained during stop
     detail::TaskTable table;
     detail::Admission thread_admission{true};
