@@ -111,6 +111,8 @@ void TaskTable::set_retention(const RetentionLimits& limits, WallNanos now) {
 TaskTable::Extra& TaskTable::extra_of(Record& r) {
     if (r.extra == 0) {
         if (free_extras_.empty()) {
+            // release() is noexcept: its push_back must never reallocate.
+            free_extras_.reserve(extras_.size() + 1);
             extras_.emplace_back();
             r.extra = static_cast<std::uint32_t>(extras_.size());
         } else {
