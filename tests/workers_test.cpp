@@ -163,36 +163,18 @@ TEST_CASE("workers: starting on a stopped supervisor throws") {
     CHECK_FALSE(worker.is_active());
 }
 
-TEST_CASE("workers: skip drops the ticks a slow run missed and resumes on the next planned tick" *
-          doctest::timeout(30)) {
-    at::TaskSupervisor sup;
-    sup.start();
-    Recorder<Clock::time_point> times;
-    std::latch done{3};
-    auto worker = at::background_worker(
-        [&] {
-            times.add(Clock::now());
-            if (times.values().size() == 1) std::this_thread::sleep_for(35ms);  // overruns ticks 10, 20, 30
-            done.count_down();
-            return times.values().size() < 3;
-        },
-        {.interval = 10ms, .overrun = at::Overrun::skip, .supervisor = &sup});
-    const auto t0 = Clock::now();
-    worker.start();
-    done.wait();
-    worker.stop();
-    const auto t = times.values();
-    const auto info = worker.info();
-    CHECK(info.skipped_ticks >= 3);
-    CHECK(info.late_runs == 0);
-    REQUIRE(t.size() == 3);
-    CHECK(t[1] - t0 >= 40ms);  // the next planned tick after the slow run
-    CHECK(t[2] - t0 >= 50ms);
-    sup.stop();
-}
+namespace {
 
-TEST_CASE("workers: run_late_once runs one late run right after a slow run, then keeps the plan" *
-          doctest::timeout(30)) {
+// An interval worker of 10 ms whose first run is slow on purpose (35 ms, the
+// overrun under test), stopped after three runs.
+struct OverrunRuns {
+    Clock::time_point t0;          // when the worker started
+    Clock::time_point slow_end;    // when the slow first run ended
+    std::vector<Clock::time_point> starts;
+    at::WorkerInfo info;
+};
+
+OverrunRuns run_with_a_slow_first_run(at::Overrun overrun) {
     at::TaskSupervisor sup;
     sup.start();
     Recorder<Clock::time_point> times;
@@ -202,25 +184,45 @@ TEST_CASE("workers: run_late_once runs one late run right after a slow run, then
         [&] {
             times.add(Clock::now());
             if (times.values().size() == 1) {
-                std::this_thread::sleep_for(35ms);
+                std::this_thread::sleep_for(35ms);  // the slow run (the behaviour under test): overruns ticks 10, 20, 30
                 slow_end.set_value(Clock::now());
             }
             done.count_down();
             return times.values().size() < 3;
         },
-        {.interval = 10ms, .overrun = at::Overrun::run_late_once, .supervisor = &sup});
-    const auto t0 = Clock::now();
+        {.interval = 10ms, .overrun = overrun, .supervisor = &sup});
+    OverrunRuns out;
+    out.t0 = Clock::now();
     worker.start();
     done.wait();
     worker.stop();
-    const auto t = times.values();
-    const auto info = worker.info();
-    CHECK(info.late_runs >= 1);
-    CHECK(info.skipped_ticks >= 2);  // ticks 10 and 20; tick 30 ran late
-    REQUIRE(t.size() == 3);
-    CHECK(t[1] >= slow_end.get_future().get());
-    CHECK(t[2] - t0 >= 40ms);  // back on the plan
+    out.starts = times.values();
+    out.info = worker.info();
+    out.slow_end = slow_end.get_future().get();
     sup.stop();
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("workers: skip drops the ticks a slow run missed and resumes on the next planned tick" *
+          doctest::timeout(30)) {
+    const auto r = run_with_a_slow_first_run(at::Overrun::skip);
+    CHECK(r.info.skipped_ticks >= 3);
+    CHECK(r.info.late_runs == 0);
+    REQUIRE(r.starts.size() == 3);
+    CHECK(r.starts[1] - r.t0 >= 40ms);  // the next planned tick after the slow run
+    CHECK(r.starts[2] - r.t0 >= 50ms);
+}
+
+TEST_CASE("workers: run_late_once runs one late run right after a slow run, then keeps the plan" *
+          doctest::timeout(30)) {
+    const auto r = run_with_a_slow_first_run(at::Overrun::run_late_once);
+    CHECK(r.info.late_runs >= 1);
+    CHECK(r.info.skipped_ticks >= 2);  // ticks 10 and 20; tick 30 ran late
+    REQUIRE(r.starts.size() == 3);
+    CHECK(r.starts[1] >= r.slow_end);
+    CHECK(r.starts[2] - r.t0 >= 40ms);  // back on the plan
 }
 
 TEST_CASE("workers: a queue worker processes items from one thread in order" * doctest::timeout(30)) {
