@@ -6,7 +6,7 @@
 #   bash scripts/run-tests.sh                 # everything
 #   bash scripts/run-tests.sh --suite packaging   # extra args go to `meson test`
 #
-# ATASKER_WERROR=1 builds with -Dwerror=true (CI sets it); ATASKER_WERROR=0
+# ATASKER_WERROR=1 builds with -Dwerror=true; ATASKER_WERROR=0
 # turns it off again; unset leaves an existing build/ as it is.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
