@@ -180,6 +180,19 @@ void idle_section(const Config& cfg, Report& report) {
     report.print_section(s);
 }
 
+// One peer's two memory rows (heap, RSS, in `unit`) and the measure that
+// fills them with one sample each per round.
+void add_memory_rows(RowSet& rows, std::vector<Measure>& measures, const std::string& group, std::string peer,
+                     const char* unit, bool ours, std::function<std::array<double, 2>()> measure) {
+    rows.at(group, peer, "heap", unit, Better::lower, ours);
+    rows.at(group, peer, "RSS", unit, Better::lower, ours);
+    measures.push_back([group, peer = std::move(peer), unit, ours, measure = std::move(measure)](RowSet& rs) {
+        const auto r = measure();
+        rs.at(group, peer, "heap", unit, Better::lower, ours).samples.push_back(r[0]);
+        rs.at(group, peer, "RSS", unit, Better::lower, ours).samples.push_back(r[1]);
+    });
+}
+
 void queued_section(const Config& cfg, Report& report) {
     const std::size_t n = cfg.memory_items();
     Section& s = report.section("idle", fmt::format("6b. Memory per queued task: {} empty tasks behind a blocked "
@@ -191,13 +204,8 @@ void queued_section(const Config& cfg, Report& report) {
     RowSet rows;
     std::vector<Measure> measures;
     for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool ours) {
-        rows.at(group, Pool::name, "heap", "B/task", Better::lower, ours);
-        rows.at(group, Pool::name, "RSS", "B/task", Better::lower, ours);
-        measures.push_back([group, n, ours](RowSet& rs) {
-            const auto r = queued_task_bytes_in_child(Pool::name, n);
-            rs.at(group, Pool::name, "heap", "B/task", Better::lower, ours).samples.push_back(r[0]);
-            rs.at(group, Pool::name, "RSS", "B/task", Better::lower, ours).samples.push_back(r[1]);
-        });
+        add_memory_rows(rows, measures, group, Pool::name, "B/task", ours,
+                        [n] { return queued_task_bytes_in_child(Pool::name, n); });
     });
     run_rounds(cfg.slow_rounds(), measures, rows);
     note_missing_pools(s, group.c_str());
@@ -216,15 +224,8 @@ void fiber_section(const Config& cfg, Report& report) {
     const std::string group = fmt::format("{} fibers", n);
     RowSet rows;
     std::vector<Measure> measures;
-    // One peer's two rows (heap, RSS) and the measure that fills them.
     auto add_measure = [&](std::string peer, bool ours, std::function<std::array<double, 2>()> measure) {
-        rows.at(group, peer, "heap", "B/fiber", Better::lower, ours);
-        rows.at(group, peer, "RSS", "B/fiber", Better::lower, ours);
-        measures.push_back([group, peer, ours, measure = std::move(measure)](RowSet& rs) {
-            const auto r = measure();
-            rs.at(group, peer, "heap", "B/fiber", Better::lower, ours).samples.push_back(r[0]);
-            rs.at(group, peer, "RSS", "B/fiber", Better::lower, ours).samples.push_back(r[1]);
-        });
+        add_memory_rows(rows, measures, group, std::move(peer), "B/fiber", ours, std::move(measure));
     };
     auto add = [&](std::string peer, auto make_alloc) {
         add_measure(std::move(peer), false, [n, make_alloc] { return waiting_fiber_bytes(n, make_alloc()); });
