@@ -6,6 +6,7 @@
 
 #include <atasker/log.hpp>
 
+#include "futex.hpp"
 #include "task_outcome.hpp"
 #include "task_table.hpp"
 
@@ -20,13 +21,38 @@ void ThreadPool::configure(const PoolOptions& options) {
     options_ = options;
     while (count_ < options_.min_size) spawn();
     // Threads above a lowered capacity retire as they go idle.
-    if (idle_ > signals_) cv_.notify_all();
+    wake_all_idle();
+}
+
+void ThreadPool::notify(const Unsent& unsent) noexcept {
+    notify_sleepers(unsent);
+    if (!unsent.error.empty()) log_message(LogLevel::error, unsent.error);
+}
+
+void ThreadPool::notify_sleepers(const Unsent& unsent) noexcept {
+    for (std::size_t i = 0; i < unsent.count; ++i) futex_wake(unsent.sleepers[i]->word);
+}
+
+void ThreadPool::wake_all_idle() noexcept {
+    for (Sleeper* s = idle_list_; s != nullptr; s = s->next) {
+        s->word.store(1, std::memory_order_relaxed);
+        futex_wake(s->word);
+    }
 }
 
 void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
-    for (; startable > 0 && idle_ > signals_; --startable) {
+    for (; startable > 0 && idle_list_ != nullptr; --startable) {
+        Sleeper* s = idle_list_;
+        idle_list_ = s->next;
+        --idle_;
+        s->signaled = true;
         ++signals_;
-        ++unsent_;
+        s->word.store(1, std::memory_order_relaxed);
+        if (unsent_.count < Unsent::capacity) {
+            unsent_.sleepers[unsent_.count++] = s;
+        } else {
+            futex_wake(s->word);
+        }
     }
     const std::size_t cap = options_.capacity();
     const std::size_t critical_cap = cap > SIZE_MAX - critical_extra_ ? SIZE_MAX : cap + critical_extra_;
@@ -44,13 +70,18 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
 }
 
 void ThreadPool::spawn() {
+    // Made here, where a failure is reported, not in the new thread.
+    Sleeper* me = spare_sleepers_ != nullptr ? spare_sleepers_ : &sleepers_.emplace_back();
+    if (me == spare_sleepers_) spare_sleepers_ = me->next;
     ++count_;
     ++starting_;
     threads_.emplace_front();
     auto self = threads_.begin();
     try {
-        *self = std::thread([this, self] { main(self); });
+        *self = std::thread([this, self, me] { main(self, *me); });
     } catch (...) {
+        me->next = spare_sleepers_;
+        spare_sleepers_ = me;
         threads_.erase(self);
         --count_;
         --starting_;
@@ -69,7 +100,7 @@ std::size_t ThreadPool::idle_limit() const noexcept {
 
 void ThreadPool::begin_stop() {
     stopping_ = true;
-    cv_.notify_all();
+    wake_all_idle();
 }
 
 void ThreadPool::join(std::unique_lock<std::mutex>& lock, bool all) {
@@ -81,7 +112,7 @@ void ThreadPool::join(std::unique_lock<std::mutex>& lock, bool all) {
     lock.lock();
 }
 
-void ThreadPool::main(std::list<std::thread>::iterator self) {
+void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
     host_.thread_started(type_);
     std::unique_lock lock(mutex_);
     --starting_;
@@ -94,25 +125,14 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
             continue;
         }
         if (stopping_ || count_ > idle_limit()) break;
-        ++idle_;
-        const bool may_retire = count_ > options_.min_size;
-        const auto woken = [this] { return signals_ > 0 || stopping_ || count_ > idle_limit(); };
-        bool signaled = true;
-        if (may_retire) {
-            signaled = cv_.wait_for(lock, options_.idle_timeout, woken);
-        } else {
-            cv_.wait(lock, woken);
-        }
-        --idle_;
-        if (signals_ > 0) {
-            --signals_;
-            continue;
-        }
-        if (!signaled && count_ > options_.min_size) {
+        const Woken how = sleep(me, lock);
+        if (how == Woken::timed_out && count_ > options_.min_size) {
             retired = true;  // idle too long
             break;
         }
     }
+    me.next = spare_sleepers_;
+    spare_sleepers_ = &me;
     // No longer a pool thread from here on: a resize or a put must not count
     // on it while it says goodbye (a process pool thread ends its worker).
     --count_;
@@ -128,6 +148,45 @@ void ThreadPool::main(std::list<std::thread>::iterator self) {
     --exiting_;
     exited_threads_.splice(exited_threads_.end(), threads_, self);
     exited_.notify_all();
+}
+
+ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<std::mutex>& lock) {
+    me.signaled = false;
+    me.word.store(0, std::memory_order_relaxed);
+    me.next = idle_list_;
+    idle_list_ = &me;
+    ++idle_;
+    const bool may_retire = count_ > options_.min_size;
+    const auto deadline = std::chrono::steady_clock::now() + options_.idle_timeout;
+    Woken how = Woken::changed;
+    for (;;) {
+        lock.unlock();
+        if (may_retire) {
+            const std::chrono::nanoseconds left = deadline - std::chrono::steady_clock::now();
+            futex_wait(me.word, 0, &left);
+        } else {
+            futex_wait(me.word, 0);
+        }
+        lock.lock();
+        if (me.signaled) {  // wake() took it off the idle list
+            --signals_;
+            return Woken::signaled;
+        }
+        if (stopping_ || count_ > idle_limit()) break;
+        if (may_retire && std::chrono::steady_clock::now() >= deadline) {
+            how = Woken::timed_out;
+            break;
+        }
+        me.word.store(0, std::memory_order_relaxed);  // a change that does not concern it, or spurious
+    }
+    for (Sleeper** p = &idle_list_; *p != nullptr; p = &(*p)->next) {
+        if (*p == &me) {
+            *p = me.next;
+            break;
+        }
+    }
+    --idle_;
+    return how;
 }
 
 void ThreadPool::run_chain(Host::Taken taken) {

@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <array>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <string>
@@ -62,19 +64,33 @@ public:
     /// critical_extra. A thread that cannot be started is logged, and its
     /// task waits for a free thread.
     void wake(std::size_t startable, bool critical_waiting) noexcept;
+    /// Where an idle thread sleeps: a futex word of its own (see futex.hpp).
+    /// Kept until the pool is destroyed, so a wake-up sent after unlocking
+    /// never touches freed memory.
+    struct Sleeper {
+        std::atomic<std::uint32_t> word{0};  ///< set to 1 to wake it
+        bool signaled = false;               ///< woken for a task (counted in signals_)
+        Sleeper* next = nullptr;             ///< in the idle list, or the spare list
+    };
     /// Wake-ups wake() decided on but has not sent: the caller sends them
     /// with notify() once it has released the supervisor's mutex, so a woken
     /// thread does not block on the mutex at once.
     struct Unsent {
-        std::size_t wakeups = 0;
+        static constexpr std::size_t capacity = 4;  ///< more are sent at once, under the mutex
+        std::array<Sleeper*, capacity> sleepers{};
+        std::size_t count = 0;
         std::string error;  ///< a thread that could not start, to log
     };
-    [[nodiscard]] Unsent take_unsent() noexcept { return {std::exchange(unsent_, 0), std::exchange(unsent_error_, {})}; }
-    /// Without the mutex held.
-    void notify(const Unsent& unsent) noexcept {
-        for (std::size_t n = unsent.wakeups; n > 0; --n) cv_.notify_one();
-        if (!unsent.error.empty()) log_message(LogLevel::error, unsent.error);
+    [[nodiscard]] Unsent take_unsent() noexcept {
+        Unsent out = std::exchange(unsent_, Unsent{});
+        out.error = std::exchange(unsent_error_, {});
+        return out;
     }
+    /// Without the mutex held.
+    void notify(const Unsent& unsent) noexcept;
+    /// With the mutex held: sends the wake-ups decided on now (a failed
+    /// thread start stays for take_unsent to report).
+    void notify_locked() noexcept { notify_sleepers(std::exchange(unsent_, Unsent{})); }
     /// Threads already woken or started that have not yet taken a task.
     [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
     /// Makes idle threads exit once nothing is left to take.
@@ -88,7 +104,7 @@ public:
     [[nodiscard]] std::size_t threads() const noexcept { return count_; }
     /// True once no thread runs, not even one on its way out.
     [[nodiscard]] bool empty() const noexcept { return count_ == 0 && exiting_ == 0; }
-    [[nodiscard]] std::size_t idle() const noexcept { return idle_ - signals_; }
+    [[nodiscard]] std::size_t idle() const noexcept { return idle_; }
     [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
 
     /// How far critical tasks may grow the pool past its capacity: a flood of
@@ -97,9 +113,16 @@ public:
 
 private:
     void spawn();
+    enum class Woken { signaled, changed, timed_out };
+    /// Waits idle on `me` until wake() picks it, the pool changes (stop,
+    /// resize) or, when it may retire, idle_timeout passes.
+    Woken sleep(Sleeper& me, std::unique_lock<std::mutex>& lock);
+    /// Wakes every idle thread to look at a changed pool (stop, resize).
+    void wake_all_idle() noexcept;
+    static void notify_sleepers(const Unsent& unsent) noexcept;
     /// The most threads that may wait idle: capacity, plus a critical standby.
     [[nodiscard]] std::size_t idle_limit() const noexcept;
-    void main(std::list<std::thread>::iterator self);
+    void main(std::list<std::thread>::iterator self, Sleeper& me);
     void run_chain(Host::Taken taken);
 
     std::mutex& mutex_;
@@ -107,14 +130,16 @@ private:
     TaskType type_;
     std::size_t critical_extra_;
     PoolOptions options_;
-    std::condition_variable cv_;       // idle threads wait here
     std::condition_variable exited_;   // join(all) waits here
+    std::deque<Sleeper> sleepers_;     // one per thread that ever ran at once
+    Sleeper* spare_sleepers_ = nullptr;
+    Sleeper* idle_list_ = nullptr;     // idle threads, the most recently idle first
     std::list<std::thread> threads_;
     std::list<std::thread> exited_threads_;
     std::size_t count_ = 0;
-    std::size_t idle_ = 0;      // threads waiting on cv_
-    std::size_t signals_ = 0;   // wake-ups sent but not yet consumed
-    std::size_t unsent_ = 0;    // of those, not yet notified (see take_unsent)
+    std::size_t idle_ = 0;      // threads in idle_list_
+    std::size_t signals_ = 0;   // threads woken for a task that have not yet taken the mutex
+    Unsent unsent_;             // of those, not yet notified (see take_unsent)
     std::string unsent_error_;  // a failed thread start, not yet logged
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
