@@ -25,12 +25,8 @@ void ThreadPool::configure(const PoolOptions& options) {
 }
 
 void ThreadPool::notify(const Unsent& unsent) noexcept {
-    notify_sleepers(unsent);
-    if (!unsent.error.empty()) log_message(LogLevel::error, unsent.error);
-}
-
-void ThreadPool::notify_sleepers(const Unsent& unsent) noexcept {
     for (std::size_t i = 0; i < unsent.count; ++i) futex_wake(unsent.sleepers[i]->word);
+    if (!unsent.error.empty()) log_message(LogLevel::error, unsent.error);
 }
 
 void ThreadPool::wake_all_idle() noexcept {

@@ -4,9 +4,9 @@
 // right number of threads awake. Its state is guarded by the supervisor's
 // mutex, which every member function expects held unless it says otherwise.
 
+#include <array>
 #include <atomic>
 #include <chrono>
-#include <array>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -88,9 +88,6 @@ public:
     }
     /// Without the mutex held.
     void notify(const Unsent& unsent) noexcept;
-    /// With the mutex held: sends the wake-ups decided on now (a failed
-    /// thread start stays for take_unsent to report).
-    void notify_locked() noexcept { notify_sleepers(std::exchange(unsent_, Unsent{})); }
     /// Threads already woken or started that have not yet taken a task.
     [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
     /// Makes idle threads exit once nothing is left to take.
@@ -119,7 +116,6 @@ private:
     Woken sleep(Sleeper& me, std::unique_lock<std::mutex>& lock);
     /// Wakes every idle thread to look at a changed pool (stop, resize).
     void wake_all_idle() noexcept;
-    static void notify_sleepers(const Unsent& unsent) noexcept;
     /// The most threads that may wait idle: capacity, plus a critical standby.
     [[nodiscard]] std::size_t idle_limit() const noexcept;
     void main(std::list<std::thread>::iterator self, Sleeper& me);
