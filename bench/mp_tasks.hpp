@@ -61,6 +61,7 @@ public:
         (void)atasker::background_task(std::forward<F>(f), options_)();
     }
     [[nodiscard]] const atasker::TaskOptions& options() const { return options_; }
+    [[nodiscard]] atasker::TaskSupervisor& supervisor() { return supervisor_; }
 
 private:
     atasker::TaskSupervisor supervisor_;

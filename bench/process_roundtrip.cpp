@@ -33,24 +33,45 @@ std::array<double, 2> floor_round_trip(std::size_t samples, bool pinned) {
 }
 
 #if ATASKER_BENCH_HAVE_MP
-// Ours: a task put with background_task(MpTask) or awaited with co_mp_apply
-// (from the main thread, which Boost.Fiber treats as its main fiber).
-std::array<double, 2> ours_round_trip(unsigned workers, std::size_t samples, bool pinned, bool fiber) {
-    AtaskerBothPools pools(workers);
-    // Workers exist from start() (min_size): pin them with everything else.
-    if (pinned) pin_process_tree({0});
-    auto once = [&] {
-        if (fiber) return atasker::co_mp_apply(bench_square, std::tuple{7}, pools.options()).get();
-        return atasker::background_task(bench_square, pools.options())(7).get();
-    };
-    for (int i = 0; i < 20; ++i) (void)once();
-    std::vector<double> lat;
-    lat.reserve(samples);
-    for (std::size_t i = 0; i < samples; ++i) {
-        const auto t0 = Clock::now();
-        if (once() != 49) throw std::runtime_error("atasker-cpp: square(7) did not come back as 49");
-        lat.push_back(micros(t0, Clock::now()));
+// How ours is waited for.
+enum class Waiter {
+    aloop_fiber,  ///< co_mp_apply from a fiber of an aloop (the loop's thread sleeps on the worker's answer)
+    main_fiber,   ///< co_mp_apply from the main thread, which Boost.Fiber treats as its main fiber
+    task_get,     ///< background_task(MpTask)(7).get()
+};
+
+const char* waiter_name(Waiter w) {
+    switch (w) {
+        case Waiter::aloop_fiber: return "atasker-cpp co_mp_apply, aloop fiber";
+        case Waiter::main_fiber: return "atasker-cpp co_mp_apply, main thread";
+        case Waiter::task_get: return "atasker-cpp background_task(MpTask)";
     }
+    return "";
+}
+
+std::array<double, 2> ours_round_trip(unsigned workers, std::size_t samples, bool pinned, Waiter waiter) {
+    // Pin first: pool threads fork their workers after start() returns, and
+    // a worker inherits the zygote's mask (pinned with the tree here).
+    if (pinned) pin_process_tree({0});
+    AtaskerBothPools pools(workers);
+    auto once = [&] {
+        if (waiter == Waiter::task_get) return atasker::background_task(bench_square, pools.options())(7).get();
+        return atasker::co_mp_apply(bench_square, std::tuple{7}, pools.options()).get();
+    };
+    auto measure = [&] {
+        for (int i = 0; i < 20; ++i) (void)once();
+        std::vector<double> lat;
+        lat.reserve(samples);
+        for (std::size_t i = 0; i < samples; ++i) {
+            const auto t0 = Clock::now();
+            if (once() != 49) throw std::runtime_error("atasker-cpp: square(7) did not come back as 49");
+            lat.push_back(micros(t0, Clock::now()));
+        }
+        return lat;
+    };
+    std::vector<double> lat = waiter == Waiter::aloop_fiber
+                                  ? pools.supervisor().create_aloop("bench-roundtrip").run(measure)
+                                  : measure();
     if (pinned) pin_process_tree({});
     return {percentile(lat, 50), percentile(lat, 99)};
 }
@@ -68,19 +89,20 @@ void run_process_roundtrip(const Config& cfg, Report& report) {
     for (bool pinned : {false, true}) {
         const std::string group = pinned ? "pinned to CPU 0" : "unpinned";
 #if ATASKER_BENCH_HAVE_MP
-        for (bool fiber : {true, false}) {
-            const std::string peer = fiber ? "atasker-cpp co_mp_apply" : "atasker-cpp background_task(MpTask)";
+        for (Waiter waiter : {Waiter::aloop_fiber, Waiter::main_fiber, Waiter::task_get}) {
+            const std::string peer = waiter_name(waiter);
             rows.at(group, peer, "p50", "us", Better::lower, true);
             rows.at(group, peer, "p99", "us", Better::lower, true);
-            measures.push_back([&cfg, group, peer, pinned, samples, fiber](RowSet& rs) {
-                const auto r = ours_round_trip(cfg.workers, samples, pinned, fiber);
+            measures.push_back([&cfg, group, peer, pinned, samples, waiter](RowSet& rs) {
+                const auto r = ours_round_trip(cfg.workers, samples, pinned, waiter);
                 rs.at(group, peer, "p50", "us", Better::lower, true).samples.push_back(r[0]);
                 rs.at(group, peer, "p99", "us", Better::lower, true).samples.push_back(r[1]);
             });
         }
 #else
-        s.pending(group, "atasker-cpp co_mp_apply", mp_pending);
-        s.pending(group, "atasker-cpp background_task(MpTask)", mp_pending);
+        for (const char* peer : {"atasker-cpp co_mp_apply, aloop fiber", "atasker-cpp co_mp_apply, main thread",
+                                 "atasker-cpp background_task(MpTask)"})
+            s.pending(group, peer, mp_pending);
 #endif
         const std::string floor = "sem_t ping-pong, fork (floor)";
         rows.at(group, floor, "p50", "us", Better::lower, false);

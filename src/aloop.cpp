@@ -5,11 +5,15 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/fiber/all.hpp>
 
 #include <atasker/log.hpp>
+
+#include "direct_calls.hpp"
+#include "loop_scheduler.hpp"
 
 namespace atasker {
 
@@ -31,7 +35,19 @@ struct ALoop::Impl {
 };
 
 void ALoop::Impl::loop() noexcept {
-    boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
+    // The loop sleeps on a doorbell that worker processes can ring, and a
+    // server fiber completes the process tasks its fibers carry to workers
+    // themselves (see direct_calls.hpp).
+    auto calls = std::make_shared<detail::DirectCalls>();
+    boost::fibers::use_scheduling_algorithm<detail::LoopScheduler>(calls);
+    std::optional<boost::fibers::fiber> server;
+    try {
+        server.emplace(std::allocator_arg, boost::fibers::fixedsize_stack(options.stack_size),
+                       [&calls] { calls->serve(); });
+        detail::DirectCalls::set_current(calls.get());
+    } catch (const std::exception& e) {
+        log(LogLevel::warning, "aloop '{}' awaits process tasks through pool threads: {}", name, e.what());
+    }
     // Touched by this thread's fibers only.
     std::size_t live = 0;
     boost::fibers::mutex live_mutex;
@@ -60,8 +76,14 @@ void ALoop::Impl::loop() noexcept {
             }
         }
     }
-    std::unique_lock lock(live_mutex);
-    live_cv.wait(lock, [&live] { return live == 0; });
+    {
+        std::unique_lock lock(live_mutex);
+        live_cv.wait(lock, [&live] { return live == 0; });
+    }
+    // A process task put by a fiber that did not wait for it ends here.
+    calls->close();
+    if (server) server->join();
+    detail::DirectCalls::set_current(nullptr);
 }
 
 ALoop::ALoop(std::string name, ALoopOptions options) : impl_(std::make_unique<Impl>()) {

@@ -42,14 +42,14 @@ MpPool::~MpPool() {
     workers_.reset();  // kills and reaps every worker; the zygote stays (see at::shutdown())
 }
 
-void MpPool::attach_thread() noexcept {
+int MpPool::attach_thread() noexcept {
     std::size_t slot = 0;
     {
         std::lock_guard lock(mutex_);
         if (free_slots_.empty()) {
             log(LogLevel::error, "process pool: no free worker slot for a new pool thread; raise "
                                  "InitOptions::max_workers in at::init()");
-            return;
+            return -1;
         }
         slot = free_slots_.back();
         free_slots_.pop_back();
@@ -61,6 +61,7 @@ void MpPool::attach_thread() noexcept {
         // The first task on this thread tries again and fails with the reason.
         log(LogLevel::error, "process pool: could not start a worker process: {}", e.what());
     }
+    return bound_slot;
 }
 
 void MpPool::detach_thread() noexcept {
@@ -95,30 +96,38 @@ void run_mp_call(const MpCall& call, const Progress& progress) {
         call.running_slot->store(bound_slot, std::memory_order_release);
         workers.call_batch(slot, std::span(&request, 1), deadline);
         call.running_slot->store(-1, std::memory_order_release);
-        const auto& o = request.outcome;
-        const bool never_reached = o.kind == CallOutcome::Kind::not_run ||
-                                   (o.kind == CallOutcome::Kind::killed && !o.started) ||
-                                   (o.kind == CallOutcome::Kind::died && !o.started);
-        if (never_reached && carry < max_carries) continue;
+        if (never_reached(request.outcome) && carry < max_carries) continue;
         const double p = workers.progress(slot);
         if (p > 0.0 && p <= 1.0) progress.report(p);
-        switch (o.kind) {
-            case CallOutcome::Kind::ok: return;
-            case CallOutcome::Kind::remote_error: throw RemoteError(o.error_type, o.error_message);
-            case CallOutcome::Kind::died: throw RemoteError(o.error_type, o.error_message);
-            case CallOutcome::Kind::timed_out:
-                throw TimeoutError(fmt::format("process task {} ran longer than its timeout of {}; its worker process "
-                                               "was killed",
-                                               call.id, std::chrono::duration_cast<std::chrono::milliseconds>(call.timeout)));
-            case CallOutcome::Kind::killed:
-            case CallOutcome::Kind::canceled:
-                throw CanceledError(fmt::format("process task {} was canceled while running; its worker process was "
-                                                "killed",
-                                                call.id));
-            case CallOutcome::Kind::not_run:
-                throw Error(fmt::format("process task {} could not reach a worker process after {} tries", call.id,
-                                        max_carries + 1));
-        }
+        if (never_reached(request.outcome))
+            throw Error(fmt::format("process task {} could not reach a worker process after {} tries", call.id,
+                                    max_carries + 1));
+        throw_if_failed(request.outcome, call);
+        return;
+    }
+}
+
+bool never_reached(const CallOutcome& o) noexcept {
+    return o.kind == CallOutcome::Kind::not_run || (o.kind == CallOutcome::Kind::killed && !o.started) ||
+           (o.kind == CallOutcome::Kind::died && !o.started);
+}
+
+void throw_if_failed(const CallOutcome& o, const MpCall& call) {
+    switch (o.kind) {
+        case CallOutcome::Kind::ok: return;
+        case CallOutcome::Kind::remote_error: throw RemoteError(o.error_type, o.error_message);
+        case CallOutcome::Kind::died: throw RemoteError(o.error_type, o.error_message);
+        case CallOutcome::Kind::timed_out:
+            throw TimeoutError(fmt::format("process task {} ran longer than its timeout of {}; its worker process "
+                                           "was killed",
+                                           call.id, std::chrono::duration_cast<std::chrono::milliseconds>(call.timeout)));
+        case CallOutcome::Kind::killed:
+        case CallOutcome::Kind::canceled:
+            throw CanceledError(fmt::format("process task {} was canceled while running; its worker process was "
+                                            "killed",
+                                            call.id));
+        case CallOutcome::Kind::not_run:
+            throw Error(fmt::format("process task {} never reached a worker process", call.id));
     }
 }
 

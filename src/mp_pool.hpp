@@ -9,6 +9,8 @@
 #include <optional>
 #include <vector>
 
+#include <atasker/detail/mp_call.hpp>
+
 #include "process_workers.hpp"
 
 namespace atasker::detail {
@@ -28,7 +30,8 @@ public:
     [[nodiscard]] std::size_t slot_count() const noexcept { return workers_->slot_count(); }
 
     /// Binds a free slot to the calling pool thread and starts its worker.
-    void attach_thread() noexcept;
+    /// \returns the slot, or -1 when none is free.
+    int attach_thread() noexcept;
     /// Ends the calling thread's worker and frees its slot.
     void detach_thread() noexcept;
 
@@ -39,5 +42,12 @@ private:
     std::mutex mutex_;
     std::vector<std::size_t> free_slots_;
 };
+
+/// The call never reached a worker (it died or was killed before taking
+/// it): it may be carried again, on a fresh worker.
+[[nodiscard]] bool never_reached(const CallOutcome& o) noexcept;
+/// Throws what the task's caller should see for a failed outcome
+/// (RemoteError, TimeoutError, CanceledError, Error); nothing for ok.
+void throw_if_failed(const CallOutcome& o, const MpCall& call);
 
 }  // namespace atasker::detail

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <exception>
 #include <system_error>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -72,7 +73,9 @@ struct ProcessWorkers::Worker {
     CallOutcome death;                  // how it ended; written before `ended`
     std::uint64_t seq = 0;
     std::span<CallRequest> active;      // the batch in flight, for cancel()
+    std::uint32_t bell = no_bell;       // the doorbell of the batch in flight, rung on death
     std::vector<std::size_t> offsets;   // each active record's offset in the request buffer
+    std::vector<std::size_t> spare_offsets;  // the caller's: reused so a call does not allocate
 };
 
 ProcessWorkers::ProcessWorkers(Options options)
@@ -246,22 +249,26 @@ CallOutcome ProcessWorkers::call(std::size_t k, std::uint32_t task_index, Functi
     return std::move(request.outcome);
 }
 
-void ProcessWorkers::call_batch(std::size_t k, std::span<CallRequest> batch,
+void ProcessWorkers::call_batch(std::size_t slot, std::span<CallRequest> batch,
                                 std::optional<std::chrono::steady_clock::time_point> deadline) {
     if (batch.empty()) return;
-    Worker& w = worker(k);
-    {
-        std::lock_guard lock(mutex_);
-        if (w.life != Worker::Life::running || w.ended)
-            throw Error(fmt::format("no worker process runs on slot {}; spawn() or replace() it first", k));
+    Flight flight = begin_batch(slot, batch, deadline, no_bell);
+    while (!advance_batch(slot, batch, flight, true)) {
     }
+}
+
+ProcessWorkers::Flight ProcessWorkers::begin_batch(std::size_t k, std::span<CallRequest> batch,
+                                                   std::optional<std::chrono::steady_clock::time_point> deadline,
+                                                   std::uint32_t bell) {
+    Worker& w = worker(k);
     const SlotView s = w.slot;
     SlotControl& c = *s.control;
 
     // Encode outside the lock: the request buffer is this caller's alone
-    // until the post, and encoding is user code of any length.
-    std::vector<std::size_t> offsets;
-    offsets.reserve(batch.size());
+    // until the post (whether or not a worker runs there), and encoding is
+    // user code of any length.
+    std::vector<std::size_t> offsets = std::move(w.spare_offsets);
+    offsets.clear();
     std::size_t in = sizeof(RequestHeader);
     std::size_t count = 0;
     for (; count < batch.size(); ++count) {
@@ -292,27 +299,47 @@ void ProcessWorkers::call_batch(std::size_t k, std::span<CallRequest> batch,
     auto* head = reinterpret_cast<RequestHeader*>(s.request);
     {
         std::lock_guard lock(mutex_);
+        if (w.life != Worker::Life::running || w.ended) {
+            w.spare_offsets = std::move(offsets);
+            throw Error(fmt::format("no worker process runs on slot {}; spawn() or replace() it first", k));
+        }
         head->seq = ++w.seq;
         head->count = static_cast<std::uint32_t>(count);
-        head->reserved = 0;
+        head->bell = bell;
         w.active = batch.first(count);
         w.offsets.swap(offsets);
+        w.bell = bell;
     }
+    w.spare_offsets = std::move(offsets);  // the last batch's, kept for the next
     c.chunk_count.store(0, std::memory_order_relaxed);
     c.chunk_state.store(chunk_writing, std::memory_order_relaxed);
     ::sem_post(&c.request);  // release: the worker sees everything written above
 
-    std::exception_ptr decode_error;
-    std::size_t next = 0;      // first record without an outcome
-    std::uint32_t taken = 0;   // results of the current chunk already read
-    std::size_t out = 0;       // their bytes
-    bool timer = deadline.has_value();
-    const timespec until = timer ? to_timespec(*deadline) : timespec{};
+    Flight f;
+    f.count = count;
+    f.timer = deadline.has_value();
+    if (f.timer) f.until = to_timespec(*deadline);
+    return f;
+}
+
+bool ProcessWorkers::response_waiting(std::size_t k) const noexcept {
+    int value = 0;
+    ::sem_getvalue(&workers_[k].slot.control->response, &value);
+    return value > 0;
+}
+
+bool ProcessWorkers::advance_batch(std::size_t k, std::span<CallRequest> batch, Flight& f, bool block) {
+    Worker& w = workers_[k];
+    const SlotView s = w.slot;
+    SlotControl& c = *s.control;
     for (;;) {
-        const int r = timer ? ::sem_clockwait(&c.response, CLOCK_MONOTONIC, &until) : ::sem_wait(&c.response);
+        const int r = !block   ? ::sem_trywait(&c.response)
+                      : f.timer ? ::sem_clockwait(&c.response, CLOCK_MONOTONIC, &f.until)
+                                : ::sem_wait(&c.response);
         if (r != 0) {
+            if (errno == EAGAIN && !block) return false;
             if (errno == ETIMEDOUT) {
-                timer = false;
+                f.timer = false;
                 std::lock_guard lock(mutex_);
                 if (!w.ended) {
                     int expected = kill_none;
@@ -325,12 +352,12 @@ void ProcessWorkers::call_batch(std::size_t k, std::span<CallRequest> batch,
         // The state first: chunk_final, once seen, makes the final count visible.
         const std::uint32_t state = c.chunk_state.load(std::memory_order_acquire);
         const std::uint32_t n = c.chunk_count.load(std::memory_order_acquire);
-        for (; taken < n; ++taken) {
+        for (; f.taken < n; ++f.taken) {
             ResultHeader rh;
-            std::memcpy(&rh, s.response + out, sizeof rh);
-            const std::byte* payload = s.response + out + sizeof rh;
-            out += sizeof rh + pad8(rh.size);
-            if (rh.record >= count) continue;  // cannot happen with a sane worker
+            std::memcpy(&rh, s.response + f.out, sizeof rh);
+            const std::byte* payload = s.response + f.out + sizeof rh;
+            f.out += sizeof rh + pad8(rh.size);
+            if (rh.record >= f.count) continue;  // cannot happen with a sane worker
             CallRequest& req = batch[rh.record];
             CallOutcome& o = req.outcome;
             o.started = rh.status != result_canceled;
@@ -347,9 +374,9 @@ void ProcessWorkers::call_batch(std::size_t k, std::span<CallRequest> batch,
                     o.kind = CallOutcome::Kind::canceled;
                 }
             } catch (...) {
-                if (!decode_error) decode_error = std::current_exception();
+                if (!f.decode_error) f.decode_error = std::current_exception();
             }
-            next = rh.record + 1;
+            f.next = rh.record + 1;
         }
         const bool ended = w.ended.load(std::memory_order_acquire);
         const bool doomed = w.kill_reason.load(std::memory_order_relaxed) != kill_none;
@@ -357,7 +384,7 @@ void ProcessWorkers::call_batch(std::size_t k, std::span<CallRequest> batch,
         if (ended) {
             // Results published before the death are in; the record that was
             // running gets the cause, records never started are not_run.
-            for (std::size_t i = next; i < count; ++i) {
+            for (std::size_t i = f.next; i < f.count; ++i) {
                 const auto* rec = reinterpret_cast<RecordHeader*>(s.request + w.offsets[i]);
                 const std::uint32_t st =
                     std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(rec->state)).load();
@@ -375,16 +402,18 @@ void ProcessWorkers::call_batch(std::size_t k, std::span<CallRequest> batch,
         if (state == chunk_more) {
             c.chunk_count.store(0, std::memory_order_relaxed);
             c.chunk_state.store(chunk_writing, std::memory_order_relaxed);
-            taken = 0;
-            out = 0;
+            f.taken = 0;
+            f.out = 0;
             ::sem_post(&c.request);
         }
     }
     {
         std::lock_guard lock(mutex_);
         w.active = {};
+        w.bell = no_bell;
     }
-    if (decode_error) std::rethrow_exception(decode_error);
+    if (f.decode_error) std::rethrow_exception(std::exchange(f.decode_error, nullptr));
+    return true;
 }
 
 void ProcessWorkers::stop() noexcept {
@@ -556,6 +585,7 @@ void ProcessWorkers::finish(std::size_t k, std::unique_lock<std::mutex>& lock) {
     w.life = Worker::Life::ended;
     w.ended.store(true, std::memory_order_release);
     ::sem_post(&w.slot.control->response);
+    if (w.bell != no_bell) ring(slots_.doorbell(w.bell));
     changed_.notify_all();
     if (options_.on_exit) {
         const CallOutcome how = d;

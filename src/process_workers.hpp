@@ -5,12 +5,14 @@
 // runs where; this class only runs it.
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -154,6 +156,28 @@ public:
     /// \throws Error when no worker runs on `slot`.
     void call_batch(std::size_t slot, std::span<CallRequest> batch,
                     std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+
+    /// call_batch() in two halves, for a caller that does not block on the
+    /// answer (a fiber loop): begin_batch() sends the batch and returns; the
+    /// worker (and the reaper, on its death) rings doorbell `bell` after each
+    /// answer it posts; advance_batch() consumes what arrived and returns true
+    /// once every outcome is filled (false, without blocking, when `block` is
+    /// false and the rest is still due). The batch must outlive the flight.
+    struct Flight {
+        std::size_t count = 0;   ///< records sent
+        std::size_t next = 0;    ///< first record without an outcome
+        std::uint32_t taken = 0; ///< results of the current chunk already read
+        std::size_t out = 0;     ///< their bytes
+        bool timer = false;
+        timespec until{};
+        std::exception_ptr decode_error;
+    };
+    [[nodiscard]] Flight begin_batch(std::size_t slot, std::span<CallRequest> batch,
+                                     std::optional<std::chrono::steady_clock::time_point> deadline,
+                                     std::uint32_t bell);
+    bool advance_batch(std::size_t slot, std::span<CallRequest> batch, Flight& flight, bool block);
+    /// True when an answer (or the news of a death) waits for advance_batch().
+    [[nodiscard]] bool response_waiting(std::size_t slot) const noexcept;
 
     /// Kills the worker on `slot` (SIGKILL through its pidfd). A call in
     /// flight returns killed for its running task (not_run for later ones of

@@ -18,12 +18,33 @@ SharedSlots::SharedSlots(std::size_t count, std::size_t capacity)
     // Control block on a page of its own, then the two buffers page-aligned,
     // so a slot's hot control words never share a line with another slot.
     stride_ = round_up(sizeof(SlotControl), page) + 2 * round_up(capacity_, page);
-    length_ = stride_ * count_;
+    length_ = stride_ * count_ + round_up(sizeof(Doorbell) * doorbell_count, page);
     void* p = ::mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         throw std::system_error(errno, std::generic_category(),
                                 "cannot map the process pool's shared memory; lower max_workers or slot_size");
     base_ = static_cast<std::byte*>(p);
+    for (std::uint32_t i = doorbell_count; i > 0; --i) {
+        new (&doorbell(i - 1)) Doorbell{};
+        free_doorbells_.push_back(i - 1);
+    }
+}
+
+Doorbell& SharedSlots::doorbell(std::uint32_t i) const noexcept {
+    return *std::launder(reinterpret_cast<Doorbell*>(base_ + stride_ * count_) + i);
+}
+
+std::uint32_t SharedSlots::claim_doorbell() {
+    std::lock_guard lock(doorbells_mutex_);
+    if (free_doorbells_.empty()) return no_bell;
+    const std::uint32_t i = free_doorbells_.back();
+    free_doorbells_.pop_back();
+    return i;
+}
+
+void SharedSlots::release_doorbell(std::uint32_t i) {
+    std::lock_guard lock(doorbells_mutex_);
+    free_doorbells_.push_back(i);
 }
 
 SharedSlots::~SharedSlots() {

@@ -13,6 +13,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "doorbell.hpp"
 
 namespace atasker::detail {
 
@@ -57,8 +61,10 @@ enum RecordState : std::uint32_t {
 struct RequestHeader {
     std::uint64_t seq;
     std::uint32_t count;
-    std::uint32_t reserved;
+    std::uint32_t bell;  ///< the doorbell the worker rings after each response post, or no_bell
 };
+/// RequestHeader::bell when nobody waits on a doorbell (a pool thread waits on the semaphore).
+inline constexpr std::uint32_t no_bell = 0xffffffffU;
 struct RecordHeader {
     std::uint32_t state;  ///< RecordState, accessed through std::atomic_ref
     std::uint32_t task_index;
@@ -103,6 +109,14 @@ public:
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] SlotView slot(std::size_t k) const noexcept;
 
+    /// Doorbells in the mapping, for threads that wait on worker answers
+    /// themselves (fiber loops): a worker rings the one its request names.
+    static constexpr std::uint32_t doorbell_count = 64;
+    [[nodiscard]] Doorbell& doorbell(std::uint32_t i) const noexcept;
+    /// Claims a free doorbell for the calling process's use; no_bell when all are taken.
+    [[nodiscard]] std::uint32_t claim_doorbell();
+    void release_doorbell(std::uint32_t i);
+
     /// Re-initialises slot k's control block and semaphores for a new worker
     /// incarnation. Only while no process is attached to the slot.
     /// \throws std::system_error when sem_init fails.
@@ -114,6 +128,8 @@ private:
     std::size_t capacity_;
     std::size_t stride_;
     std::size_t length_;
+    std::mutex doorbells_mutex_;  // the parent's own: who holds which doorbell
+    std::vector<std::uint32_t> free_doorbells_;
 };
 
 }  // namespace atasker::detail

@@ -9,6 +9,7 @@
 
 #include "put_lock.hpp"
 #include "supervisor_impl.hpp"
+#include "task_outcome.hpp"
 
 namespace atasker {
 
@@ -94,11 +95,61 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         r->status = TaskStatus::delayed;
         ++delayed;
         timers.schedule(detail::Timers::Clock::now() + o.delay, &on_delay_end, this, id);
+    } else if (const DirectStart direct = start_direct(task, *r, now); direct.calls != nullptr) {
+        detail::ProcessWorkers& workers = mp_pool->workers();
+        unlock_and_notify(lock);
+        direct.calls->start(*this, workers, task, direct.borrowed, direct.call);
+        return id;
     } else {
         enqueue(task, *r, now);
     }
     unlock_and_notify(lock);
     return id;
+}
+
+TaskSupervisor::Impl::DirectStart TaskSupervisor::Impl::start_direct(TaskBase* task, Record& r, WallNanos now) {
+    DirectStart d;
+    if (task->type != TaskType::mp || mp_admission.queued() != 0) return d;
+    detail::DirectCalls* calls = detail::DirectCalls::current();
+    if (calls == nullptr || !calls->open() || !task->fiber_mp_call(d.call) || d.call.timeout.count() > 0) return d;
+    // Admission decides exactly as for a pool thread: the queue is empty, so
+    // the task starts now if its priority's limit allows one more.
+    mp_admission.push(task);
+    if (mp_admission.startable(0) == 0 || (d.borrowed = mp_threads.borrow_idle()) == nullptr) {
+        mp_admission.remove(task);
+        return d;
+    }
+    (void)mp_admission.pop();  // `task`, the only one queued
+    r.status = TaskStatus::started;
+    r.started = now;
+    d.calls = calls;
+    return d;
+}
+
+void TaskSupervisor::Impl::finish_direct(TaskBase* task, detail::ThreadPool::Sleeper* borrowed,
+                                         double progress) noexcept {
+    auto [status, error] = detail::outcome_of(*task);
+    const WallNanos now = wall_now();
+    std::string log_line;
+    {
+        std::unique_lock lock(mutex);
+        if (progress > 0.0 && progress <= 1.0)
+            table.find(task->id)->progress.store(static_cast<float>(progress), std::memory_order_relaxed);
+        log_line = complete_task(task, status, std::move(error), now);
+        mp_threads.give_back(borrowed);
+        wake(TaskType::mp);
+        unlock_and_notify(lock);
+    }
+    settle_task(task, log_line);
+}
+
+void TaskSupervisor::Impl::requeue_direct(TaskBase* task, detail::ThreadPool::Sleeper* borrowed) noexcept {
+    std::unique_lock lock(mutex);
+    mp_admission.finished(task->priority());
+    mp_threads.give_back(borrowed);
+    Record& r = *table.find(task->id);
+    enqueue(task, r, r.queued);
+    unlock_and_notify(lock);
 }
 
 void TaskSupervisor::Impl::unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept {
@@ -141,9 +192,9 @@ std::string TaskSupervisor::Impl::complete_task(TaskBase* task, TaskStatus statu
     return finish_record(task, *table.find(task->id), status, std::move(error), now);
 }
 
-void TaskSupervisor::Impl::thread_started(TaskType type) noexcept {
+int TaskSupervisor::Impl::thread_started(TaskType type) noexcept {
     // mp_pool outlives every process-pool thread: stop() joins them first.
-    if (type == TaskType::mp) mp_pool->attach_thread();
+    return type == TaskType::mp ? mp_pool->attach_thread() : -1;
 }
 
 void TaskSupervisor::Impl::thread_exiting(TaskType type) noexcept {

@@ -15,6 +15,7 @@
 #include <atasker/supervisor.hpp>
 
 #include "admission.hpp"
+#include "direct_calls.hpp"
 #include "mp_pool.hpp"
 #include "task_table.hpp"
 #include "thread_pool.hpp"
@@ -22,7 +23,7 @@
 
 namespace atasker {
 
-struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
+struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost {
     Impl();
     ~Impl();
 
@@ -30,8 +31,22 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host {
     Taken take_task(TaskType pool, std::int64_t now) override;
     std::string complete_task(detail::TaskBase* task, TaskStatus status, std::string error, std::int64_t now) override;
     void settle_task(detail::TaskBase* task, const std::string& log_line) noexcept override;
-    void thread_started(TaskType pool) noexcept override;
+    int thread_started(TaskType pool) noexcept override;
     void thread_exiting(TaskType pool) noexcept override;
+
+    // DirectHost
+    void finish_direct(detail::TaskBase* task, detail::ThreadPool::Sleeper* borrowed, double progress) noexcept override;
+    void requeue_direct(detail::TaskBase* task, detail::ThreadPool::Sleeper* borrowed) noexcept override;
+    /// A process task the calling fiber loop can carry to a worker itself
+    /// (see direct_calls.hpp): admitted and started, with the borrowed thread.
+    struct DirectStart {
+        detail::DirectCalls* calls = nullptr;
+        detail::ThreadPool::Sleeper* borrowed = nullptr;
+        detail::MpCall call{};
+    };
+    /// Under the lock: starts `task` for a direct call when the process pool
+    /// would start it now and has an idle worker; otherwise nothing (calls null).
+    [[nodiscard]] DirectStart start_direct(detail::TaskBase* task, detail::Record& record, detail::WallNanos now);
 
     [[nodiscard]] detail::Admission& admission(TaskType t) noexcept {
         return t == TaskType::thread ? thread_admission : mp_admission;

@@ -65,6 +65,29 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
     }
 }
 
+ThreadPool::Sleeper* ThreadPool::borrow_idle() noexcept {
+    for (Sleeper** p = &idle_list_; *p != nullptr; p = &(*p)->next) {
+        Sleeper* s = *p;
+        if (s->binding < 0) continue;
+        *p = s->next;
+        --idle_;
+        s->borrowed = true;
+        return s;
+    }
+    return nullptr;
+}
+
+void ThreadPool::give_back(Sleeper* s) noexcept {
+    s->borrowed = false;
+    s->next = idle_list_;
+    idle_list_ = s;
+    ++idle_;
+    if (stopping_ || count_ > idle_limit() || std::chrono::steady_clock::now() >= s->retire_at) {
+        s->word.store(1, std::memory_order_relaxed);
+        futex_wake(s->word);
+    }
+}
+
 void ThreadPool::spawn() {
     // Made here, where a failure is reported, not in the new thread.
     Sleeper* me = spare_sleepers_ != nullptr ? spare_sleepers_ : &sleepers_.emplace_back();
@@ -109,8 +132,9 @@ void ThreadPool::join(std::unique_lock<std::mutex>& lock, bool all) {
 }
 
 void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
-    host_.thread_started(type_);
+    const int binding = host_.thread_started(type_);
     std::unique_lock lock(mutex_);
+    me.binding = binding;
     --starting_;
     bool retired = false;
     for (;;) {
@@ -127,6 +151,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
             break;
         }
     }
+    me.binding = -1;
     me.next = spare_sleepers_;
     spare_sleepers_ = &me;
     // No longer a pool thread from here on: a resize or a put must not count
@@ -154,10 +179,13 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<std::mutex>& l
     ++idle_;
     const bool may_retire = count_ > options_.min_size;
     const auto deadline = std::chrono::steady_clock::now() + options_.idle_timeout;
+    me.retire_at = may_retire ? deadline : std::chrono::steady_clock::time_point::max();
     Woken how = Woken::changed;
     for (;;) {
+        // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
+        const bool timed = may_retire && !me.borrowed;
         lock.unlock();
-        if (may_retire) {
+        if (timed) {
             const std::chrono::nanoseconds left = deadline - std::chrono::steady_clock::now();
             futex_wait(me.word, 0, &left);
         } else {
@@ -168,6 +196,7 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<std::mutex>& l
             --signals_;
             return Woken::signaled;
         }
+        if (me.borrowed) continue;  // its timeout passed while lent, or spurious
         if (stopping_ || count_ > idle_limit()) break;
         if (may_retire && std::chrono::steady_clock::now() >= deadline) {
             how = Woken::timed_out;

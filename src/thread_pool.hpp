@@ -42,8 +42,9 @@ public:
         /// Wakes waiters, runs the callback, logs, releases.
         virtual void settle_task(TaskBase* task, const std::string& log_line) noexcept = 0;
         /// A pool thread begins and ends (the process pool binds a worker
-        /// process to each of its threads).
-        virtual void thread_started(TaskType /*pool*/) noexcept {}
+        /// process to each of its threads). thread_started() returns what the
+        /// thread is bound to (its worker slot), or -1.
+        virtual int thread_started(TaskType /*pool*/) noexcept { return -1; }
         virtual void thread_exiting(TaskType /*pool*/) noexcept {}
 
     protected:
@@ -70,8 +71,19 @@ public:
     struct Sleeper {
         std::atomic<std::uint32_t> word{0};  ///< set to 1 to wake it
         bool signaled = false;               ///< woken for a task (counted in signals_)
+        bool borrowed = false;               ///< lent by borrow_idle(): asleep, not idle
+        int binding = -1;                    ///< what Host::thread_started() returned
+        std::chrono::steady_clock::time_point retire_at = std::chrono::steady_clock::time_point::max();
         Sleeper* next = nullptr;             ///< in the idle list, or the spare list
     };
+    /// Takes an idle thread bound to something (binding >= 0) off the idle
+    /// list without waking it: the caller runs one admitted task on what the
+    /// thread is bound to (its worker process), and give_back()s it after.
+    /// nullptr when no such thread is idle.
+    [[nodiscard]] Sleeper* borrow_idle() noexcept;
+    /// Returns a borrowed thread to the idle list; wakes it when it has to
+    /// go (stop, shrink, idle too long).
+    void give_back(Sleeper* sleeper) noexcept;
     /// Wake-ups wake() decided on but has not sent: the caller sends them
     /// with notify() once it has released the supervisor's mutex, so a woken
     /// thread does not block on the mutex at once.

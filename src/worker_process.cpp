@@ -64,7 +64,7 @@ std::size_t encode_current_exception(std::byte* out, std::size_t capacity) noexc
 
 }  // namespace
 
-void run_worker(SlotView slot) noexcept {
+void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
     SlotControl& c = *slot.control;
     const std::size_t cap = slot.capacity;
     // A result is built here first: if it does not fit behind the results
@@ -78,6 +78,12 @@ void run_worker(SlotView slot) noexcept {
         wait_request(c);
         const auto& head = *reinterpret_cast<const RequestHeader*>(slot.request);
         const std::uint32_t count = head.count;
+        // Whoever waits on a doorbell instead of the semaphore is rung after each post.
+        Doorbell* bell = head.bell < SharedSlots::doorbell_count ? &slots.doorbell(head.bell) : nullptr;
+        const auto post_response = [&] {
+            ::sem_post(&c.response);
+            if (bell != nullptr) ring(*bell);
+        };
         std::size_t in = sizeof(RequestHeader);
         std::size_t out = 0;
         std::uint32_t in_chunk = 0;
@@ -119,7 +125,7 @@ void run_worker(SlotView slot) noexcept {
             const std::size_t need = sizeof(ResultHeader) + pad8(size);
             if (need > cap - out) {
                 c.chunk_state.store(chunk_more, std::memory_order_release);
-                ::sem_post(&c.response);
+                post_response();
                 wait_request(c);  // the parent has consumed the chunk
                 out = 0;
                 in_chunk = 0;
@@ -131,7 +137,7 @@ void run_worker(SlotView slot) noexcept {
             c.chunk_count.store(++in_chunk, std::memory_order_release);
         }
         c.chunk_state.store(chunk_final, std::memory_order_release);
-        ::sem_post(&c.response);
+        post_response();
     }
 }
 

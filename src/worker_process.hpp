@@ -6,7 +6,8 @@
 
 namespace atasker::detail {
 
-/// Runs in the worker process until it is killed; never returns.
-[[noreturn]] void run_worker(SlotView slot) noexcept;
+/// Runs in the worker process until it is killed; never returns. `slots`
+/// gives the doorbells a request may name.
+[[noreturn]] void run_worker(SlotView slot, const SharedSlots& slots) noexcept;
 
 }  // namespace atasker::detail

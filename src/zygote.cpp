@@ -55,7 +55,7 @@ bool send_reply(int sock, const ZygoteReply& reply, int fd) noexcept {
 }
 
 // The worker's first steps after the zygote forked it.
-[[noreturn]] void start_worker(SlotView slot, pid_t zygote, int sock, int sigfd) noexcept {
+[[noreturn]] void start_worker(const SharedSlots& slots, SlotView slot, pid_t zygote, int sock, int sigfd) noexcept {
     // PDEATHSIG follows the forking thread: the zygote's only thread, which
     // lives as long as the zygote. Checking getppid() afterwards closes the
     // window where the zygote died before the prctl.
@@ -66,7 +66,7 @@ bool send_reply(int sock, const ZygoteReply& reply, int fd) noexcept {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    run_worker(slot);
+    run_worker(slot, slots);
 }
 
 [[noreturn]] void zygote_main(SharedSlots& slots, int sock, std::vector<Child>& children) noexcept {
@@ -130,7 +130,7 @@ bool send_reply(int sock, const ZygoteReply& reply, int fd) noexcept {
             if (n <= 0) finish();  // the parent closed its end or died
             if (n != sizeof req || req.op != ZygoteRequest::spawn || req.slot >= children.size()) continue;
             const pid_t pid = ::fork();
-            if (pid == 0) start_worker(slots.slot(req.slot), self, sock, sigfd);
+            if (pid == 0) start_worker(slots, slots.slot(req.slot), self, sock, sigfd);
             if (pid < 0) {
                 const ZygoteReply r{ZygoteReply::spawn_failed, req.slot, req.generation, 0, errno};
                 if (!send_reply(sock, r, -1)) finish();

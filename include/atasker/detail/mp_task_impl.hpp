@@ -27,6 +27,14 @@ struct is_mp_task_ref : std::false_type {};
 template <class F>
 struct is_mp_task_ref<MpTaskRef<F>> : std::true_type {};
 
+template <class R>
+struct FiberPromiseCallback;
+/// A callback that only fulfils a fiber promise (co_mp_apply's).
+template <class Cb>
+inline constexpr bool fiber_promise_callback = false;
+template <class R>
+inline constexpr bool fiber_promise_callback<FiberPromiseCallback<R>> = true;
+
 template <class F, class Cb, class... Args>
 class MpTaskImpl final : public ResultTask<typename MpTask<F>::result_type> {
     using R = typename MpTask<F>::result_type;
@@ -40,16 +48,17 @@ public:
 
     void run(const Progress& progress) noexcept override {
         try {
-            const MpCall call{.id = this->id,
-                              .task_index = task_->index(),
-                              .context = this,
-                              .write_args = &write_args,
-                              .read_result = &read_result,
-                              .timeout = timeout_,
-                              .running_slot = &slot_};
-            run_mp_call(call, progress);
+            run_mp_call(call(), progress);
         } catch (...) {
             this->set_error(std::current_exception());
+        }
+    }
+    bool fiber_mp_call(MpCall& out) noexcept override {
+        if constexpr (!fiber_promise_callback<Cb>) {
+            return false;
+        } else {
+            out = call();
+            return true;
         }
     }
     bool request_stop() noexcept override { return cancel_mp_call(slot_.load(std::memory_order_acquire), this->id); }
@@ -66,6 +75,15 @@ public:
     }
 
 private:
+    [[nodiscard]] MpCall call() noexcept {
+        return MpCall{.id = this->id,
+                      .task_index = task_->index(),
+                      .context = this,
+                      .write_args = &write_args,
+                      .read_result = &read_result,
+                      .timeout = timeout_,
+                      .running_slot = &slot_};
+    }
     static void write_args(void* self, ByteWriter& out) {
         auto* me = static_cast<MpTaskImpl*>(self);
         std::apply([&](const auto&... a) { MpTask<F>::encode_args(out, a...); }, me->args_);

@@ -16,6 +16,8 @@
 
 namespace atasker::detail {
 
+struct MpCall;
+
 class ATASKER_API TaskBase {
 public:
     TaskBase() noexcept : next(nullptr) {}
@@ -33,6 +35,10 @@ public:
     virtual bool request_stop() noexcept { return false; }
     /// Runs the completion callback, if any (after the outcome is stored).
     virtual void run_callback() noexcept {}
+    /// A process task awaited only through a fiber future (co_mp_apply):
+    /// fills `out` and returns true, so a fiber loop may carry the call to a
+    /// worker itself and complete the task on its own thread.
+    virtual bool fiber_mp_call(MpCall& /*out*/) noexcept { return false; }
     /// Progress read from where the task runs (a worker process); negative
     /// when the task's record already holds it.
     [[nodiscard]] virtual float live_progress() const noexcept { return -1.0F; }

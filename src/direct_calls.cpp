@@ -1,0 +1,175 @@
+#include "direct_calls.hpp"
+
+#include <span>
+#include <utility>
+
+#include <boost/fiber/context.hpp>
+
+#include <atasker/init.hpp>
+#include <atasker/log.hpp>
+
+#include "mp_pool.hpp"
+#include "shm_slots.hpp"
+#include "zygote.hpp"
+
+namespace atasker::detail {
+
+namespace {
+thread_local DirectCalls* current_calls = nullptr;
+}  // namespace
+
+struct DirectCalls::Call {
+    // FunctionRef refers: the encoders live here, as long as the request.
+    struct Write {
+        const MpCall* call;
+        void operator()(ByteWriter& out) const { call->write_args(call->context, out); }
+    };
+    struct Read {
+        const MpCall* call;
+        void operator()(ByteReader& in) const { call->read_result(call->context, in); }
+    };
+
+    Call() = default;
+    Call(const Call&) = delete;
+    Call& operator=(const Call&) = delete;
+
+    DirectHost* host = nullptr;
+    ProcessWorkers* workers = nullptr;
+    TaskBase* task = nullptr;
+    ThreadPool::Sleeper* borrowed = nullptr;
+    std::size_t slot = 0;
+    MpCall call{};
+    Write write{&call};
+    Read read{&call};
+    CallRequest request{.task_index = 0, .write_args = write, .read_result = read};
+    ProcessWorkers::Flight flight{};
+};
+
+DirectCalls::DirectCalls() {
+    if (!initialized()) return;
+    shared_bell_ = runtime_slots().claim_doorbell();
+    if (shared_bell_ != no_bell) bell_ = &runtime_slots().doorbell(shared_bell_);
+}
+
+DirectCalls::~DirectCalls() {
+    if (shared_bell_ != no_bell) runtime_slots().release_doorbell(shared_bell_);
+}
+
+DirectCalls* DirectCalls::current() noexcept { return current_calls; }
+void DirectCalls::set_current(DirectCalls* calls) noexcept { current_calls = calls; }
+
+void DirectCalls::start(DirectHost& host, ProcessWorkers& workers, TaskBase* task, ThreadPool::Sleeper* borrowed,
+                        const MpCall& call) noexcept {
+    std::unique_ptr<Call> c;
+    try {
+        if (spare_.empty()) {
+            c = std::make_unique<Call>();
+        } else {
+            c = std::move(spare_.back());
+            spare_.pop_back();
+        }
+        calls_.reserve(calls_.size() + 1);  // nothing can fail once the request is sent
+    } catch (...) {
+        host.requeue_direct(task, borrowed);
+        return;
+    }
+    c->host = &host;
+    c->workers = &workers;
+    c->task = task;
+    c->borrowed = borrowed;
+    c->slot = static_cast<std::size_t>(borrowed->binding);
+    c->call = call;
+    c->request.task_index = call.task_index;
+    c->request.tag = call.id;
+    call.running_slot->store(static_cast<int>(c->slot), std::memory_order_release);
+    try {
+        c->flight = workers.begin_batch(c->slot, std::span(&c->request, 1), std::nullopt, shared_bell_);
+    } catch (...) {
+        call.running_slot->store(-1, std::memory_order_release);
+        if (!workers.running(c->slot)) {
+            // Its worker died since its last task: a pool thread replaces it.
+            host.requeue_direct(task, borrowed);
+            return;
+        }
+        task->set_error(std::current_exception());  // the arguments do not fit, or could not be encoded
+        host.finish_direct(task, borrowed, -1.0);
+        return;
+    }
+    calls_.push_back(std::move(c));
+}
+
+bool DirectCalls::has_work() const noexcept {
+    if (closing_ && calls_.empty()) return true;
+    for (const auto& c : calls_)
+        if (c->workers->response_waiting(c->slot)) return true;
+    return false;
+}
+
+boost::fibers::context* DirectCalls::wake_server() noexcept {
+    if (parked_ == nullptr || !has_work()) return nullptr;
+    return std::exchange(parked_, nullptr);
+}
+
+void DirectCalls::serve() {
+    serving_ = true;
+    for (;;) {
+        complete_ready();
+        if (closing_ && calls_.empty()) break;
+        if (!has_work()) {
+            // Parked outside any wait queue: the scheduler makes it ready
+            // (wake_server) once an answer or the close arrives.
+            parked_ = boost::fibers::context::active();
+            parked_->suspend();
+        }
+    }
+    serving_ = false;
+}
+
+void DirectCalls::complete_ready() {
+    for (std::size_t i = 0; i < calls_.size();) {
+        Call& c = *calls_[i];
+        if (!c.workers->response_waiting(c.slot)) {
+            ++i;
+            continue;
+        }
+        std::exception_ptr decode_error;
+        bool done = false;
+        try {
+            done = c.workers->advance_batch(c.slot, std::span(&c.request, 1), c.flight, false);
+        } catch (...) {
+            done = true;
+            decode_error = std::current_exception();
+        }
+        if (!done) {
+            ++i;
+            continue;
+        }
+        std::unique_ptr<Call> ended = std::move(calls_[i]);
+        calls_[i] = std::move(calls_.back());
+        calls_.pop_back();
+        end(*ended, std::move(decode_error));
+        try {
+            spare_.push_back(std::move(ended));
+        } catch (...) {
+            // Not kept for reuse: freed here.
+        }
+    }
+}
+
+void DirectCalls::end(Call& c, std::exception_ptr decode_error) noexcept {
+    c.call.running_slot->store(-1, std::memory_order_release);
+    const CallOutcome& o = c.request.outcome;
+    if (!decode_error && never_reached(o)) {
+        c.host->requeue_direct(c.task, c.borrowed);
+        return;
+    }
+    try {
+        if (decode_error) std::rethrow_exception(decode_error);
+        throw_if_failed(o, c.call);
+    } catch (...) {
+        c.task->set_error(std::current_exception());
+    }
+    c.host->finish_direct(c.task, c.borrowed, c.workers->progress(c.slot));
+}
+
+}  // namespace atasker::detail
