@@ -6,7 +6,13 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -16,11 +22,43 @@
 
 #include <atasker/atasker.hpp>
 
+#include "pipe_signal.hpp"
+
 namespace at = atasker;
+using test_support::PipeSignal;
 
 namespace {
+PipeSignal started;  // worker -> test: the task is running
+PipeSignal release;  // test -> worker: go on
+
 const at::MpTask cube{"cube", [](int x) { return x * x * x; }};
 const at::MpTask refuse{"refuse", [](int) -> int { throw std::out_of_range("too far"); }};
+const at::MpTask blocker{"blocker", [](at::Progress p, char label) {
+                             p.report(0.25);
+                             started.send(label);
+                             return release.receive();
+                         }};
+// The crash under test; UBSan would only report it before it happens.
+__attribute__((no_sanitize("undefined"))) void write_through_null() {
+    volatile int* p = nullptr;
+    *p = 1;
+}
+const at::MpTask crash{"crash", [](int how) -> int {
+                           switch (how) {
+                               case 0: write_through_null(); break;
+                               case 1: ::kill(::getpid(), SIGKILL); break;
+                               case 2: std::abort();
+                               default: std::exit(3);
+                           }
+                           return 0;
+                       }};
+
+/// The process task that is running, from the records.
+std::optional<at::TaskInfo> running_process_task() {
+    for (const auto& info : at::task_supervisor.get_tasks(at::TaskType::mp))
+        if (info.status == at::TaskStatus::started) return info;
+    return std::nullopt;
+}
 }  // namespace
 
 TEST_CASE("fiber: 1,000 fibers on one thread await co_mp_apply while another fiber keeps ticking" *
@@ -101,7 +139,113 @@ TEST_CASE("fiber: an aloop's fibers await process tasks; run() blocks the caller
     CHECK(at::task_supervisor.stop_aloop("io"));
 }
 
+// From an aloop fiber, co_mp_apply carries the call to an idle worker
+// itself and the loop completes the task; the cases below cover that path's
+// ends: values, errors, deaths, cancel, progress and a loop stopped with a
+// call in flight.
+
+TEST_CASE("aloop: 1,000 fibers of one loop await co_mp_apply at once; values and errors come back" *
+          doctest::timeout(60)) {
+    at::ALoop& loop = at::task_supervisor.create_aloop("many");
+    std::vector<boost::fibers::future<int>> futures;
+    for (int i = 0; i < 1000; ++i)
+        futures.push_back(loop.background_task([i] { return at::co_mp_apply(cube, std::tuple{i}).get(); }));
+    for (int i = 0; i < 1000; ++i) CHECK(futures[static_cast<std::size_t>(i)].get() == i * i * i);
+    // One at a time, each finds a worker idle.
+    const int sum = loop.run([] {
+        int total = 0;
+        for (int i = 0; i < 200; ++i) total += at::co_mp_apply(cube, std::tuple{2}).get();
+        return total;
+    });
+    CHECK(sum == 200 * 8);
+    std::string error;
+    loop.run([&error] {
+        try {
+            (void)at::co_mp_apply(refuse, std::tuple{1}).get();
+        } catch (const at::RemoteError& e) {
+            error = e.type_name() + ": " + e.what();
+        }
+    });
+    CHECK(error == "std::out_of_range: too far");
+    const auto info = at::task_supervisor.get_info();
+    CHECK(info.mp_pool.running[0] + info.mp_pool.running[1] + info.mp_pool.running[2] + info.mp_pool.running[3] == 0);
+    CHECK(info.mp_pool.idle == 2);  // every worker lent to the loop came back
+    CHECK(at::task_supervisor.stop_aloop("many"));
+}
+
+TEST_CASE("aloop: a worker that dies under a loop's call fails only that call, and the loop's next 200 succeed" *
+          doctest::timeout(60)) {
+    at::ALoop& loop = at::task_supervisor.create_aloop("deaths");
+    const std::vector<std::pair<int, std::string>> deaths = {
+        {0, "worker process killed by signal 11 (SIGSEGV)"},
+        {1, "worker process killed by signal 9 (SIGKILL)"},
+        {2, "worker process killed by signal 6 (SIGABRT)"},
+        {3, "worker process exited with code 3"},
+    };
+    for (const auto& [how, message] : deaths) {
+        CAPTURE(how);
+        const std::string error = loop.run([how = how] {
+            try {
+                (void)at::co_mp_apply(crash, std::tuple{how}).get();
+            } catch (const at::RemoteError& e) {
+                return std::string(e.what());
+            }
+            return std::string("no error");
+        });
+        CHECK(error == message);
+        const int sum = loop.run([] {
+            int total = 0;
+            for (int i = 0; i < 200; ++i) total += at::co_mp_apply(cube, std::tuple{i % 3}).get();
+            return total;
+        });
+        CHECK(sum == 67 * 1 + 66 * 8);  // i % 3 over 0..199: 67 ones, 66 twos
+    }
+    CHECK(at::task_supervisor.stop_aloop("deaths"));
+}
+
+TEST_CASE("aloop: canceling a loop's running process task kills its worker; the fiber sees CanceledError" *
+          doctest::timeout(30)) {
+    at::ALoop& loop = at::task_supervisor.create_aloop("cancel");
+    auto outcome = loop.background_task([] {
+        try {
+            (void)at::co_mp_apply(blocker, std::tuple{'c'}).get();
+            return std::string("completed");
+        } catch (const at::CanceledError&) {
+            return std::string("canceled");
+        }
+    });
+    CHECK(started.receive() == 'c');
+    const auto running = running_process_task();
+    REQUIRE(running.has_value());
+    CHECK(running->progress == doctest::Approx(0.25));  // live from the worker
+    CHECK(at::task_supervisor.cancel_task(running->id));
+    CHECK(outcome.get() == "canceled");
+    CHECK(at::task_supervisor.get_task_info(running->id)->status == at::TaskStatus::canceled);
+    CHECK(loop.run([] { return at::co_mp_apply(cube, std::tuple{4}).get(); }) == 64);
+    CHECK(at::task_supervisor.stop_aloop("cancel"));
+}
+
+TEST_CASE("aloop: stopping a loop waits for a process task its fiber put and never awaited" *
+          doctest::timeout(30)) {
+    at::ALoop& loop = at::task_supervisor.create_aloop("orphan");
+    // The fiber ends at once; its task is still the loop's to complete.
+    loop.run([] { (void)at::co_mp_apply(blocker, std::tuple{'o'}); });
+    CHECK(started.receive() == 'o');
+    const auto running = running_process_task();
+    REQUIRE(running.has_value());
+    std::thread stopper([&loop] { loop.stop(true); });
+    release.send('r');
+    stopper.join();
+    // The loop completed the task before its thread ended.
+    const auto info = at::task_supervisor.get_task_info(running->id);
+    REQUIRE(info.has_value());
+    CHECK(info->status == at::TaskStatus::completed);
+    CHECK(info->progress == doctest::Approx(1.0));
+}
+
 int main(int argc, char** argv) {
+    started.open();
+    release.open();
     at::init({.max_workers = 4});
     at::task_supervisor.set_thread_pool({.pool_size = 2});
     at::task_supervisor.set_mp_pool({.pool_size = 2});
