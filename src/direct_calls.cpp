@@ -81,13 +81,18 @@ void DirectCalls::start(DirectHost& host, ProcessWorkers& workers, TaskBase* tas
     c->call = call;
     c->request.task_index = call.task_index;
     c->request.tag = call.id;
+    // A worker that died since its last task: a pool thread replaces it.
+    // Checked first so that this common case throws nothing (see failure_of).
+    if (!workers.running(c->slot)) {
+        host.requeue_direct(task, borrowed);
+        return;
+    }
     call.running_slot->store(static_cast<int>(c->slot), std::memory_order_release);
     try {
         c->flight = workers.begin_batch(c->slot, std::span(&c->request, 1), std::nullopt, shared_bell_);
     } catch (...) {
         call.running_slot->store(-1, std::memory_order_release);
-        if (!workers.running(c->slot)) {
-            // Its worker died since its last task: a pool thread replaces it.
+        if (!workers.running(c->slot)) {  // it died just now
             host.requeue_direct(task, borrowed);
             return;
         }
@@ -132,22 +137,14 @@ void DirectCalls::complete_ready() {
             ++i;
             continue;
         }
-        std::exception_ptr decode_error;
-        bool done = false;
-        try {
-            done = c.workers->advance_batch(c.slot, std::span(&c.request, 1), c.flight, false);
-        } catch (...) {
-            done = true;
-            decode_error = std::current_exception();
-        }
-        if (!done) {
+        if (!c.workers->advance_batch(c.slot, std::span(&c.request, 1), c.flight, false)) {
             ++i;
             continue;
         }
         std::unique_ptr<Call> ended = std::move(calls_[i]);
         calls_[i] = std::move(calls_.back());
         calls_.pop_back();
-        end(*ended, std::move(decode_error));
+        end(*ended, std::exchange(ended->flight.decode_error, nullptr));
         try {
             spare_.push_back(std::move(ended));
         } catch (...) {
@@ -156,19 +153,21 @@ void DirectCalls::complete_ready() {
     }
 }
 
-void DirectCalls::end(Call& c, std::exception_ptr decode_error) noexcept {
+void DirectCalls::end(Call& c, std::exception_ptr error) noexcept {
     c.call.running_slot->store(-1, std::memory_order_release);
     const CallOutcome& o = c.request.outcome;
-    if (!decode_error && never_reached(o)) {
+    if (!error && never_reached(o)) {
         c.host->requeue_direct(c.task, c.borrowed);
         return;
     }
-    try {
-        if (decode_error) std::rethrow_exception(decode_error);
-        throw_if_failed(o, c.call);
-    } catch (...) {
-        c.task->set_error(std::current_exception());
+    if (!error) {
+        try {
+            error = failure_of(o, c.call);
+        } catch (...) {  // no memory for the message
+            error = std::current_exception();
+        }
     }
+    if (error) c.task->set_error(std::move(error));
     c.host->finish_direct(c.task, c.borrowed, c.workers->progress(c.slot));
 }
 

@@ -78,7 +78,8 @@ private:
     struct Call;
     [[nodiscard]] bool has_work() const noexcept;
     void complete_ready();
-    void end(Call& call, std::exception_ptr decode_error) noexcept;
+    /// `error`: the result could not be decoded (null when it was).
+    void end(Call& call, std::exception_ptr error) noexcept;
 
     Doorbell own_bell_;
     Doorbell* bell_ = &own_bell_;

@@ -102,7 +102,7 @@ void run_mp_call(const MpCall& call, const Progress& progress) {
         if (never_reached(request.outcome))
             throw Error(fmt::format("process task {} could not reach a worker process after {} tries", call.id,
                                     max_carries + 1));
-        throw_if_failed(request.outcome, call);
+        if (auto failure = failure_of(request.outcome, call)) std::rethrow_exception(failure);
         return;
     }
 }
@@ -112,23 +112,22 @@ bool never_reached(const CallOutcome& o) noexcept {
            (o.kind == CallOutcome::Kind::died && !o.started);
 }
 
-void throw_if_failed(const CallOutcome& o, const MpCall& call) {
+std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call) {
     switch (o.kind) {
-        case CallOutcome::Kind::ok: return;
-        case CallOutcome::Kind::remote_error: throw RemoteError(o.error_type, o.error_message);
-        case CallOutcome::Kind::died: throw RemoteError(o.error_type, o.error_message);
+        case CallOutcome::Kind::ok: return nullptr;
+        case CallOutcome::Kind::remote_error:
+        case CallOutcome::Kind::died: return std::make_exception_ptr(RemoteError(o.error_type, o.error_message));
         case CallOutcome::Kind::timed_out:
-            throw TimeoutError(fmt::format("process task {} ran longer than its timeout of {}; its worker process "
-                                           "was killed",
-                                           call.id, std::chrono::duration_cast<std::chrono::milliseconds>(call.timeout)));
+            return std::make_exception_ptr(TimeoutError(
+                fmt::format("process task {} ran longer than its timeout of {}; its worker process was killed",
+                            call.id, std::chrono::duration_cast<std::chrono::milliseconds>(call.timeout))));
         case CallOutcome::Kind::killed:
         case CallOutcome::Kind::canceled:
-            throw CanceledError(fmt::format("process task {} was canceled while running; its worker process was "
-                                            "killed",
-                                            call.id));
-        case CallOutcome::Kind::not_run:
-            throw Error(fmt::format("process task {} never reached a worker process", call.id));
+            return std::make_exception_ptr(CanceledError(
+                fmt::format("process task {} was canceled while running; its worker process was killed", call.id)));
+        case CallOutcome::Kind::not_run: break;
     }
+    return std::make_exception_ptr(Error(fmt::format("process task {} never reached a worker process", call.id)));
 }
 
 bool cancel_mp_call(int slot, TaskId id) noexcept {

@@ -5,6 +5,7 @@
 // the thread pool's, unchanged. At most one MpPool exists at a time.
 
 #include <cstddef>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -46,8 +47,10 @@ private:
 /// The call never reached a worker (it died or was killed before taking
 /// it): it may be carried again, on a fresh worker.
 [[nodiscard]] bool never_reached(const CallOutcome& o) noexcept;
-/// Throws what the task's caller should see for a failed outcome
-/// (RemoteError, TimeoutError, CanceledError, Error); nothing for ok.
-void throw_if_failed(const CallOutcome& o, const MpCall& call);
+/// What the task's caller should see for a failed outcome (RemoteError,
+/// TimeoutError, CanceledError, Error); null for ok. Made without throwing:
+/// the direct path runs on fiber stacks, where AddressSanitizer cannot follow
+/// an unwind (it leaves stale redzones behind and reports them later).
+[[nodiscard]] std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call);
 
 }  // namespace atasker::detail

@@ -255,6 +255,7 @@ void ProcessWorkers::call_batch(std::size_t slot, std::span<CallRequest> batch,
     Flight flight = begin_batch(slot, batch, deadline, no_bell);
     while (!advance_batch(slot, batch, flight, true)) {
     }
+    if (flight.decode_error) std::rethrow_exception(flight.decode_error);
 }
 
 ProcessWorkers::Flight ProcessWorkers::begin_batch(std::size_t k, std::span<CallRequest> batch,
@@ -412,7 +413,6 @@ bool ProcessWorkers::advance_batch(std::size_t k, std::span<CallRequest> batch, 
         w.active = {};
         w.bell = no_bell;
     }
-    if (f.decode_error) std::rethrow_exception(std::exchange(f.decode_error, nullptr));
     return true;
 }
 

@@ -162,7 +162,9 @@ public:
     /// worker (and the reaper, on its death) rings doorbell `bell` after each
     /// answer it posts; advance_batch() consumes what arrived and returns true
     /// once every outcome is filled (false, without blocking, when `block` is
-    /// false and the rest is still due). The batch must outlive the flight.
+    /// false and the rest is still due); a result that could not be decoded
+    /// leaves its exception in Flight::decode_error (call_batch rethrows it).
+    /// The batch must outlive the flight.
     struct Flight {
         std::size_t count = 0;   ///< records sent
         std::size_t next = 0;    ///< first record without an outcome
@@ -170,7 +172,7 @@ public:
         std::size_t out = 0;     ///< their bytes
         bool timer = false;
         timespec until{};
-        std::exception_ptr decode_error;
+        std::exception_ptr decode_error;  ///< the first read_result that threw
     };
     [[nodiscard]] Flight begin_batch(std::size_t slot, std::span<CallRequest> batch,
                                      std::optional<std::chrono::steady_clock::time_point> deadline,
