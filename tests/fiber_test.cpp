@@ -22,10 +22,12 @@
 
 #include <atasker/atasker.hpp>
 
+#include "crash_task.hpp"
 #include "pipe_signal.hpp"
 
 namespace at = atasker;
 using test_support::PipeSignal;
+using test_support::crash;
 
 namespace {
 PipeSignal started;  // worker -> test: the task is running
@@ -38,20 +40,6 @@ const at::MpTask blocker{"blocker", [](at::Progress p, char label) {
                              started.send(label);
                              return release.receive();
                          }};
-// The crash under test; UBSan would only report it before it happens.
-__attribute__((no_sanitize("undefined"))) void write_through_null() {
-    volatile int* p = nullptr;
-    *p = 1;
-}
-const at::MpTask crash{"crash", [](int how) -> int {
-                           switch (how) {
-                               case 0: write_through_null(); break;
-                               case 1: ::kill(::getpid(), SIGKILL); break;
-                               case 2: std::abort();
-                               default: std::exit(3);
-                           }
-                           return 0;
-                       }};
 
 /// The process task that is running, from the records.
 std::optional<at::TaskInfo> running_process_task() {

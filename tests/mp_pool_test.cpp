@@ -27,11 +27,13 @@
 
 #include <atasker/atasker.hpp>
 
+#include "crash_task.hpp"
 #include "pipe_signal.hpp"
 
 namespace at = atasker;
 using namespace std::chrono_literals;
 using test_support::PipeSignal;
+using test_support::crash;
 
 namespace {
 
@@ -44,11 +46,6 @@ const at::MpTask whoami{"whoami", [] { return static_cast<int>(::getpid()); }};
 const at::MpTask thrower{"thrower", [](std::string m) -> int { throw std::invalid_argument(m); }};
 const at::MpTask echo{"echo", [](std::string s) { return s; }};
 
-// The crash under test; UBSan would only report it before it happens.
-__attribute__((no_sanitize("undefined"))) void write_through_null() {
-    volatile int* p = nullptr;
-    *p = 1;
-}
 // A user type crosses through its serialize() member (cereal's customization point).
 struct Point {
     int x = 0;
@@ -66,15 +63,6 @@ using Everything = std::tuple<bool, char, std::int64_t, std::uint16_t, float, do
                               std::pair<int, std::string>, Nested, Point, std::vector<Point>>;
 const at::MpTask identity{"identity", [](Everything e) { return e; }};
 
-const at::MpTask crash{"crash", [](int how) -> int {
-                           switch (how) {
-                               case 0: write_through_null(); break;
-                               case 1: ::kill(::getpid(), SIGKILL); break;
-                               case 2: std::abort();
-                               default: std::exit(3);
-                           }
-                           return 0;
-                       }};
 const at::MpTask blocker{"blocker", [](char label) {
                              started.send(label);
                              return release.receive();
