@@ -6,7 +6,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
+#include <string_view>
+#include <utility>
 
 #include <atasker/mp_task.hpp>
 
@@ -29,5 +32,13 @@ inline int crash_worker(int how) {
 }
 
 inline const atasker::MpTask crash{"crash", &crash_worker};
+
+/// Each way `crash` can end its worker, and the error its task then fails with.
+inline constexpr std::array<std::pair<int, std::string_view>, 4> crash_deaths{{
+    {0, "worker process killed by signal 11 (SIGSEGV)"},
+    {1, "worker process killed by signal 9 (SIGKILL)"},
+    {2, "worker process killed by signal 6 (SIGABRT)"},
+    {3, "worker process exited with code 3"},
+}};
 
 }  // namespace test_support

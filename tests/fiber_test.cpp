@@ -164,13 +164,7 @@ TEST_CASE("aloop: 1,000 fibers of one loop await co_mp_apply at once; values and
 TEST_CASE("aloop: a worker that dies under a loop's call fails only that call, and the loop's next 200 succeed" *
           doctest::timeout(60)) {
     at::ALoop& loop = at::task_supervisor.create_aloop("deaths");
-    const std::vector<std::pair<int, std::string>> deaths = {
-        {0, "worker process killed by signal 11 (SIGSEGV)"},
-        {1, "worker process killed by signal 9 (SIGKILL)"},
-        {2, "worker process killed by signal 6 (SIGABRT)"},
-        {3, "worker process exited with code 3"},
-    };
-    for (const auto& [how, message] : deaths) {
+    for (const auto& [how, message] : test_support::crash_deaths) {
         CAPTURE(how);
         const std::string error = loop.run([how = how] {
             try {

@@ -121,16 +121,11 @@ TEST_CASE("mp: an exception thrown in the worker comes back as RemoteError with 
 
 TEST_CASE("mp: a worker that dies fails only its task, and the pool serves the next 1,000" *
           doctest::timeout(60)) {
-    const std::vector<std::pair<int, std::string>> deaths = {
-        {0, "worker process killed by signal 11 (SIGSEGV)"},
-        {1, "worker process killed by signal 9 (SIGKILL)"},
-        {2, "worker process killed by signal 6 (SIGABRT)"},
-        {3, "worker process exited with code 3"},
-    };
-    for (const auto& [how, message] : deaths) {
+    for (const auto& [how, message] : test_support::crash_deaths) {
         CAPTURE(how);
         auto doomed = at::background_task(crash)(how);
-        CHECK_THROWS_WITH_AS((void)doomed.get(), message.c_str(), at::RemoteError);
+        const std::string expected(message);
+        CHECK_THROWS_WITH_AS((void)doomed.get(), expected.c_str(), at::RemoteError);
         CHECK(doomed.info()->status == at::TaskStatus::failed);
         std::vector<at::Task<int>> next;
         for (int i = 0; i < 1000; ++i) next.push_back(at::background_task(square)(i));
