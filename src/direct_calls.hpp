@@ -78,6 +78,9 @@ private:
     struct Call;
     [[nodiscard]] bool has_work() const noexcept;
     void complete_ready();
+    /// Completes calls_[i] if its answer is in (it is then replaced by the
+    /// last call); false if it is still running.
+    bool try_complete(std::size_t i) noexcept;
     /// `error`: the result could not be decoded (null when it was).
     void end(Call& call, std::exception_ptr error) noexcept;
 

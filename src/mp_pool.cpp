@@ -16,7 +16,7 @@ namespace atasker::detail {
 namespace {
 
 std::atomic<MpPool*> current_pool{nullptr};
-thread_local int bound_slot = -1;
+[[gnu::tls_model("initial-exec")]] thread_local int bound_slot = -1;
 
 ProcessWorkers::Options worker_options() {
     if (!initialized()) init();

@@ -252,13 +252,14 @@ CallOutcome ProcessWorkers::call(std::size_t k, std::uint32_t task_index, Functi
 void ProcessWorkers::call_batch(std::size_t slot, std::span<CallRequest> batch,
                                 std::optional<std::chrono::steady_clock::time_point> deadline) {
     if (batch.empty()) return;
-    Flight flight = begin_batch(slot, batch, deadline, no_bell);
-    while (!advance_batch(slot, batch, flight, true)) {
+    std::optional<Flight> flight = begin_batch(slot, batch, deadline, no_bell);
+    if (!flight) throw Error(fmt::format("no worker process runs on slot {}; spawn() or replace() it first", slot));
+    while (!advance_batch(slot, batch, *flight, true)) {
     }
-    if (flight.decode_error) std::rethrow_exception(flight.decode_error);
+    if (flight->decode_error) std::rethrow_exception(flight->decode_error);
 }
 
-ProcessWorkers::Flight ProcessWorkers::begin_batch(std::size_t k, std::span<CallRequest> batch,
+std::optional<ProcessWorkers::Flight> ProcessWorkers::begin_batch(std::size_t k, std::span<CallRequest> batch,
                                                    std::optional<std::chrono::steady_clock::time_point> deadline,
                                                    std::uint32_t bell) {
     Worker& w = worker(k);
@@ -302,7 +303,7 @@ ProcessWorkers::Flight ProcessWorkers::begin_batch(std::size_t k, std::span<Call
         std::lock_guard lock(mutex_);
         if (w.life != Worker::Life::running || w.ended) {
             w.spare_offsets = std::move(offsets);
-            throw Error(fmt::format("no worker process runs on slot {}; spawn() or replace() it first", k));
+            return std::nullopt;
         }
         head->seq = ++w.seq;
         head->count = static_cast<std::uint32_t>(count);

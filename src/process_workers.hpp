@@ -164,7 +164,9 @@ public:
     /// once every outcome is filled (false, without blocking, when `block` is
     /// false and the rest is still due); a result that could not be decoded
     /// leaves its exception in Flight::decode_error (call_batch rethrows it).
-    /// The batch must outlive the flight.
+    /// The batch must outlive the flight. begin_batch() returns nothing, and
+    /// sends nothing, when no worker runs on `slot`; it throws what encoding
+    /// a lone request throws.
     struct Flight {
         std::size_t count = 0;   ///< records sent
         std::size_t next = 0;    ///< first record without an outcome
@@ -174,7 +176,7 @@ public:
         timespec until{};
         std::exception_ptr decode_error;  ///< the first read_result that threw
     };
-    [[nodiscard]] Flight begin_batch(std::size_t slot, std::span<CallRequest> batch,
+    [[nodiscard]] std::optional<Flight> begin_batch(std::size_t slot, std::span<CallRequest> batch,
                                      std::optional<std::chrono::steady_clock::time_point> deadline,
                                      std::uint32_t bell);
     bool advance_batch(std::size_t slot, std::span<CallRequest> batch, Flight& flight, bool block);

@@ -73,6 +73,10 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
     // result must not be lost to an overflow that is only about batching.
     std::vector<std::byte> scratch(cap - sizeof(ResultHeader));
     const Progress progress(&report_progress, &c);
+    // The registry is fixed once the zygote forked this process: the entry
+    // of the last task run is kept, sparing the registry's lock per task.
+    std::uint32_t last_index = 0;
+    const MpRegistryEntry* last_entry = nullptr;
 
     for (;;) {
         wait_request(c);
@@ -101,7 +105,11 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
                 c.progress_record.store(i, std::memory_order_relaxed);
                 c.progress.store(0.0, std::memory_order_relaxed);
                 try {
-                    const MpRegistryEntry* entry = find_mp_task(rec->task_index);
+                    if (last_entry == nullptr || last_index != rec->task_index) {
+                        last_entry = find_mp_task(rec->task_index);
+                        last_index = rec->task_index;
+                    }
+                    const MpRegistryEntry* entry = last_entry;
                     if (entry == nullptr)
                         throw Error("the worker process has no process task with this index; register every "
                                     "at::MpTask at namespace scope so that it exists before at::init()");

@@ -27,7 +27,8 @@
 
 namespace atasker {
 
-/// The callable background_task() returns. Copyable; each call puts a new task.
+/// The callable background_task() returns. Copyable (when its callback is);
+/// each call puts a new task.
 template <class F, class Cb = detail::NoCallback>
 class BackgroundTask {
 public:
@@ -39,18 +40,34 @@ public:
     /// outcome is stored; `task.get()` inside it returns or rethrows at once.
     /// Exceptions it throws are logged.
     template <class C>
-    [[nodiscard]] BackgroundTask<F, std::decay_t<C>> callback(C&& cb) const {
+    [[nodiscard]] BackgroundTask<F, std::decay_t<C>> callback(C&& cb) const& {
         return {fn_, options_, std::forward<C>(cb)};
+    }
+    template <class C>
+    [[nodiscard]] BackgroundTask<F, std::decay_t<C>> callback(C&& cb) && {
+        return {std::move(fn_), std::move(options_), std::forward<C>(cb)};
     }
 
     /// Puts one task with these arguments (decayed copies, like std::thread).
     /// \throws Error when the supervisor is not started.
     template <class... Args>
-    auto operator()(Args&&... args) const {
+    auto operator()(Args&&... args) const& {
+        return put_new(callback_, std::forward<Args>(args)...);
+    }
+    /// The same, moving the callback into the task: the last call of a
+    /// BackgroundTask whose callback is move-only (co_apply's promise).
+    template <class... Args>
+    auto operator()(Args&&... args) && {
+        return put_new(std::move(callback_), std::forward<Args>(args)...);
+    }
+
+private:
+    template <class C, class... Args>
+    auto put_new(C&& cb, Args&&... args) const {
         TaskSupervisor* sup = options_.supervisor != nullptr ? options_.supervisor : &TaskSupervisor::instance();
         if constexpr (detail::is_mp_task_ref<F>::value) {
             using Impl = detail::MpTaskImpl<typename F::function_type, Cb, std::decay_t<Args>...>;
-            auto* impl = new Impl(*fn_.task, options_.timeout, callback_, std::forward<Args>(args)...);
+            auto* impl = new Impl(*fn_.task, options_.timeout, std::forward<C>(cb), std::forward<Args>(args)...);
             if (!options_.name.empty()) return put(sup, impl, options_);
             TaskOptions named = options_;  // a process task is named after its MpTask by default
             named.name = fn_.task->name();
@@ -64,11 +81,10 @@ public:
                 throw Error("a run timeout applies to process tasks only; a thread task stops cooperatively: give "
                             "its function a std::stop_token and cancel it");
             using Impl = detail::TaskImpl<typename Shape::result, F, Cb, std::decay_t<Args>...>;
-            return put(sup, new Impl(fn_, callback_, std::forward<Args>(args)...), options_);
+            return put(sup, new Impl(fn_, std::forward<C>(cb), std::forward<Args>(args)...), options_);
         }
     }
 
-private:
     template <class Impl>
     static auto put(TaskSupervisor* sup, Impl* impl, const TaskOptions& options) {
         using R = typename std::remove_reference_t<decltype(*impl)>::result_type;

@@ -11,7 +11,6 @@
 /// by the waiting fiber's frame: the task may finish on any thread at any time.
 
 #include <exception>
-#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -25,31 +24,33 @@ namespace atasker {
 
 namespace detail {
 
-/// A completion callback that fulfils a fiber promise with the task's outcome.
+/// A completion callback that fulfils a fiber promise with the task's
+/// outcome. Move-only: the task holds the promise itself.
 template <class R>
 struct FiberPromiseCallback {
-    std::shared_ptr<boost::fibers::promise<R>> promise = std::make_shared<boost::fibers::promise<R>>();
+    boost::fibers::promise<R> promise;
 
-    void operator()(const Task<R>& task) const {
+    void operator()(const Task<R>& task) {
         try {
             if constexpr (std::is_void_v<R>) {
                 task.get();
-                promise->set_value();
+                promise.set_value();
             } else {
-                promise->set_value(task.get());
+                promise.set_value(task.get());
             }
         } catch (...) {
-            promise->set_exception(std::current_exception());
+            promise.set_exception(std::current_exception());
         }
     }
 };
 
-template <class Wrapped, class R, class Tuple>
-boost::fibers::future<R> put_for_fiber(const Wrapped& wrapped, Tuple&& args) {
+template <class R, class Wrapped, class Tuple>
+boost::fibers::future<R> put_for_fiber(Wrapped&& wrapped, Tuple&& args) {
     FiberPromiseCallback<R> callback;
-    auto future = callback.promise->get_future();
-    auto with_callback = wrapped.callback(callback);
-    std::apply([&](auto&&... a) { (void)with_callback(std::forward<decltype(a)>(a)...); }, std::forward<Tuple>(args));
+    auto future = callback.promise.get_future();
+    auto with_callback = std::forward<Wrapped>(wrapped).callback(std::move(callback));
+    std::apply([&](auto&&... a) { (void)std::move(with_callback)(std::forward<decltype(a)>(a)...); },
+               std::forward<Tuple>(args));
     return future;
 }
 
@@ -63,8 +64,8 @@ auto co_apply(F&& fn, Tuple&& args = {}, TaskOptions options = {}) {
         [](auto&&... a) { return detail::CallShape<std::decay_t<F>, std::decay_t<decltype(a)>...>{}; },
         std::declval<Tuple&>()))>;
     using R = typename Shape::result;
-    return detail::put_for_fiber<decltype(background_task(std::forward<F>(fn), options)), R>(
-        background_task(std::forward<F>(fn), std::move(options)), std::forward<Tuple>(args));
+    return detail::put_for_fiber<R>(background_task(std::forward<F>(fn), std::move(options)),
+                                    std::forward<Tuple>(args));
 }
 
 /// Puts `task(args...)` as a process task and returns a fiber future for its
@@ -73,8 +74,7 @@ auto co_apply(F&& fn, Tuple&& args = {}, TaskOptions options = {}) {
 template <class F, class Tuple = std::tuple<>>
 auto co_mp_apply(const MpTask<F>& task, Tuple&& args = {}, TaskOptions options = {}) {
     using R = typename MpTask<F>::result_type;
-    return detail::put_for_fiber<decltype(background_task(task, options)), R>(background_task(task, std::move(options)),
-                                                                              std::forward<Tuple>(args));
+    return detail::put_for_fiber<R>(background_task(task, std::move(options)), std::forward<Tuple>(args));
 }
 
 }  // namespace atasker
