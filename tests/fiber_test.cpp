@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <boost/fiber/all.hpp>
@@ -23,6 +24,7 @@
 #include <atasker/atasker.hpp>
 
 #include "crash_task.hpp"
+#include "one_cpu.hpp"
 #include "pipe_signal.hpp"
 
 namespace at = atasker;
@@ -183,6 +185,52 @@ TEST_CASE("aloop: a worker that dies under a loop's call fails only that call, a
         CHECK(sum == 67 * 1 + 66 * 8);  // i % 3 over 0..199: 67 ones, 66 twos
     }
     CHECK(at::task_supervisor.stop_aloop("deaths"));
+}
+
+TEST_CASE("aloop: on one CPU with its workers, a loop's calls bring back values, errors and a death; every "
+          "worker comes back" * doctest::timeout(60)) {
+    // The worker usually answers within the post here, so the loop completes
+    // most calls before their fiber waits (the path of a pinned caller).
+    const test_support::OneCpu one_cpu;
+    REQUIRE(one_cpu.pinned() >= 2);  // at least this thread and the zygote
+    at::ALoop& loop = at::task_supervisor.create_aloop("one cpu");
+    const auto [sum, errors, death, after] = loop.run([] {
+        int total = 0;
+        int refused = 0;
+        for (int i = 0; i < 300; ++i) {
+            if (i % 50 == 49) {
+                try {
+                    (void)at::co_mp_apply(refuse, std::tuple{i}).get();
+                } catch (const at::RemoteError& e) {
+                    refused += e.type_name() == "std::out_of_range" ? 1 : 0;
+                }
+            } else {
+                total += at::co_mp_apply(cube, std::tuple{i % 3}).get();
+            }
+        }
+        std::string error = "no error";
+        try {
+            (void)at::co_mp_apply(crash, std::tuple{1}).get();
+        } catch (const at::RemoteError& e) {
+            error = e.what();
+        }
+        int later = 0;
+        for (int i = 0; i < 100; ++i) later += at::co_mp_apply(cube, std::tuple{2}).get();
+        return std::tuple{total, refused, error, later};
+    });
+    // i % 3 over 0..299 without 49, 99, ..., 299 (i % 3: 1, 0, 2, 1, 0, 2).
+    int expected = 0;
+    for (int i = 0; i < 300; ++i)
+        if (i % 50 != 49) expected += (i % 3) * (i % 3) * (i % 3);
+    CHECK(sum == expected);
+    CHECK(errors == 6);
+    CHECK(death == "worker process killed by signal 9 (SIGKILL)");
+    CHECK(after == 800);
+    const auto info = at::task_supervisor.get_info();
+    CHECK(info.mp_pool.running[0] + info.mp_pool.running[1] + info.mp_pool.running[2] + info.mp_pool.running[3] == 0);
+    CHECK(info.mp_pool.workers >= 1);
+    CHECK(info.mp_pool.idle == info.mp_pool.workers);  // every thread lent to the loop came back
+    CHECK(at::task_supervisor.stop_aloop("one cpu"));
 }
 
 TEST_CASE("aloop: canceling a loop's running process task kills its worker; the fiber sees CanceledError" *
