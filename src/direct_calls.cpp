@@ -1,5 +1,6 @@
 #include "direct_calls.hpp"
 
+#include <optional>
 #include <span>
 #include <utility>
 

@@ -259,9 +259,9 @@ void ProcessWorkers::call_batch(std::size_t slot, std::span<CallRequest> batch,
     if (flight->decode_error) std::rethrow_exception(flight->decode_error);
 }
 
-std::optional<ProcessWorkers::Flight> ProcessWorkers::begin_batch(std::size_t k, std::span<CallRequest> batch,
-                                                   std::optional<std::chrono::steady_clock::time_point> deadline,
-                                                   std::uint32_t bell) {
+std::optional<ProcessWorkers::Flight> ProcessWorkers::begin_batch(
+    std::size_t k, std::span<CallRequest> batch, std::optional<std::chrono::steady_clock::time_point> deadline,
+    std::uint32_t bell) {
     Worker& w = worker(k);
     const SlotView s = w.slot;
     SlotControl& c = *s.control;

@@ -177,8 +177,8 @@ public:
         std::exception_ptr decode_error;  ///< the first read_result that threw
     };
     [[nodiscard]] std::optional<Flight> begin_batch(std::size_t slot, std::span<CallRequest> batch,
-                                     std::optional<std::chrono::steady_clock::time_point> deadline,
-                                     std::uint32_t bell);
+                                                    std::optional<std::chrono::steady_clock::time_point> deadline,
+                                                    std::uint32_t bell);
     bool advance_batch(std::size_t slot, std::span<CallRequest> batch, Flight& flight, bool block);
     /// True when an answer (or the news of a death) waits for advance_batch().
     [[nodiscard]] bool response_waiting(std::size_t slot) const noexcept;

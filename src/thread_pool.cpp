@@ -82,8 +82,8 @@ void ThreadPool::give_back(Sleeper* s) noexcept {
     s->next = idle_list_;
     idle_list_ = s;
     ++idle_;
-    if (stopping_ || count_ > idle_limit() ||
-        (s->retire_at != std::chrono::steady_clock::time_point::max() && std::chrono::steady_clock::now() >= s->retire_at)) {
+    const bool may_retire = s->retire_at != std::chrono::steady_clock::time_point::max();  // spares a clock read
+    if (stopping_ || count_ > idle_limit() || (may_retire && std::chrono::steady_clock::now() >= s->retire_at)) {
         s->word.store(1, std::memory_order_relaxed);
         futex_wake(s->word);
     }
