@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "test_support.hpp"
 
@@ -85,6 +87,22 @@ TEST_CASE("background_task: the callback runs once with the result, and dropping
     CHECK(result.get_future().get() == 5);
     sup.stop();
     CHECK(calls == 1);
+}
+
+TEST_CASE("background_task: a move-only callback moves into the task when the wrapper is called as an rvalue" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    // The callback owns a promise: it cannot be copied, only moved.
+    std::promise<int> result;
+    std::future<int> future = result.get_future();
+    auto wrapped = at::background_task([](int x) { return x + 1; }, {.supervisor = &sup})
+                       .callback([p = std::move(result)](const at::Task<int>& t) mutable { p.set_value(t.get()); });
+    static_assert(!std::is_copy_constructible_v<decltype(wrapped)>);
+    auto task = std::move(wrapped)(41);
+    CHECK(task.get() == 42);
+    CHECK(future.get() == 42);
+    sup.stop();
 }
 
 TEST_CASE("background_task: a record goes queued, started, completed with consistent times" *
