@@ -113,7 +113,8 @@ public:
     [[nodiscard]] std::size_t threads() const noexcept { return count_; }
     /// True once no thread runs, not even one on its way out.
     [[nodiscard]] bool empty() const noexcept { return count_ == 0 && exiting_ == 0; }
-    [[nodiscard]] std::size_t idle() const noexcept { return idle_; }
+    /// Threads waiting for work: asleep, or yielding before they sleep.
+    [[nodiscard]] std::size_t idle() const noexcept { return idle_ + yielding_; }
     [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
 
     /// How far critical tasks may grow the pool past its capacity: a flood of
@@ -146,6 +147,7 @@ private:
     std::list<std::thread> exited_threads_;
     std::size_t count_ = 0;
     std::size_t idle_ = 0;      // threads in idle_list_
+    std::size_t yielding_ = 0;  // threads yielding their CPU once before they sleep
     std::size_t signals_ = 0;   // threads woken for a task that have not yet taken the mutex
     Unsent unsent_;             // of those, not yet notified (see take_unsent)
     std::string unsent_error_;  // a failed thread start, not yet logged
