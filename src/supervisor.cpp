@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <utility>
 
 #include <atasker/error.hpp>
 #include <atasker/init.hpp>
@@ -83,18 +84,27 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         throw Error("the process pool is not set up; call set_mp_pool() before putting process tasks");
     Record* r = nullptr;
     const TaskId id = table.insert(r);
+    try {
+        // What can still fail (memory, the timer thread's start) comes before
+        // the task is linked: a put that throws leaves no record behind. The
+        // delay's timer cannot fire before the record says delayed: its
+        // callback takes the mutex held here.
+        table.set_name(*r, std::move(name));
+        if (o.delay.count() > 0) timers.schedule(detail::Timers::Clock::now() + o.delay, &on_delay_end, this, id);
+    } catch (...) {
+        table.erase(id);
+        throw;
+    }
     task->id = id;
     task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
     r->rank = task->rank;
     r->task = task;  // the supervisor's reference, until the task is settled
     guard.task = nullptr;
     r->type = task->type;
-    table.set_name(*r, std::move(name));
     r->queued = now;
     if (o.delay.count() > 0) {
         r->status = TaskStatus::delayed;
         ++delayed;
-        timers.schedule(detail::Timers::Clock::now() + o.delay, &on_delay_end, this, id);
     } else if (const DirectStart direct = start_direct(task, *r, now); direct.calls != nullptr) {
         detail::ProcessWorkers& workers = mp_pool->workers();
         unlock_and_notify(lock);
@@ -155,9 +165,17 @@ void TaskSupervisor::Impl::requeue_direct(TaskBase* task, detail::ThreadPool::Sl
 void TaskSupervisor::Impl::unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept {
     const auto threads = thread_pool.take_unsent();
     const auto processes = mp_threads.take_unsent();
+    const std::size_t lost = std::exchange(thresholds_lost, 0);
     lock.unlock();
     thread_pool.notify(threads);
     mp_threads.notify(processes);
+    if (lost > 0) {
+        try {
+            log(LogLevel::error, "{} task(s) queued without their wait-time thresholds: the timers could not take them",
+                lost);
+        } catch (...) {  // no memory for the message either
+        }
+    }
 }
 
 void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) {
@@ -393,11 +411,18 @@ bool TaskSupervisor::Impl::stop(const StopOptions& o) {
     return finished;
 }
 
-void TaskSupervisor::Impl::schedule_wait_timeouts(TaskId id) {
+void TaskSupervisor::Impl::schedule_wait_timeouts(TaskId id) noexcept {
     const auto now = detail::Timers::Clock::now();
-    if (wait_timeouts->warning.count() > 0) timers.schedule(now + wait_timeouts->warning, &on_wait_warning, this, id);
-    if (wait_timeouts->critical.count() > 0)
-        timers.schedule(now + wait_timeouts->critical, &on_wait_critical, this, id);
+    try {
+        if (wait_timeouts->warning.count() > 0)
+            timers.schedule(now + wait_timeouts->warning, &on_wait_warning, this, id);
+        if (wait_timeouts->critical.count() > 0)
+            timers.schedule(now + wait_timeouts->critical, &on_wait_critical, this, id);
+    } catch (...) {
+        // The task is queued all the same; only its thresholds are lost. Said
+        // once the lock is released (unlock_and_notify).
+        ++thresholds_lost;
+    }
 }
 
 void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {

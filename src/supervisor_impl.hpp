@@ -77,7 +77,9 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     void wake(TaskType pool);
     /// Releases `lock`, then sends the wake-ups the pools decided on under it.
     void unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept;
-    void schedule_wait_timeouts(TaskId id);
+    /// Never throws: a task whose thresholds cannot be set is queued without
+    /// them, and unlock_and_notify() says so.
+    void schedule_wait_timeouts(TaskId id) noexcept;
     [[nodiscard]] bool drained() const noexcept;
 
     static void on_delay_end(void* self, std::uint64_t id) noexcept;
@@ -98,6 +100,7 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     std::unique_ptr<detail::MpPool> mp_pool;
     std::optional<PoolOptions> mp_options;  // empty until set_mp_pool()
     detail::Timers timers;
+    std::size_t thresholds_lost = 0;  // since the last unlock_and_notify()
     PoolOptions thread_options;
     std::shared_ptr<const WaitTimeouts> wait_timeouts;
     bool active = false;

@@ -43,6 +43,10 @@ Record* TaskTable::find(TaskId id) noexcept {
 
 const Record* TaskTable::find(TaskId id) const noexcept { return const_cast<TaskTable*>(this)->find(id); }
 
+void TaskTable::erase(TaskId id) noexcept {
+    if (find(id) != nullptr) release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
+}
+
 void TaskTable::release(std::uint32_t index) noexcept {
     Record& r = at(index);
     if (r.extra != 0) {
@@ -85,8 +89,7 @@ void TaskTable::finished(TaskId id, WallNanos now) {
 }
 
 void TaskTable::drop_oldest() noexcept {
-    const TaskId id = kept_[kept_head_].id;
-    if (find(id) != nullptr) release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
+    erase(kept_[kept_head_].id);
     kept_head_ = (kept_head_ + 1) % kept_.size();
     --kept_count_;
 }

@@ -61,6 +61,8 @@ public:
     /// Takes a free record (marked in use) and returns its id.
     [[nodiscard]] TaskId insert(Record*& record);
     [[nodiscard]] Record* find(TaskId id) noexcept;
+    /// Frees the record of `id` at once, with no retention (a put undone).
+    void erase(TaskId id) noexcept;
     [[nodiscard]] const Record* find(TaskId id) const noexcept;
 
     /// The record became finished: keep it per the retention limits.
