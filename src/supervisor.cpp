@@ -178,7 +178,7 @@ void TaskSupervisor::Impl::unlock_and_notify(std::unique_lock<std::mutex>& lock)
     }
 }
 
-void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) {
+void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) noexcept {
     r.status = TaskStatus::queued;
     r.queued = now;
     admission(task->type).push(task);
@@ -186,7 +186,7 @@ void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) {
     wake(task->type);
 }
 
-void TaskSupervisor::Impl::wake(TaskType type) {
+void TaskSupervisor::Impl::wake(TaskType type) noexcept {
     // Threads already woken or starting will each take one of the startable tasks.
     auto& a = admission(type);
     auto& p = pool(type);

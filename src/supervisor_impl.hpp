@@ -62,7 +62,7 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     bool stop(const StopOptions& options);
 
     /// Queues a task whose record is already in the table (put or delay end).
-    void enqueue(detail::TaskBase* task, detail::Record& record, detail::WallNanos now);
+    void enqueue(detail::TaskBase* task, detail::Record& record, detail::WallNanos now) noexcept;
     /// Marks a queued or delayed task canceled; it is settled later, outside the lock.
     void cancel_locked(detail::TaskBase* task, detail::Record& record, detail::WallNanos now,
                        std::vector<detail::TaskBase*>& to_settle);
@@ -74,7 +74,7 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     void cancel_all_locked(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop);
     /// Without the lock: settles canceled tasks, asks running ones to stop.
     void settle_all(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop) noexcept;
-    void wake(TaskType pool);
+    void wake(TaskType pool) noexcept;
     /// Releases `lock`, then sends the wake-ups the pools decided on under it.
     void unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept;
     /// Never throws: a task whose thresholds cannot be set is queued without
