@@ -1,7 +1,9 @@
 #include "task_table.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <new>
+#include <utility>
 
 #include <atasker/error.hpp>
 
@@ -21,8 +23,11 @@ TaskId TaskTable::insert(Record*& record) {
         at(index).queued = 0;
     } else {
         if (size_ == no_slot) throw Error("task table is full (2^32 live records); let tasks finish first");
-        if ((size_ & (chunk_size - 1)) == 0)
-            chunks_.emplace_back(static_cast<Record*>(::operator new(chunk_size * sizeof(Record))));
+        if ((size_ & (chunk_size - 1)) == 0) {
+            // Owned before the vector grows: a growth that fails frees it.
+            std::unique_ptr<Record[], FreeChunk> chunk(static_cast<Record*>(::operator new(chunk_size * sizeof(Record))));
+            chunks_.push_back(std::move(chunk));
+        }
         index = size_++;
         new (&at(index)) Record;
     }
