@@ -6,14 +6,11 @@
 // thread in between. Futex calls here are not private: they work across
 // processes on MAP_SHARED memory (and on private memory too).
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <ctime>
+
+#include "futex.hpp"
 
 namespace atasker::detail {
 
@@ -27,8 +24,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 /// caller publishes what it rings for before ringing.
 inline void ring(Doorbell& bell) noexcept {
     bell.rings.fetch_add(1, std::memory_order_seq_cst);
-    if (bell.sleeping.load(std::memory_order_seq_cst) != 0)
-        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&bell.rings), FUTEX_WAKE, 1, nullptr, nullptr, 0);  // NOLINT
+    if (bell.sleeping.load(std::memory_order_seq_cst) != 0) futex_wake(bell.rings, FutexScope::shared);
 }
 
 /// The owner: sleeps unless the doorbell rang since `seen` (read with
@@ -37,17 +33,11 @@ inline void ring(Doorbell& bell) noexcept {
 inline void sleep_on(Doorbell& bell, std::uint32_t seen, std::chrono::steady_clock::time_point until) noexcept {
     bell.sleeping.store(1, std::memory_order_seq_cst);
     if (bell.rings.load(std::memory_order_seq_cst) == seen) {
-        timespec ts{};
-        const bool timed = until != std::chrono::steady_clock::time_point::max();
-        if (timed) {
-            const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - std::chrono::steady_clock::now());
-            const auto ns = left.count() > 0 ? left.count() : 0;
-            ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-            ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+        if (until == std::chrono::steady_clock::time_point::max()) {
+            futex_wait(bell.rings, seen, nullptr, FutexScope::shared);
+        } else if (const std::chrono::nanoseconds left = until - std::chrono::steady_clock::now(); left.count() > 0) {
+            futex_wait(bell.rings, seen, &left, FutexScope::shared);
         }
-        if (!timed || ts.tv_sec > 0 || ts.tv_nsec > 0)
-            ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&bell.rings), FUTEX_WAIT, seen,  // NOLINT
-                      timed ? &ts : nullptr, nullptr, 0);
     }
     bell.sleeping.store(0, std::memory_order_relaxed);
 }
