@@ -15,8 +15,7 @@ namespace atasker_bench {
 namespace {
 
 std::array<double, 2> floor_round_trip(std::size_t samples, bool pinned) {
-    // Pin before the fork: the child inherits the forking thread's mask.
-    if (pinned) pin_process_tree({0});
+    const PinnedToCpu0 pin(pinned);  // before the fork: the child inherits the forking thread's mask
     std::vector<double> lat;
     {
         SemPingPongWorker worker;
@@ -28,7 +27,6 @@ std::array<double, 2> floor_round_trip(std::size_t samples, bool pinned) {
             lat.push_back(micros(t0, Clock::now()));
         }
     }
-    if (pinned) pin_process_tree({});
     return {percentile(lat, 50), percentile(lat, 99)};
 }
 
@@ -52,7 +50,7 @@ const char* waiter_name(Waiter w) {
 std::array<double, 2> ours_round_trip(unsigned workers, std::size_t samples, bool pinned, Waiter waiter) {
     // Pin first: pool threads fork their workers after start() returns, and
     // a worker inherits the zygote's mask (pinned with the tree here).
-    if (pinned) pin_process_tree({0});
+    const PinnedToCpu0 pin(pinned);
     AtaskerBothPools pools(workers);
     auto once = [&] {
         if (waiter == Waiter::task_get) return atasker::background_task(bench_square, pools.options())(7).get();
@@ -72,7 +70,6 @@ std::array<double, 2> ours_round_trip(unsigned workers, std::size_t samples, boo
     std::vector<double> lat = waiter == Waiter::aloop_fiber
                                   ? pools.supervisor().create_aloop("bench-roundtrip").run(measure)
                                   : measure();
-    if (pinned) pin_process_tree({});
     return {percentile(lat, 50), percentile(lat, 99)};
 }
 #endif

@@ -46,6 +46,24 @@ void trim_heap();
 /// (an empty list means all CPUs); returns false if any call failed.
 bool pin_process_tree(const std::vector<int>& cpus);
 
+/// While it lives, and when made with `on`, this process tree is pinned to
+/// CPU 0 (pin_process_tree); all CPUs again once it ends. Threads and child
+/// processes made meanwhile inherit the mask.
+class PinnedToCpu0 {
+public:
+    explicit PinnedToCpu0(bool on) : on_(on) {
+        if (on_) pin_process_tree({0});
+    }
+    ~PinnedToCpu0() {
+        if (on_) pin_process_tree({});
+    }
+    PinnedToCpu0(const PinnedToCpu0&) = delete;
+    PinnedToCpu0& operator=(const PinnedToCpu0&) = delete;
+
+private:
+    bool on_;
+};
+
 /// Runs bench/python_peers.py with `args` under python3 and returns what it
 /// printed on stdout, or nothing (with `why` set) when python3 or the script
 /// is missing or the script failed.

@@ -20,18 +20,7 @@ namespace {
 
 template <class Pool>
 double throughput(unsigned workers, std::size_t n, unsigned submitters, bool pinned) {
-    // The pool's threads inherit the mask; restored once they are joined.
-    struct Pin {
-        bool on;
-        explicit Pin(bool p) : on(p) {
-            if (on) pin_process_tree({0});
-        }
-        ~Pin() {
-            if (on) pin_process_tree({});
-        }
-        Pin(const Pin&) = delete;
-        Pin& operator=(const Pin&) = delete;
-    } pin(pinned);
+    const PinnedToCpu0 pin(pinned);  // the pool's threads inherit the mask; restored once they are joined
     Pool pool(workers);
     {
         // Threads started and first allocations made before the clock runs.
