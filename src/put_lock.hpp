@@ -1,5 +1,6 @@
 #pragma once
-// PutLock: how a put takes the supervisor's mutex. A put that finds the mutex
+// PutLock: how a put that does not go to the inbox (supervisor_mutex.hpp)
+// takes the supervisor's mutex. A put that finds the mutex
 // held spins briefly before it sleeps, but only when no other put is in
 // flight: the holder is then a pool thread ending one task and taking the
 // next, which takes well under a microsecond, while sleeping costs the
@@ -11,6 +12,8 @@
 
 #include <atomic>
 #include <mutex>
+
+#include "supervisor_mutex.hpp"
 
 namespace atasker::detail {
 
@@ -28,7 +31,7 @@ public:
     static constexpr int spin_limit = 200;
 
     /// Locks `mutex`; the put counts in `in_flight` until destroyed.
-    PutLock(std::mutex& mutex, std::atomic<int>& in_flight) noexcept
+    PutLock(SupervisorMutex& mutex, std::atomic<int>& in_flight) noexcept
         : in_flight_(in_flight), lock_(mutex, std::defer_lock) {
         const bool alone = in_flight_.fetch_add(1, std::memory_order_relaxed) == 0;
         if (lock_.try_lock()) return;
@@ -43,11 +46,11 @@ public:
     PutLock(const PutLock&) = delete;
     PutLock& operator=(const PutLock&) = delete;
 
-    [[nodiscard]] std::unique_lock<std::mutex>& lock() noexcept { return lock_; }
+    [[nodiscard]] std::unique_lock<SupervisorMutex>& lock() noexcept { return lock_; }
 
 private:
     std::atomic<int>& in_flight_;
-    std::unique_lock<std::mutex> lock_;
+    std::unique_lock<SupervisorMutex> lock_;
 };
 
 }  // namespace atasker::detail

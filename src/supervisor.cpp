@@ -73,10 +73,28 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         throw Error(fmt::format("unknown priority {}; use Priority::critical, high, normal or low",
                                 static_cast<int>(o.priority)));
     if (o.delay.count() < 0) throw Error("a task's delay must not be negative; pass 0 to queue it at once");
+    task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
     std::string name = o.name;  // copied before the lock is taken
     const WallNanos now = wall_now();
+    // A thread task with nothing to set up under the mutex goes to the
+    // inbox, with an id reserved for it. Not a critical one: it may have to
+    // grow a saturated pool at once. Not with wait thresholds: their timers
+    // start when the task is queued.
+    detail::ReservedIds::Reserved reserved;
+    if (task->type == TaskType::thread && o.priority != Priority::critical && o.delay.count() == 0 &&
+        name.empty() && !has_wait_timeouts.load(std::memory_order_relaxed)) {
+        reserved = reserved_ids.take();
+        if (reserved.id != 0) {
+            task->id = reserved.id;
+            reserved.record->queued = now;
+            guard.task = nullptr;  // the inbox's from here
+            if (mutex.push(task)) return reserved.id;
+            guard.task = task;  // the inbox is closed: the supervisor is stopped
+        }
+    }
     detail::PutLock put_lock(mutex, puts_in_flight);
     auto& lock = put_lock.lock();
+    if (reserved.id != 0) table.unreserve(reserved.id);
     if (!active)
         throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
                                  : "task supervisor is not started; call start() before putting tasks");
@@ -96,7 +114,6 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         throw;
     }
     task->id = id;
-    task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
     r->rank = task->rank;
     r->task = task;  // the supervisor's reference, until the task is settled
     guard.task = nullptr;
@@ -107,14 +124,39 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         ++delayed;
     } else if (const DirectStart direct = start_direct(task, *r, now); direct.calls != nullptr) {
         detail::ProcessWorkers& workers = mp_pool->workers();
-        unlock_and_notify(lock);
+        lock.unlock();
         direct.calls->start(*this, workers, task, direct.borrowed, direct.call);
         return id;
     } else {
         enqueue(task, *r, now);
     }
-    unlock_and_notify(lock);
     return id;
+}
+
+void TaskSupervisor::Impl::queue_from_inbox(TaskBase* oldest) noexcept {
+    for (TaskBase* task = oldest; task != nullptr;) {
+        TaskBase* next = task->next;
+        task->next = nullptr;
+        Record& r = table.publish(task->id);
+        r.rank = task->rank;
+        r.type = task->type;
+        r.task = task;  // the supervisor's reference, as in put()
+        enqueue(task, r, r.queued);  // the put wrote its time
+        task = next;
+    }
+    refill_reserved_ids();
+}
+
+void TaskSupervisor::Impl::refill_reserved_ids() noexcept {
+    reserved_ids.refill([this] {
+        const TaskId id = table.reserve();
+        return detail::ReservedIds::Reserved{id, &table.reserved(id)};
+    });
+}
+
+bool TaskSupervisor::Impl::hungry() const noexcept {
+    // Threads past those busy or on their way to the mutex, within capacity.
+    return thread_pool.threads() - thread_pool.sleeping() < thread_pool.options().capacity();
 }
 
 TaskSupervisor::Impl::DirectStart TaskSupervisor::Impl::start_direct(TaskBase* task, Record& r, WallNanos now) {
@@ -148,7 +190,6 @@ void TaskSupervisor::Impl::finish_direct(TaskBase* task, detail::ThreadPool::Sle
         log_line = complete_task(task, status, std::move(error), now);
         mp_threads.give_back(borrowed);
         wake(TaskType::mp);
-        unlock_and_notify(lock);
     }
     settle_task(task, log_line);
 }
@@ -159,14 +200,13 @@ void TaskSupervisor::Impl::requeue_direct(TaskBase* task, detail::ThreadPool::Sl
     mp_threads.give_back(borrowed);
     Record& r = *table.find(task->id);
     enqueue(task, r, r.queued);
-    unlock_and_notify(lock);
 }
 
-void TaskSupervisor::Impl::unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept {
+void TaskSupervisor::Impl::unlock_and_send(std::mutex& raw) noexcept {
     const auto threads = thread_pool.take_unsent();
     const auto processes = mp_threads.take_unsent();
     const std::size_t lost = std::exchange(thresholds_lost, 0);
-    lock.unlock();
+    raw.unlock();
     thread_pool.notify(threads);
     mp_threads.notify(processes);
     if (lost > 0) {
@@ -219,7 +259,7 @@ void TaskSupervisor::Impl::thread_exiting(TaskType type) noexcept {
     if (type == TaskType::mp) mp_pool->detach_thread();
 }
 
-void TaskSupervisor::Impl::ensure_mp_pool(std::unique_lock<std::mutex>& lock) {
+void TaskSupervisor::Impl::ensure_mp_pool(std::unique_lock<detail::SupervisorMutex>& lock) {
     if (!mp_options) return;
     if (!mp_pool) {
         // Without the lock: it may fork the zygote and waits for it.
@@ -362,6 +402,9 @@ bool TaskSupervisor::Impl::stop(const StopOptions& o) {
     lock.lock();
     if (!active && thread_pool.empty() && mp_threads.empty() && !mp_pool) return true;
     active = false;
+    // Puts throw from now on; what the inbox holds was put before and is
+    // queued like any other task.
+    if (TaskBase* oldest = mutex.close_inbox(); oldest != nullptr) queue_from_inbox(oldest);
     stopping = true;
     ++stop_calls;
     state_cv.notify_all();
@@ -420,8 +463,9 @@ void TaskSupervisor::Impl::schedule_wait_timeouts(TaskId id) noexcept {
             timers.schedule(now + wait_timeouts->critical, &on_wait_critical, this, id);
     } catch (...) {
         // The task is queued all the same; only its thresholds are lost. Said
-        // once the lock is released (unlock_and_notify).
+        // once the lock is released (unlock_and_send).
         ++thresholds_lost;
+        mutex.defer();
     }
 }
 
@@ -433,7 +477,6 @@ void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {
     if (r == nullptr || r->status != TaskStatus::delayed) return;  // canceled meanwhile
     --impl->delayed;
     impl->enqueue(r->task, *r, now);
-    impl->unlock_and_notify(lock);
 }
 
 void TaskSupervisor::Impl::on_wait_warning(void* self, std::uint64_t id) noexcept {
@@ -507,7 +550,6 @@ void TaskSupervisor::set_thread_pool(const PoolOptions& options) {
         impl_->thread_pool.configure(options);
         impl_->wake(TaskType::thread);
     }
-    impl_->unlock_and_notify(lock);
 }
 
 void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
@@ -523,7 +565,6 @@ void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
         impl_->mp_options = previous;
         throw;
     }
-    impl_->unlock_and_notify(lock);
 }
 
 void TaskSupervisor::set_retention(const RetentionOptions& options) {
@@ -537,6 +578,7 @@ void TaskSupervisor::set_wait_timeouts(WaitTimeouts timeouts) {
     const bool any = timeouts.warning.count() > 0 || timeouts.critical.count() > 0;
     auto shared = any ? std::make_shared<const WaitTimeouts>(std::move(timeouts)) : nullptr;
     std::lock_guard lock(impl_->mutex);
+    impl_->has_wait_timeouts.store(shared != nullptr, std::memory_order_relaxed);
     impl_->wait_timeouts = std::move(shared);
 }
 
@@ -556,8 +598,9 @@ void TaskSupervisor::start() {
         throw;
     }
     impl_->ever_started = true;
+    impl_->refill_reserved_ids();
+    impl_->mutex.open_inbox();
     impl_->state_cv.notify_all();
-    impl_->unlock_and_notify(lock);
 }
 
 bool TaskSupervisor::stop(const StopOptions& options) { return impl_->stop(options); }

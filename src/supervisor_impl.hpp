@@ -1,10 +1,12 @@
 #pragma once
 // TaskSupervisor::Impl: one mutex guards the task table, both admissions and
-// the pools' bookkeeping. Work starts because something happened (put,
-// completion, resize, timer); nothing polls.
+// the pools' bookkeeping; a put that finds it held leaves its task in the
+// mutex's inbox (supervisor_mutex.hpp). Work starts because something
+// happened (put, completion, resize, timer); nothing polls.
 
 #include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -17,13 +19,15 @@
 #include "admission.hpp"
 #include "direct_calls.hpp"
 #include "mp_pool.hpp"
+#include "reserved_ids.hpp"
+#include "supervisor_mutex.hpp"
 #include "task_table.hpp"
 #include "thread_pool.hpp"
 #include "timers.hpp"
 
 namespace atasker {
 
-struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost {
+struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost, detail::SupervisorMutex::Host {
     Impl();
     ~Impl();
 
@@ -33,6 +37,11 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     void settle_task(detail::TaskBase* task, const std::string& log_line) noexcept override;
     int thread_started(TaskType pool) noexcept override;
     void thread_exiting(TaskType pool) noexcept override;
+
+    // SupervisorMutex::Host
+    void queue_from_inbox(detail::TaskBase* oldest) noexcept override;
+    [[nodiscard]] bool hungry() const noexcept override;
+    void unlock_and_send(std::mutex& mutex) noexcept override;
 
     // DirectHost
     void finish_direct(detail::TaskBase* task, detail::ThreadPool::Sleeper* borrowed, double progress) noexcept override;
@@ -53,7 +62,7 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     }
     [[nodiscard]] detail::ThreadPool& pool(TaskType t) noexcept { return t == TaskType::thread ? thread_pool : mp_threads; }
     /// Creates the process pool if it is set up and missing; applies its options.
-    void ensure_mp_pool(std::unique_lock<std::mutex>& lock);
+    void ensure_mp_pool(std::unique_lock<detail::SupervisorMutex>& lock);
     /// A snapshot of a record, with live progress from a worker process.
     [[nodiscard]] TaskInfo info_of(TaskId id, const detail::Record& r) const;
 
@@ -75,10 +84,10 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     /// Without the lock: settles canceled tasks, asks running ones to stop.
     void settle_all(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop) noexcept;
     void wake(TaskType pool) noexcept;
-    /// Releases `lock`, then sends the wake-ups the pools decided on under it.
-    void unlock_and_notify(std::unique_lock<std::mutex>& lock) noexcept;
+    /// Tops up the ids a put may take without the mutex.
+    void refill_reserved_ids() noexcept;
     /// Never throws: a task whose thresholds cannot be set is queued without
-    /// them, and unlock_and_notify() says so.
+    /// them, and unlock_and_send() says so.
     void schedule_wait_timeouts(TaskId id) noexcept;
     [[nodiscard]] bool drained() const noexcept;
 
@@ -88,9 +97,10 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     static void on_wait_critical(void* self, std::uint64_t id) noexcept;
     void on_wait_timeout(TaskId id, bool critical) noexcept;
 
-    mutable std::mutex mutex;
+    mutable detail::SupervisorMutex mutex{*this};
     std::atomic<int> puts_in_flight{0};  // see PutLock
-    std::condition_variable state_cv;  // active changes, drained during stop
+    detail::ReservedIds reserved_ids;   // taken by puts that go to the inbox
+    std::condition_variable_any state_cv;  // active changes, drained during stop
     detail::TaskTable table;
     detail::Admission thread_admission{true};
     detail::ThreadPool thread_pool{mutex, *this, TaskType::thread, detail::ThreadPool::critical_extra_threads};
@@ -100,9 +110,10 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     std::unique_ptr<detail::MpPool> mp_pool;
     std::optional<PoolOptions> mp_options;  // empty until set_mp_pool()
     detail::Timers timers;
-    std::size_t thresholds_lost = 0;  // since the last unlock_and_notify()
+    std::size_t thresholds_lost = 0;  // since the last unlock_and_send()
     PoolOptions thread_options;
     std::shared_ptr<const WaitTimeouts> wait_timeouts;
+    std::atomic<bool> has_wait_timeouts{false};  // read by puts without the mutex
     bool active = false;
     bool ever_started = false;
     bool stopping = false;

@@ -17,6 +17,12 @@ WallNanos wall_now() noexcept {
 TaskTable::TaskTable() = default;
 
 TaskId TaskTable::insert(Record*& record) {
+    const TaskId id = reserve();
+    record = &publish(id);
+    return id;
+}
+
+TaskId TaskTable::reserve() {
     std::uint32_t index = free_head_;
     if (index != no_slot) {
         free_head_ = at(index).next_free;
@@ -31,11 +37,19 @@ TaskId TaskTable::insert(Record*& record) {
         index = size_++;
         new (&at(index)) Record;
     }
-    Record& r = at(index);
+    return make_id(index, at(index).generation + 1);
+}
+
+Record& TaskTable::publish(TaskId id) noexcept {
+    Record& r = reserved(id);
     ++r.generation;  // even -> odd: in use
     ++in_use_;
-    record = &r;
-    return make_id(index, r.generation);
+    return r;
+}
+
+void TaskTable::unreserve(TaskId id) noexcept {
+    publish(id);
+    release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
 }
 
 Record* TaskTable::find(TaskId id) noexcept {

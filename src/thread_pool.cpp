@@ -46,6 +46,7 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
         s->word.store(1, std::memory_order_relaxed);
         if (unsent_.count < Unsent::capacity) {
             unsent_.sleepers[unsent_.count++] = s;
+            mutex_.defer();
         } else {
             futex_wake(s->word);
         }
@@ -60,6 +61,7 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
             unsent_error_ = fmt::format("{} pool could not start a thread ({}); the task waits for a free one, "
                                         "{} threads running",
                                         type_, e.what(), count_);
+            mutex_.defer();
             return;
         }
     }
@@ -123,7 +125,7 @@ void ThreadPool::begin_stop() {
     wake_all_idle();
 }
 
-void ThreadPool::join(std::unique_lock<std::mutex>& lock, bool all) {
+void ThreadPool::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
     if (all) exited_.wait(lock, [this] { return empty(); });
     std::list<std::thread> done;
     done.splice(done.end(), exited_threads_);
@@ -192,7 +194,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
     exited_.notify_all();
 }
 
-ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<std::mutex>& lock) {
+ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock) {
     me.signaled = false;
     me.word.store(0, std::memory_order_relaxed);
     me.next = idle_list_;

@@ -21,6 +21,8 @@
 #include <atasker/log.hpp>
 #include <atasker/pool_options.hpp>
 
+#include "supervisor_mutex.hpp"
+
 namespace atasker::detail {
 
 class ThreadPool {
@@ -53,7 +55,7 @@ public:
 
     /// `critical_extra`: how far critical tasks may grow the pool past its
     /// capacity (the thread pool's critical_extra_threads; 0 for processes).
-    ThreadPool(std::mutex& mutex, Host& host, TaskType type, std::size_t critical_extra)
+    ThreadPool(SupervisorMutex& mutex, Host& host, TaskType type, std::size_t critical_extra)
         : mutex_(mutex), host_(host), type_(type), critical_extra_(critical_extra) {}
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
@@ -84,9 +86,9 @@ public:
     /// Returns a borrowed thread to the idle list; wakes it when it has to
     /// go (stop, shrink, idle too long).
     void give_back(Sleeper* sleeper) noexcept;
-    /// Wake-ups wake() decided on but has not sent: the caller sends them
-    /// with notify() once it has released the supervisor's mutex, so a woken
-    /// thread does not block on the mutex at once.
+    /// Wake-ups wake() decided on but has not sent: the supervisor's mutex
+    /// sends them with notify() once released (SupervisorMutex::defer), so a
+    /// woken thread does not block on the mutex at once.
     struct Unsent {
         static constexpr std::size_t capacity = 4;  ///< more are sent at once, under the mutex
         std::array<Sleeper*, capacity> sleepers{};
@@ -108,13 +110,15 @@ public:
     void resume() noexcept { stopping_ = false; }
     /// Without the mutex held: joins every thread that has exited; with
     /// `all`, first waits for every thread to exit.
-    void join(std::unique_lock<std::mutex>& lock, bool all);
+    void join(std::unique_lock<SupervisorMutex>& lock, bool all);
 
     [[nodiscard]] std::size_t threads() const noexcept { return count_; }
     /// True once no thread runs, not even one on its way out.
     [[nodiscard]] bool empty() const noexcept { return count_ == 0 && exiting_ == 0; }
     /// Threads waiting for work: asleep, or yielding before they sleep.
     [[nodiscard]] std::size_t idle() const noexcept { return idle_ + yielding_; }
+    /// Threads asleep in the idle list (a yielding one takes the mutex again by itself).
+    [[nodiscard]] std::size_t sleeping() const noexcept { return idle_; }
     [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
 
     /// How far critical tasks may grow the pool past its capacity: a flood of
@@ -126,7 +130,7 @@ private:
     enum class Woken { signaled, changed, timed_out };
     /// Waits idle on `me` until wake() picks it, the pool changes (stop,
     /// resize) or, when it may retire, idle_timeout passes.
-    Woken sleep(Sleeper& me, std::unique_lock<std::mutex>& lock);
+    Woken sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock);
     /// Wakes every idle thread to look at a changed pool (stop, resize).
     void wake_all_idle() noexcept;
     /// The most threads that may wait idle: capacity, plus a critical standby.
@@ -134,12 +138,12 @@ private:
     void main(std::list<std::thread>::iterator self, Sleeper& me);
     void run_chain(Host::Taken taken);
 
-    std::mutex& mutex_;
+    SupervisorMutex& mutex_;
     Host& host_;
     TaskType type_;
     std::size_t critical_extra_;
     PoolOptions options_;
-    std::condition_variable exited_;   // join(all) waits here
+    std::condition_variable_any exited_;   // join(all) waits here
     std::deque<Sleeper> sleepers_;     // one per thread that ever ran at once
     Sleeper* spare_sleepers_ = nullptr;
     Sleeper* idle_list_ = nullptr;     // idle threads, the most recently idle first

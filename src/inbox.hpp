@@ -1,0 +1,62 @@
+#pragma once
+// Inbox: the tasks of puts that found the supervisor's mutex held. Such a put
+// pushes its task here with one compare-and-swap and returns, instead of
+// sleeping on the mutex until a pool thread lets go of it; whoever holds the
+// mutex next queues the task (see supervisor_mutex.hpp). Closed while the
+// supervisor is stopped: a push then fails, so no task is left in an inbox
+// nobody drains. Tasks are linked through TaskBase::next.
+
+#include <atomic>
+#include <cstdint>
+
+#include <atasker/detail/task_base.hpp>
+
+namespace atasker::detail {
+
+class Inbox {
+public:
+    /// Lock-free. False when closed: the caller puts under the mutex instead.
+    [[nodiscard]] bool push(TaskBase* task) noexcept {
+        std::uintptr_t head = head_.load(std::memory_order_relaxed);
+        do {
+            if (head == closed) return false;
+            task->next = reinterpret_cast<TaskBase*>(head);  // NOLINT
+        } while (!head_.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(task), std::memory_order_release,
+                                              std::memory_order_relaxed));
+        return true;
+    }
+    [[nodiscard]] bool empty() const noexcept {
+        const std::uintptr_t head = head_.load(std::memory_order_relaxed);
+        return head == 0 || head == closed;
+    }
+    /// With the mutex held: empties the inbox and returns its tasks, oldest
+    /// first (null when none).
+    [[nodiscard]] TaskBase* take() noexcept { return empty() ? nullptr : oldest_first(head_.exchange(0, std::memory_order_acquire)); }
+    /// With the mutex held: closes the inbox and returns what it held, oldest first.
+    [[nodiscard]] TaskBase* close() noexcept { return oldest_first(head_.exchange(closed, std::memory_order_acquire)); }
+    /// With the mutex held: opens a closed inbox (an open one is left as it is).
+    void open() noexcept {
+        std::uintptr_t expected = closed;
+        head_.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+    }
+
+private:
+    static constexpr std::uintptr_t closed = 1;  // never a task's address
+
+    [[nodiscard]] static TaskBase* oldest_first(std::uintptr_t head) noexcept {
+        if (head == closed) return nullptr;
+        TaskBase* newest = reinterpret_cast<TaskBase*>(head);  // NOLINT
+        TaskBase* oldest = nullptr;
+        while (newest != nullptr) {
+            TaskBase* next = newest->next;
+            newest->next = oldest;
+            oldest = newest;
+            newest = next;
+        }
+        return oldest;
+    }
+
+    std::atomic<std::uintptr_t> head_{closed};
+};
+
+}  // namespace atasker::detail
