@@ -180,6 +180,112 @@ TEST_CASE("supervisor: 8 threads putting 100k tasks of random priorities lose no
     sup.stop();
 }
 
+TEST_CASE("supervisor: a put's id has its record when the put returns, however many threads put" *
+          doctest::timeout(120)) {
+    // Puts that find the mutex busy go to the inbox with a reserved id; the
+    // record must be there for any reader all the same.
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 2});
+    sup.start();
+    constexpr int producers = 4;
+    constexpr int per_producer = 20000;
+    std::atomic<int> missing{0};
+    std::atomic<int> ran{0};
+    std::vector<std::vector<at::Task<void>>> handles(producers);
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&, p] {
+            for (int i = 0; i < per_producer; ++i) {
+                auto task = at::background_task([&ran] { ++ran; }, {.supervisor = &sup})();
+                if (!sup.get_task_info(task.id())) ++missing;
+                handles[static_cast<std::size_t>(p)].push_back(std::move(task));
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (auto& h : handles) at::wait_completed(h, 100s);
+    CHECK(missing.load() == 0);
+    CHECK(ran.load() == producers * per_producer);
+    std::set<at::TaskId> ids;
+    for (const auto& h : handles)
+        for (const auto& t : h) ids.insert(t.id());
+    CHECK(ids.size() == std::size_t{producers * per_producer});
+    sup.stop();
+}
+
+TEST_CASE("supervisor: behind a saturated pool, puts keep their order, priority and time queued" *
+          doctest::timeout(30)) {
+    // The pool's one thread is busy: these puts wait in the inbox until a
+    // holder of the mutex (here get_info) queues them.
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    sup.start();
+    Gate gate;
+    auto blocker = occupy(sup, gate);
+    test_support::Trace trace;
+    std::vector<at::Task<void>> tasks;
+    const auto before = std::chrono::system_clock::now();
+    for (int i = 0; i < 100; ++i)
+        tasks.push_back(at::background_task([&trace, i] { trace.add(std::to_string(i)); }, {.supervisor = &sup})());
+    tasks.push_back(at::background_task([&trace] { trace.add("high"); },
+                                        {.priority = at::Priority::high, .supervisor = &sup})());
+    const auto after = std::chrono::system_clock::now();
+    const auto queued = sup.get_info().thread_pool.queued;
+    CHECK(queued[at::priority_rank(at::Priority::normal)] == 100);
+    CHECK(queued[at::priority_rank(at::Priority::high)] == 1);
+    for (const auto& t : tasks) {
+        const auto info = t.info();
+        REQUIRE(info);
+        CHECK(info->status == at::TaskStatus::queued);
+        CHECK(info->time_queued >= before);
+        CHECK(info->time_queued <= after);  // when it was put, not when it was queued from the inbox
+    }
+    gate.open();
+    at::wait_completed(tasks, 10s);
+    std::vector<std::string> expected{"high"};
+    for (int i = 0; i < 100; ++i) expected.push_back(std::to_string(i));
+    CHECK(trace.labels() == expected);
+    sup.stop();
+}
+
+TEST_CASE("supervisor: a put racing stop either throws or resolves its handle" * doctest::timeout(60)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 2});
+    sup.start();
+    constexpr int producers = 4;
+    std::latch putting{producers};
+    std::atomic<int> ran{0};
+    std::vector<std::vector<at::Task<void>>> handles(producers);
+    std::vector<std::string> refusals(producers);
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&, p] {
+            for (int i = 0;; ++i) {
+                try {
+                    handles[static_cast<std::size_t>(p)].push_back(
+                        at::background_task([&ran] { ++ran; }, {.supervisor = &sup})());
+                } catch (const at::Error& e) {
+                    refusals[static_cast<std::size_t>(p)] = e.what();
+                    return;
+                }
+                if (i == 1000) putting.count_down();
+            }
+        });
+    putting.wait();
+    CHECK(sup.stop({.wait = true, .cancel_tasks = false}));
+    for (auto& t : threads) t.join();
+    int completed = 0;
+    int unresolved = 0;
+    for (const auto& h : handles)
+        for (const auto& t : h) {
+            const auto status = t.status();
+            completed += status == at::TaskStatus::completed ? 1 : 0;
+            unresolved += status == at::TaskStatus::completed || status == at::TaskStatus::canceled ? 0 : 1;
+        }
+    CHECK(unresolved == 0);
+    CHECK(completed == ran.load());
+    for (const auto& r : refusals) CHECK(r.find("call start()") != std::string::npos);
+}
+
 TEST_CASE("supervisor: records stay bounded after 1M tasks, the newest kept" * doctest::timeout(300)) {
     at::TaskSupervisor sup;
     sup.set_thread_pool({.pool_size = 2});

@@ -1,0 +1,240 @@
+// The inbox of puts that do not take the supervisor's mutex: the lock-free
+// stack (Inbox), the ids reserved for such puts (ReservedIds), and the mutex
+// that drains the inbox (SupervisorMutex). Private headers, tested directly;
+// the supervisor's behaviour through them is in supervisor_test.cpp.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <deque>
+#include <future>
+#include <latch>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "inbox.hpp"
+#include "reserved_ids.hpp"
+#include "supervisor_mutex.hpp"
+
+namespace {
+
+using atasker::TaskId;
+using atasker::detail::Inbox;
+using atasker::detail::Record;
+using atasker::detail::ReservedIds;
+using atasker::detail::SupervisorMutex;
+using atasker::detail::TaskBase;
+
+struct Dummy final : TaskBase {
+    explicit Dummy(TaskId task_id = 0) { id = task_id; }
+    void run(const atasker::Progress&) noexcept override {}
+};
+
+std::vector<TaskBase*> to_vector(TaskBase* oldest) {
+    std::vector<TaskBase*> out;
+    for (TaskBase* t = oldest; t != nullptr; t = t->next) out.push_back(t);
+    return out;
+}
+
+/// Records what the mutex asks of its host.
+struct FakeHost final : SupervisorMutex::Host {
+    std::vector<TaskBase*> queued;
+    bool is_hungry = true;
+    int sends = 0;
+    void queue_from_inbox(TaskBase* oldest) noexcept override {
+        for (TaskBase* t : to_vector(oldest)) queued.push_back(t);
+    }
+    bool hungry() const noexcept override { return is_hungry; }
+    void unlock_and_send(std::mutex& mutex) noexcept override {
+        ++sends;
+        mutex.unlock();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("inbox: closed until opened, then oldest first; closing hands back what it held") {
+    Inbox inbox;
+    Dummy a, b, c;
+    CHECK_FALSE(inbox.push(&a));  // closed: the supervisor is not started
+    inbox.open();
+    CHECK(inbox.empty());
+    CHECK(inbox.take() == nullptr);
+    REQUIRE(inbox.push(&a));
+    REQUIRE(inbox.push(&b));
+    CHECK_FALSE(inbox.empty());
+    CHECK(to_vector(inbox.take()) == std::vector<TaskBase*>{&a, &b});
+    CHECK(inbox.empty());
+    REQUIRE(inbox.push(&c));
+    CHECK(to_vector(inbox.close()) == std::vector<TaskBase*>{&c});
+    CHECK(inbox.empty());
+    CHECK_FALSE(inbox.push(&a));
+    CHECK(inbox.close() == nullptr);  // closing twice hands back nothing
+    inbox.open();
+    CHECK(inbox.push(&a));
+}
+
+TEST_CASE("inbox: pushes from several threads all come out, each thread's in its order" * doctest::timeout(60)) {
+    constexpr int threads = 4;
+    constexpr int per_thread = 20000;
+    Inbox inbox;
+    inbox.open();
+    std::vector<std::deque<Dummy>> tasks(threads);  // tasks never move
+    for (int t = 0; t < threads; ++t)
+        for (int i = 0; i < per_thread; ++i) tasks[t].emplace_back(static_cast<TaskId>(t) << 32 | static_cast<TaskId>(i));
+    std::latch go{threads + 1};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> pushers;
+    for (int t = 0; t < threads; ++t)
+        pushers.emplace_back([&, t] {
+            go.arrive_and_wait();
+            for (auto& task : tasks[t])
+                if (!inbox.push(&task)) refused.fetch_add(1);
+        });
+    go.arrive_and_wait();
+    std::vector<int> next(threads, 0);
+    int seen = 0;
+    bool in_order = true;
+    const auto take_all = [&] {
+        for (TaskBase* t : to_vector(inbox.take())) {
+            const auto thread = static_cast<int>(t->id >> 32);
+            in_order = in_order && static_cast<int>(t->id & 0xFFFFFFFFU) == next[thread];
+            ++next[thread];
+            ++seen;
+        }
+    };
+    while (seen < threads * per_thread / 2) take_all();  // drains while they push
+    for (auto& p : pushers) p.join();
+    take_all();
+    CHECK(refused == 0);
+    CHECK(in_order);
+    CHECK(seen == threads * per_thread);
+    CHECK(inbox.empty());
+}
+
+TEST_CASE("reserved ids: taken once each, refilled one step per id taken, bounded") {
+    ReservedIds ids;
+    CHECK(ids.take().id == 0);  // nothing reserved yet
+    std::vector<Record> records(ReservedIds::capacity + 8);
+    TaskId fresh = 0;
+    const auto reserve = [&] {
+        ++fresh;
+        return ReservedIds::Reserved{fresh, &records[fresh % records.size()]};
+    };
+    ids.refill(reserve);
+    CHECK(fresh == ReservedIds::capacity);  // full: no more records set aside than that
+    const auto first = ids.take();
+    CHECK(first.id == 1);
+    CHECK(first.record == &records[1]);
+    CHECK(ids.take().id == 2);
+    ids.refill(reserve);
+    CHECK(fresh == ReservedIds::capacity + 2);  // exactly the two taken
+    std::set<TaskId> taken{1, 2};
+    for (TaskId id = ids.take().id; id != 0; id = ids.take().id) CHECK(taken.insert(id).second);
+    CHECK(taken.size() == ReservedIds::capacity + 2);
+
+    // A refill that runs out of memory stops, leaving the rest empty.
+    int calls = 0;
+    ids.refill([&]() -> ReservedIds::Reserved {
+        if (++calls == 3) throw std::bad_alloc();
+        return {1000 + static_cast<TaskId>(calls), nullptr};
+    });
+    CHECK(ids.take().id == 1001);
+    CHECK(ids.take().id == 1002);
+    CHECK(ids.take().id == 0);
+}
+
+TEST_CASE("reserved ids: takers on several threads never get the same id" * doctest::timeout(60)) {
+    constexpr int threads = 4;
+    constexpr TaskId total = 200000;
+    ReservedIds ids;
+    std::mutex refill_mutex;  // refill() wants the supervisor's mutex: one filler at a time
+    std::atomic<TaskId> fresh{0};
+    const auto refill = [&] {
+        std::lock_guard lock(refill_mutex);
+        ids.refill([&]() -> ReservedIds::Reserved {
+            const TaskId id = fresh.load(std::memory_order_relaxed) + 1;
+            if (id > total) throw std::length_error("enough");
+            fresh.store(id, std::memory_order_relaxed);
+            return {id, nullptr};
+        });
+    };
+    std::vector<std::vector<TaskId>> got(threads);
+    std::latch go{threads};
+    std::vector<std::thread> takers;
+    for (int t = 0; t < threads; ++t)
+        takers.emplace_back([&, t] {
+            go.arrive_and_wait();
+            for (;;) {
+                if (const TaskId id = ids.take().id; id != 0) {
+                    got[t].push_back(id);
+                    continue;
+                }
+                if (fresh.load() >= total) break;
+                refill();
+            }
+        });
+    for (auto& t : takers) t.join();
+    for (TaskId id = ids.take().id; id != 0; id = ids.take().id) got[0].push_back(id);
+    std::set<TaskId> all;
+    std::size_t count = 0;
+    for (const auto& g : got) {
+        all.insert(g.begin(), g.end());
+        count += g.size();
+    }
+    CHECK(count == total);
+    CHECK(all.size() == total);
+}
+
+TEST_CASE("supervisor mutex: lock drains what was pushed before; unlock sends what was deferred") {
+    FakeHost host;
+    SupervisorMutex mutex(host);
+    mutex.lock();
+    mutex.open_inbox();
+    host.is_hungry = false;  // a saturated pool: pushes wait for the next holder
+    mutex.unlock();
+    Dummy a, b;
+    REQUIRE(mutex.push(&a));
+    REQUIRE(mutex.push(&b));
+    CHECK(host.queued.empty());
+    mutex.lock();
+    CHECK(host.queued == std::vector<TaskBase*>{&a, &b});
+    CHECK(host.sends == 0);
+    mutex.defer();
+    mutex.unlock();
+    CHECK(host.sends == 1);
+    mutex.lock();
+    mutex.unlock();
+    CHECK(host.sends == 1);  // nothing deferred, nothing sent
+}
+
+TEST_CASE("supervisor mutex: while hungry a push is queued at once, by the putter or by the holder" *
+          doctest::timeout(30)) {
+    FakeHost host;
+    SupervisorMutex mutex(host);
+    mutex.lock();
+    mutex.open_inbox();
+    mutex.unlock();  // hungry: publishes it for pushes
+
+    Dummy a;
+    REQUIRE(mutex.push(&a));  // nobody holds the mutex: the putter queues it
+    CHECK(host.queued == std::vector<TaskBase*>{&a});
+
+    // Held by this thread: another thread's push cannot take it, and this
+    // thread's unlock must queue the task before it returns.
+    Dummy b;
+    mutex.lock();
+    std::async(std::launch::async, [&] { REQUIRE(mutex.push(&b)); }).get();
+    CHECK(host.queued.size() == 1);
+    mutex.unlock();
+    CHECK(host.queued == std::vector<TaskBase*>{&a, &b});
+
+    mutex.lock();
+    TaskBase* left = mutex.close_inbox();
+    mutex.unlock();
+    CHECK(left == nullptr);
+    Dummy c;
+    CHECK_FALSE(mutex.push(&c));  // closed: the caller must put under the mutex
+}
