@@ -2,6 +2,7 @@
 
 #include <atasker/atasker.hpp>
 
+#include <fstream>
 #include <future>
 #include <latch>
 #include <random>
@@ -121,6 +122,44 @@ TEST_CASE("supervisor: threads above min_size retire after idle_timeout" * docte
     at::set_log_sink({});
     at::set_debug(false);
     CHECK(sup.get_info().thread_pool.workers == 1);
+    sup.stop();
+}
+
+namespace {
+/// Mappings in this process: an exited thread that nobody joined keeps its
+/// stack and guard page mapped.
+std::size_t mapping_count() {
+    std::ifstream maps("/proc/self/maps");
+    std::size_t lines = 0;
+    for (std::string line; std::getline(maps, line);) ++lines;
+    return lines;
+}
+}  // namespace
+
+TEST_CASE("supervisor: a pool that grows and shrinks again and again keeps no exited threads" *
+          doctest::timeout(120)) {
+    // Three critical tasks at once on a saturated pool of one: two extra
+    // threads start, and leave once the tasks end (one stays as a standby).
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    sup.start();
+    Gate gate;
+    auto blocker = occupy(sup, gate);
+    const auto burst = [&] {
+        std::latch all_running{3};
+        std::vector<at::Task<void>> critical;
+        for (int i = 0; i < 3; ++i)
+            critical.push_back(at::background_task([&all_running] { all_running.arrive_and_wait(); },
+                                                   {.priority = at::Priority::critical, .supervisor = &sup})());
+        at::wait_completed(critical, 10s);
+    };
+    burst();
+    const std::size_t before = mapping_count();
+    constexpr int bursts = 300;
+    for (int i = 0; i < bursts; ++i) burst();
+    // Unjoined, the ~600 threads that left would keep ~1200 mappings.
+    CHECK(mapping_count() < before + 100);
+    gate.open();
     sup.stop();
 }
 
