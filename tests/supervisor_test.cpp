@@ -223,11 +223,14 @@ TEST_CASE("supervisor: a put's id has its record when the put returns, however m
           doctest::timeout(120)) {
     // Puts that find the mutex busy go to the inbox with a reserved id; the
     // record must be there for any reader all the same.
-    at::TaskSupervisor sup;
-    sup.set_thread_pool({.pool_size = 2});
-    sup.start();
     constexpr int producers = 4;
     constexpr int per_producer = 20000;
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 2});
+    // Keep every finished record: a producer preempted between its put and
+    // its look would otherwise find its record rightly forgotten.
+    sup.set_retention({.max_finished = producers * per_producer});
+    sup.start();
     std::atomic<int> missing{0};
     std::atomic<int> ran{0};
     std::vector<std::vector<at::Task<void>>> handles(producers);
