@@ -46,14 +46,14 @@ public:
         std::size_t at = next_.load(std::memory_order_relaxed);
         for (;;) {
             Cell& cell = cells_[at % capacity];
-            const std::size_t sequence = cell.sequence.load(std::memory_order_acquire);
-            if (sequence == at + 1) {  // filled for this turn
+            const auto ahead = static_cast<std::ptrdiff_t>(cell.sequence.load(std::memory_order_acquire) - (at + 1));
+            if (ahead == 0) {  // filled for this turn
                 if (next_.compare_exchange_weak(at, at + 1, std::memory_order_relaxed)) {
                     const Reserved taken = cell.reserved;
                     cell.sequence.store(at + capacity, std::memory_order_release);  // free for the next turn
                     return taken;
                 }
-            } else if (sequence == at) {  // not filled yet: none left
+            } else if (ahead < 0) {  // not filled yet, or its last taker has not let go: none left
                 return {};
             } else {  // another taker got there first
                 at = next_.load(std::memory_order_relaxed);
