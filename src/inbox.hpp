@@ -1,8 +1,8 @@
 #pragma once
-// Inbox: the tasks of puts that found the supervisor's mutex held. Such a put
-// pushes its task here with one compare-and-swap and returns, instead of
-// sleeping on the mutex until a pool thread lets go of it; whoever holds the
-// mutex next queues the task (see supervisor_mutex.hpp). Closed while the
+// Inbox: the tasks of puts that do not take the supervisor's mutex. Such a
+// put pushes its task here with one compare-and-swap and returns, instead of
+// taking the mutex from, or sleeping on it behind, a pool thread; a holder of
+// the mutex queues the task (see supervisor_mutex.hpp). Closed while the
 // supervisor is stopped: a push then fails, so no task is left in an inbox
 // nobody drains. Tasks are linked through TaskBase::next.
 
@@ -31,7 +31,9 @@ public:
     }
     /// With the mutex held: empties the inbox and returns its tasks, oldest
     /// first (null when none).
-    [[nodiscard]] TaskBase* take() noexcept { return empty() ? nullptr : oldest_first(head_.exchange(0, std::memory_order_acquire)); }
+    [[nodiscard]] TaskBase* take() noexcept {
+        return empty() ? nullptr : oldest_first(head_.exchange(0, std::memory_order_acquire));
+    }
     /// With the mutex held: closes the inbox and returns what it held, oldest first.
     [[nodiscard]] TaskBase* close() noexcept { return oldest_first(head_.exchange(closed, std::memory_order_acquire)); }
     /// With the mutex held: opens a closed inbox (an open one is left as it is).

@@ -61,7 +61,7 @@ public:
         }
     }
 
-    /// With the mutex held: fills the ring with fresh() Reserved. Stops,
+    /// With the mutex held: fills the free cells with fresh() ids. Stops,
     /// leaving cells empty, at the first fresh() that throws (no memory for
     /// records): puts then take the mutex, as they would anyway.
     template <class Fresh>
@@ -81,7 +81,8 @@ public:
 
 private:
     // A cell's sequence says whose turn it is: `turn` while it waits to be
-    // filled for the taker at `turn`, `turn + 1` once filled for it.
+    // filled for the taker at `turn`, `turn + 1` once filled for it, and
+    // `turn + capacity` once taken (waiting to be filled for the next lap).
     struct Cell {
         std::atomic<std::size_t> sequence{0};
         Reserved reserved;
