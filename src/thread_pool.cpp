@@ -181,16 +181,14 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
     // on it while it says goodbye (a process pool thread ends its worker).
     --count_;
     ++exiting_;
-    const std::size_t left = count_;
-    const auto idle_timeout = options_.idle_timeout;
     // Threads that exited before this one have nothing left to do but
     // return: join them here, so a pool that grows and shrinks for days
     // (critical bursts, idle retirement) keeps at most a few unjoined
     // threads, each holding its stack, instead of all of them until stop().
-    std::list<std::thread> earlier;
-    earlier.splice(earlier.end(), exited_threads_);
+    join(lock, false);
+    const std::size_t left = count_;
+    const auto idle_timeout = options_.idle_timeout;
     lock.unlock();
-    for (auto& t : earlier) t.join();
     if (retired)
         log(LogLevel::debug, "{} pool: a thread retired after {} idle, {} left", type_,
             std::chrono::duration_cast<std::chrono::milliseconds>(idle_timeout), left);
