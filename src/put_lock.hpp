@@ -13,17 +13,10 @@
 #include <atomic>
 #include <mutex>
 
+#include "cpu_relax.hpp"
 #include "supervisor_mutex.hpp"
 
 namespace atasker::detail {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-}
 
 class PutLock {
 public:

@@ -1,11 +1,13 @@
 #include "thread_pool.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 #include <fmt/chrono.h>
 
 #include <atasker/log.hpp>
 
+#include "cpu_relax.hpp"
 #include "futex.hpp"
 #include "task_outcome.hpp"
 #include "task_table.hpp"
@@ -37,6 +39,14 @@ void ThreadPool::wake_all_idle() noexcept {
 }
 
 void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
+    // A critical task goes to a thread whose task has just returned: that
+    // thread takes the most urgent task as soon as it has the mutex, sooner
+    // than a sleeper wakes, and a thread started for the task would find
+    // nothing left (a critical task put just as the previous one returns).
+    // Nothing is left without a taker: the critical task takes the place
+    // in the running count of the task that thread ended, so what it leaves
+    // queued could not have started on that place either.
+    if (critical_waiting) startable -= std::min(startable, ending());
     for (; startable > 0 && idle_list_ != nullptr; --startable) {
         Sleeper* s = idle_list_;
         idle_list_ = s->next;
@@ -65,6 +75,24 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
             return;
         }
     }
+}
+
+bool ThreadPool::spin_for_wake(const std::atomic<std::uint32_t>& word) noexcept {
+    const auto until = std::chrono::steady_clock::now() + standby_spin;
+    for (;;) {
+        for (int i = 0; i < 32; ++i) {
+            if (word.load(std::memory_order_relaxed) != 0) return true;
+            cpu_relax();
+        }
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::yield();
+    }
+}
+
+std::size_t ThreadPool::ending() const noexcept {
+    std::size_t n = 0;
+    for (const Sleeper& s : sleepers_) n += s.ending.load(std::memory_order_relaxed) ? 1 : 0;
+    return n;
 }
 
 ThreadPool::Sleeper* ThreadPool::borrow_idle() noexcept {
@@ -112,11 +140,13 @@ void ThreadPool::spawn() {
 }
 
 std::size_t ThreadPool::idle_limit() const noexcept {
-    // One thread past capacity may wait idle (until idle_timeout) where
-    // critical tasks grow the pool: the next critical task finds it awake
-    // instead of paying for a thread's start on a saturated pool.
+    // Where critical tasks grow the pool, two threads past capacity may wait
+    // idle (until idle_timeout): the next critical task finds one awake
+    // instead of paying for a thread's start on a saturated pool. Two, not
+    // one: a critical task put as the previous one returns (its thread not
+    // yet back at the mutex, see wake()) finds the other.
     const std::size_t cap = options_.capacity();
-    const std::size_t standby = critical_extra_ > 0 ? 1 : 0;
+    const std::size_t standby = critical_extra_ > 0 ? 2 : 0;
     return cap > SIZE_MAX - standby ? SIZE_MAX : cap + standby;
 }
 
@@ -144,7 +174,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
     for (;;) {
         if (auto taken = host_.take_task(type_, wall_now()); taken.task != nullptr) {
             lock.unlock();
-            run_chain(taken);
+            run_chain(me, taken);
             lock.lock();
             yielded = false;
             continue;
@@ -157,8 +187,10 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
         // tasks (atasker-bench section 1, everything on CPU 0: 2.6M -> 4.8M
         // tasks/s). Where it has a CPU to itself the yield returns at once.
         // Not for process tasks: each takes microseconds anyway, and a
-        // yielding thread cannot be lent to a fiber loop (borrow_idle).
-        if (type_ == TaskType::thread && !yielded) {
+        // yielding thread cannot be lent to a fiber loop (borrow_idle). Not
+        // above capacity either: such a thread is there for critical tasks,
+        // and one put while it yields would find no idle thread to wake.
+        if (type_ == TaskType::thread && !yielded && count_ <= options_.capacity()) {
             yielded = true;
             ++yielding_;
             lock.unlock();
@@ -209,11 +241,16 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     const auto deadline = std::chrono::steady_clock::now() + options_.idle_timeout;
     me.retire_at = may_retire ? deadline : std::chrono::steady_clock::time_point::max();
     Woken how = Woken::changed;
+    // A thread above capacity is there for critical tasks: it spins a
+    // little first (standby_spin).
+    bool spin = type_ == TaskType::thread && count_ > options_.capacity();
     for (;;) {
         // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
         const bool timed = may_retire && !me.borrowed;
         lock.unlock();
-        if (timed) {
+        if (std::exchange(spin, false) && spin_for_wake(me.word)) {
+            // woken while it spun: no futex round trip
+        } else if (timed) {
             const std::chrono::nanoseconds left = deadline - std::chrono::steady_clock::now();
             futex_wait(me.word, 0, &left);
         } else {
@@ -242,7 +279,7 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     return how;
 }
 
-void ThreadPool::run_chain(Host::Taken taken) {
+void ThreadPool::run_chain(Sleeper& me, Host::Taken taken) {
     // Run, then record the end and take the next task in one critical section,
     // so a busy thread locks once per task.
     while (taken.task != nullptr) {
@@ -253,7 +290,11 @@ void ThreadPool::run_chain(Host::Taken taken) {
         Host::Taken next;
         std::string log_line;
         {
+            // Seen under the mutex, the flag says the thread has not yet
+            // had it since its task returned (cleared under the mutex).
+            me.ending.store(true, std::memory_order_relaxed);
             std::lock_guard lock(mutex_);
+            me.ending.store(false, std::memory_order_relaxed);
             log_line = host_.complete_task(task, status, std::move(error), now);
             next = host_.take_task(type_, now);
         }

@@ -1,0 +1,16 @@
+#pragma once
+// cpu_relax: the pause a spin-wait makes between two looks at what it waits
+// for (x86 `pause`, Arm `yield`), so the spinning core gives way to its
+// hyperthread sibling and the loop does not flood the memory bus.
+
+namespace atasker::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+}  // namespace atasker::detail

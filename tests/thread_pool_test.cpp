@@ -1,0 +1,150 @@
+// ThreadPool on its own, through its private header, with a host that hands
+// out tasks from a plain queue: which thread a wake-up goes to, and when the
+// pool starts a thread. The supervisor's behaviour on top of it is in
+// supervisor_test.cpp.
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <functional>
+#include <future>
+#include <latch>
+#include <mutex>
+#include <thread>
+
+#include "supervisor_mutex.hpp"
+#include "thread_pool.hpp"
+
+namespace {
+
+using atasker::PoolOptions;
+using atasker::TaskStatus;
+using atasker::TaskType;
+using atasker::detail::SupervisorMutex;
+using atasker::detail::TaskBase;
+using atasker::detail::ThreadPool;
+
+struct FnTask final : TaskBase {
+    explicit FnTask(std::function<void()> body) : fn(std::move(body)) {}
+    void run(const atasker::Progress&) noexcept override { fn(); }
+    std::function<void()> fn;
+};
+
+/// Hands out what the test queued, most urgent first: a critical task goes
+/// to the front. Its state, like the pool's, is guarded by the mutex.
+struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
+    SupervisorMutex mutex{*this};
+    ThreadPool pool{mutex, *this, TaskType::thread, ThreadPool::critical_extra_threads};
+    std::deque<TaskBase*> queue;
+    std::size_t running = 0;
+    bool critical_queued = false;
+
+    /// With the mutex held: queues `task` and wakes a thread for it, as a put does.
+    void put(TaskBase* task, bool critical) {
+        if (critical) {
+            queue.push_front(task);
+        } else {
+            queue.push_back(task);
+        }
+        critical_queued = critical_queued || critical;
+        pool.wake(1, critical_queued);
+    }
+
+    // SupervisorMutex::Host
+    void queue_from_inbox(TaskBase*) noexcept override {}
+    bool hungry() const noexcept override { return false; }
+    void unlock_and_send(std::mutex& raw) noexcept override {
+        const auto unsent = pool.take_unsent();
+        raw.unlock();
+        pool.notify(unsent);
+    }
+
+    // ThreadPool::Host
+    Taken take_task(TaskType, std::int64_t) override {
+        if (queue.empty()) return {};
+        TaskBase* t = queue.front();
+        queue.pop_front();
+        critical_queued = false;
+        ++running;
+        return {t, nullptr};
+    }
+    std::string complete_task(TaskBase*, TaskStatus, std::string, std::int64_t) override {
+        --running;
+        return {};
+    }
+    void settle_task(TaskBase*, const std::string&) noexcept override {}
+
+    ~QueueHost() {
+        std::unique_lock lock(mutex);
+        pool.begin_stop();
+        pool.join(lock, true);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("thread pool: a critical task put as a thread's task returns goes to that thread, not to a new one" *
+          doctest::timeout(60)) {
+    std::latch started{1};
+    std::promise<void> release;
+    std::promise<std::thread::id> first_thread, critical_thread;
+    FnTask first([&] {
+        first_thread.set_value(std::this_thread::get_id());
+        started.count_down();
+        release.get_future().wait();
+    });
+    FnTask critical([&] { critical_thread.set_value(std::this_thread::get_id()); });
+    QueueHost host;  // after the tasks: its end joins the threads that ran them
+    PoolOptions options;
+    options.pool_size = 1;
+    options.min_size = 1;
+    {
+        std::unique_lock lock(host.mutex);
+        host.pool.configure(options);
+        host.put(&first, false);
+    }
+    started.wait();
+    {
+        // The pool's one thread is busy: a critical task put now would get
+        // a thread of its own. Let the busy thread's task return while the
+        // mutex is held: the thread stops at the mutex, on its way to take
+        // the next task.
+        std::unique_lock lock(host.mutex);
+        release.set_value();
+        while (host.pool.ending() == 0) std::this_thread::yield();
+        host.put(&critical, true);
+        CHECK(host.pool.threads() == 1);
+    }
+    CHECK(critical_thread.get_future().get() == first_thread.get_future().get());
+    std::unique_lock lock(host.mutex);
+    CHECK(host.pool.threads() == 1);
+}
+
+TEST_CASE("thread pool: a critical task with no thread at hand gets a new one at once" * doctest::timeout(60)) {
+    std::latch started{1};
+    std::promise<void> release;
+    FnTask busy([&] {
+        started.count_down();
+        release.get_future().wait();
+    });
+    std::promise<void> critical_ran;
+    FnTask critical([&] { critical_ran.set_value(); });
+    QueueHost host;
+    PoolOptions options;
+    options.pool_size = 1;
+    options.min_size = 1;
+    {
+        std::unique_lock lock(host.mutex);
+        host.pool.configure(options);
+        host.put(&busy, false);
+    }
+    started.wait();
+    {
+        std::unique_lock lock(host.mutex);
+        host.put(&critical, true);
+        CHECK(host.pool.threads() == 2);
+    }
+    // It runs while the pool's own thread is still busy.
+    critical_ran.get_future().get();
+    release.set_value();
+}
