@@ -23,7 +23,7 @@ struct Config {
     /// Latency samples per round (scenario 2, the semaphore floor of 4).
     [[nodiscard]] std::size_t latency_samples() const { return std::clamp<std::size_t>(tasks / 100, 100, 20'000); }
     /// Critical probes per round against a pool that honours priorities (3).
-    [[nodiscard]] std::size_t critical_probes() const { return std::clamp<std::size_t>(tasks / 2'000, 20, 500); }
+    [[nodiscard]] std::size_t critical_probes() const { return std::clamp<std::size_t>(tasks / 200, 20, 1'000); }
     /// Round trips per round through a process pool (4).
     [[nodiscard]] std::size_t process_samples() const { return std::clamp<std::size_t>(tasks / 200, 50, 5'000); }
     /// Process tasks per throughput round (5).

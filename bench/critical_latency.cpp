@@ -2,8 +2,10 @@
 // with long low-priority tasks (both workers busy, a queue behind them).
 // A FIFO pool makes the urgent task wait behind the queue: that is what a
 // user gets without priorities, and it is reported as measured.
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <functional>
 #include <semaphore>
 #include <thread>
 #include <vector>
@@ -58,14 +60,51 @@ struct ThreadPerCritical {
     std::vector<std::thread> threads;
 };
 
+/// The floor for a pool that keeps a thread waiting for critical tasks: a
+/// FIFO pool for the low tasks and one thread of its own, asleep on a
+/// semaphore, that runs each critical task. No queue, no records: only the
+/// wake-up of a sleeping thread.
+struct SleepingThreadFloor {
+    static constexpr const char* name = "asio + one sleeping thread woken per critical (floor)";
+    explicit SleepingThreadFloor(unsigned workers) : pool(workers), thread([this] { serve(); }) {}
+    ~SleepingThreadFloor() {
+        stop = true;
+        go.release();
+        thread.join();
+    }
+    template <class F>
+    void post_low(F&& f) {
+        pool.post(std::forward<F>(f));
+    }
+    template <class F>
+    void post_critical(F&& f) {
+        job = std::forward<F>(f);
+        go.release();
+    }
+    void serve() {
+        for (;;) {
+            go.acquire();
+            if (stop) return;
+            job();
+        }
+    }
+    AsioPool pool;
+    std::function<void()> job;
+    std::atomic<bool> stop{false};
+    std::binary_semaphore go{0};
+    std::thread thread;
+};
+
 struct CriticalResult {
     double p50 = 0, p99 = 0;
     std::size_t probes = 0;
     std::size_t unsaturated = 0;  // probes put while a worker had no low task
 };
 
+/// `gap`: how long the putter sleeps before each probe (0: back to back, the
+/// next probe put as soon as the previous one has started).
 template <class Pool>
-CriticalResult critical_latency(unsigned workers, std::size_t probes) {
+CriticalResult critical_latency(unsigned workers, std::size_t probes, std::chrono::microseconds gap) {
     std::atomic<std::size_t> low_done{0};
     std::atomic<unsigned> low_running{0};
     std::size_t unsaturated = 0;
@@ -92,6 +131,7 @@ CriticalResult critical_latency(unsigned workers, std::size_t probes) {
         std::binary_semaphore ran{0};
         Clock::time_point started;
         for (std::size_t i = 0; i < probes; ++i) {
+            if (gap.count() > 0) std::this_thread::sleep_for(gap);
             top_up();
             if (low_running.load() < workers) ++unsaturated;
             const auto t0 = Clock::now();
@@ -111,21 +151,24 @@ CriticalResult critical_latency(unsigned workers, std::size_t probes) {
 
 void run_critical_latency(const Config& cfg, Report& report) {
     const std::size_t probes = cfg.critical_probes();
-    const std::size_t fifo_probes = std::max<std::size_t>(5, probes / 10);
+    const std::size_t fifo_probes = std::clamp<std::size_t>(probes / 10, 5, 10);
+    constexpr auto spaced_gap = std::chrono::microseconds(500);
+    const std::size_t spaced_probes = std::max<std::size_t>(20, probes / 4);
     Section& s = report.section(
         "critical", fmt::format("3. Critical-task start latency, {} workers busy and {} low tasks queued",
                                 cfg.workers, queued_low));
     s.note(fmt::format("low tasks sleep {} ms each; the queue is topped up before every probe; {} probes per round "
-                       "({} for FIFO pools, whose probes wait behind the whole queue)",
-                       low_task.count(), probes, fifo_probes));
-    const std::string group = "saturated pool";
+                       "back to back ({} for FIFO pools, whose probes wait behind the whole queue), {} probes "
+                       "{} us apart",
+                       low_task.count(), probes, fifo_probes, spaced_probes, spaced_gap.count()));
     RowSet rows;
     std::vector<Measure> measures;
-    auto add = [&]<class Pool>(std::type_identity<Pool>, bool ours, std::size_t n) {
+    auto add = [&]<class Pool>(std::type_identity<Pool>, const std::string& group, bool ours, std::size_t n,
+                               std::chrono::microseconds gap) {
         rows.at(group, Pool::name, "p50", "us", Better::lower, ours);
         rows.at(group, Pool::name, "p99", "us", Better::lower, ours);
-        measures.push_back([&cfg, group, ours, n](RowSet& rs) {
-            const auto r = critical_latency<Pool>(cfg.workers, n);
+        measures.push_back([&cfg, group, ours, n, gap](RowSet& rs) {
+            const auto r = critical_latency<Pool>(cfg.workers, n, gap);
             rs.at(group, Pool::name, "p50", "us", Better::lower, ours).samples.push_back(r.p50);
             Row& p99 = rs.at(group, Pool::name, "p99", "us", Better::lower, ours);
             p99.samples.push_back(r.p99);
@@ -135,16 +178,30 @@ void run_critical_latency(const Config& cfg, Report& report) {
                                        r.unsaturated, r.probes);
         });
     };
+    // Back to back: critical tasks in a burst, each put as the previous one starts.
+    const std::string burst = "saturated pool, back to back";
+    const auto no_gap = std::chrono::microseconds(0);
 #if ATASKER_BENCH_HAVE_CORE
-    add(std::type_identity<AtaskerPool>{}, true, probes);
+    add(std::type_identity<AtaskerPool>{}, burst, true, probes, no_gap);
 #else
-    s.pending(group, "atasker-cpp background_task", core_pending);
+    s.pending(burst, "atasker-cpp background_task", core_pending);
 #endif
-    add(std::type_identity<Fifo<AsioPool>>{}, false, fifo_probes);
+    add(std::type_identity<Fifo<AsioPool>>{}, burst, false, fifo_probes, no_gap);
 #if ATASKER_BENCH_HAVE_TBB
-    add(std::type_identity<TbbPriorityArenas>{}, false, probes);
+    add(std::type_identity<TbbPriorityArenas>{}, burst, false, probes, no_gap);
 #endif
-    add(std::type_identity<ThreadPerCritical>{}, false, probes);
+    add(std::type_identity<ThreadPerCritical>{}, burst, false, probes, no_gap);
+    add(std::type_identity<SleepingThreadFloor>{}, burst, false, probes, no_gap);
+    // Spaced: each critical task alone, the putter asleep before it; the
+    // thread that runs it has gone to sleep too.
+    const std::string spaced = fmt::format("saturated pool, {} us apart", spaced_gap.count());
+#if ATASKER_BENCH_HAVE_CORE
+    add(std::type_identity<AtaskerPool>{}, spaced, true, spaced_probes, spaced_gap);
+#else
+    s.pending(spaced, "atasker-cpp background_task", core_pending);
+#endif
+    add(std::type_identity<ThreadPerCritical>{}, spaced, false, spaced_probes, spaced_gap);
+    add(std::type_identity<SleepingThreadFloor>{}, spaced, false, spaced_probes, spaced_gap);
     run_rounds(cfg.rounds, measures, rows);
     rows.move_to(s);
     report.print_section(s);
