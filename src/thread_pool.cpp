@@ -89,6 +89,14 @@ bool ThreadPool::spin_for_wake(const std::atomic<std::uint32_t>& word) noexcept 
     }
 }
 
+bool ThreadPool::spin_pays(std::chrono::steady_clock::time_point idle_since) noexcept {
+    // Like the kernel's halt polling: a wake-up soon after the thread went
+    // idle says the next may come as soon; one long after says the spin
+    // would have burnt its time for nothing (critical tasks put now and
+    // then, not in bursts).
+    return std::chrono::steady_clock::now() - idle_since <= 4 * standby_spin;
+}
+
 std::size_t ThreadPool::ending() const noexcept {
     std::size_t n = 0;
     for (const Sleeper& s : sleepers_) n += s.ending.load(std::memory_order_relaxed) ? 1 : 0;
@@ -238,12 +246,14 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     idle_list_ = &me;
     ++idle_;
     const bool may_retire = count_ > options_.min_size;
-    const auto deadline = std::chrono::steady_clock::now() + options_.idle_timeout;
+    const auto idle_since = std::chrono::steady_clock::now();
+    const auto deadline = idle_since + options_.idle_timeout;
     me.retire_at = may_retire ? deadline : std::chrono::steady_clock::time_point::max();
     Woken how = Woken::changed;
     // A thread above capacity is there for critical tasks: it spins a
-    // little first (standby_spin).
-    bool spin = type_ == TaskType::thread && count_ > options_.capacity();
+    // little first (standby_spin), while spinning pays.
+    const bool standby = type_ == TaskType::thread && count_ > options_.capacity();
+    bool spin = standby && standby_spins_.load(std::memory_order_relaxed);
     for (;;) {
         // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
         const bool timed = may_retire && !me.borrowed;
@@ -259,6 +269,7 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
         lock.lock();
         if (me.signaled) {  // wake() took it off the idle list
             --signals_;
+            if (standby) standby_spins_.store(spin_pays(idle_since), std::memory_order_relaxed);
             return Woken::signaled;
         }
         if (me.borrowed) continue;  // its timeout passed while lent, or spurious

@@ -132,7 +132,8 @@ public:
     /// critical tasks must not exhaust the system's threads.
     static constexpr std::size_t critical_extra_threads = 64;
     /// How long a thread above capacity (there for critical tasks) looks for
-    /// a wake-up before it sleeps, yielding its CPU between looks. Critical
+    /// a wake-up before it sleeps, yielding its CPU between looks, as long as
+    /// its last wake-up came soon after it went idle (spin_pays). Critical
     /// tasks come in bursts; one put within this time starts in about a
     /// microsecond, where waking a sleeping thread on another vCPU of this
     /// kind of VM takes 30-50 us at the median and 70-240 us at p99 (a bare
@@ -154,6 +155,9 @@ private:
     void run_chain(Sleeper& me, Host::Taken taken);
     /// Spins up to standby_spin for `word` to be set; true if it was.
     static bool spin_for_wake(const std::atomic<std::uint32_t>& word) noexcept;
+    /// Whether a standby thread woken now, idle since `idle_since`, should
+    /// spin the next time it goes idle.
+    static bool spin_pays(std::chrono::steady_clock::time_point idle_since) noexcept;
 
     SupervisorMutex& mutex_;
     Host& host_;
@@ -175,6 +179,9 @@ private:
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;
+    // Whether standby threads spin before they sleep (spin_pays). Written by
+    // them as they wake, with the mutex held, and read as they go idle.
+    std::atomic<bool> standby_spins_{true};
 };
 
 }  // namespace atasker::detail
