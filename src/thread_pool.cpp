@@ -253,7 +253,7 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     // A thread above capacity is there for critical tasks: it spins a
     // little first (standby_spin), while spinning pays.
     const bool standby = type_ == TaskType::thread && count_ > options_.capacity();
-    bool spin = standby && standby_spins_.load(std::memory_order_relaxed);
+    bool spin = standby && standby_spins_;
     for (;;) {
         // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
         const bool timed = may_retire && !me.borrowed;
@@ -269,7 +269,7 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
         lock.lock();
         if (me.signaled) {  // wake() took it off the idle list
             --signals_;
-            if (standby) standby_spins_.store(spin_pays(idle_since), std::memory_order_relaxed);
+            if (standby) standby_spins_ = spin_pays(idle_since);
             return Woken::signaled;
         }
         if (me.borrowed) continue;  // its timeout passed while lent, or spurious

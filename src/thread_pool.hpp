@@ -179,9 +179,7 @@ private:
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;
-    // Whether standby threads spin before they sleep (spin_pays). Written by
-    // them as they wake, with the mutex held, and read as they go idle.
-    std::atomic<bool> standby_spins_{true};
+    bool standby_spins_ = true;  // whether standby threads spin before they sleep (spin_pays)
 };
 
 }  // namespace atasker::detail
