@@ -81,70 +81,63 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
     }
 };
 
+/// A pool of one thread, busy with a task that returns when told to.
+struct BusyPool {
+    std::latch started{1};
+    std::promise<void> release;
+    std::promise<std::thread::id> busy_thread;
+    FnTask busy{[this] {
+        busy_thread.set_value(std::this_thread::get_id());
+        started.count_down();
+        release.get_future().wait();
+    }};
+    QueueHost host;  // after the task: its end joins the thread that ran it
+
+    BusyPool() {
+        PoolOptions options;
+        options.pool_size = 1;
+        options.min_size = 1;
+        std::unique_lock lock(host.mutex);
+        host.pool.configure(options);
+        host.put(&busy, false);
+    }
+};
+
 }  // namespace
 
 TEST_CASE("thread pool: a critical task put as a thread's task returns goes to that thread, not to a new one" *
           doctest::timeout(60)) {
-    std::latch started{1};
-    std::promise<void> release;
-    std::promise<std::thread::id> first_thread, critical_thread;
-    FnTask first([&] {
-        first_thread.set_value(std::this_thread::get_id());
-        started.count_down();
-        release.get_future().wait();
-    });
+    std::promise<std::thread::id> critical_thread;
     FnTask critical([&] { critical_thread.set_value(std::this_thread::get_id()); });
-    QueueHost host;  // after the tasks: its end joins the threads that ran them
-    PoolOptions options;
-    options.pool_size = 1;
-    options.min_size = 1;
-    {
-        std::unique_lock lock(host.mutex);
-        host.pool.configure(options);
-        host.put(&first, false);
-    }
-    started.wait();
+    BusyPool busy;  // after the task it runs
+    busy.started.wait();
     {
         // The pool's one thread is busy: a critical task put now would get
         // a thread of its own. Let the busy thread's task return while the
         // mutex is held: the thread stops at the mutex, on its way to take
         // the next task.
-        std::unique_lock lock(host.mutex);
-        release.set_value();
-        while (host.pool.ending() == 0) std::this_thread::yield();
-        host.put(&critical, true);
-        CHECK(host.pool.threads() == 1);
+        std::unique_lock lock(busy.host.mutex);
+        busy.release.set_value();
+        while (busy.host.pool.ending() == 0) std::this_thread::yield();
+        busy.host.put(&critical, true);
+        CHECK(busy.host.pool.threads() == 1);
     }
-    CHECK(critical_thread.get_future().get() == first_thread.get_future().get());
-    std::unique_lock lock(host.mutex);
-    CHECK(host.pool.threads() == 1);
+    CHECK(critical_thread.get_future().get() == busy.busy_thread.get_future().get());
+    std::unique_lock lock(busy.host.mutex);
+    CHECK(busy.host.pool.threads() == 1);
 }
 
 TEST_CASE("thread pool: a critical task with no thread at hand gets a new one at once" * doctest::timeout(60)) {
-    std::latch started{1};
-    std::promise<void> release;
-    FnTask busy([&] {
-        started.count_down();
-        release.get_future().wait();
-    });
     std::promise<void> critical_ran;
     FnTask critical([&] { critical_ran.set_value(); });
-    QueueHost host;
-    PoolOptions options;
-    options.pool_size = 1;
-    options.min_size = 1;
+    BusyPool busy;
+    busy.started.wait();
     {
-        std::unique_lock lock(host.mutex);
-        host.pool.configure(options);
-        host.put(&busy, false);
-    }
-    started.wait();
-    {
-        std::unique_lock lock(host.mutex);
-        host.put(&critical, true);
-        CHECK(host.pool.threads() == 2);
+        std::unique_lock lock(busy.host.mutex);
+        busy.host.put(&critical, true);
+        CHECK(busy.host.pool.threads() == 2);
     }
     // It runs while the pool's own thread is still busy.
     critical_ran.get_future().get();
-    release.set_value();
+    busy.release.set_value();
 }
