@@ -20,8 +20,11 @@ namespace atasker_bench {
 namespace {
 
 // Low tasks sleep, like I/O-bound work: the CPU stays free, so the figure is
-// the pool's admission and not the kernel's time slicing on 2 cores.
+// the pool's admission and not the kernel's time slicing on 2 cores. A last
+// group has them keep their CPU busy instead, like computing work: then the
+// critical task's thread also has to get a CPU from the scheduler.
 constexpr auto low_task = std::chrono::milliseconds(2);
+enum class LowTask { sleeps, computes };
 constexpr std::size_t queued_low = 32;  // waiting behind the busy workers
 
 /// A FIFO pool used for both kinds: the critical task queues like any other.
@@ -104,7 +107,7 @@ struct CriticalResult {
 /// `gap`: how long the putter sleeps before each probe (0: back to back, the
 /// next probe put as soon as the previous one has started).
 template <class Pool>
-CriticalResult critical_latency(unsigned workers, std::size_t probes, std::chrono::microseconds gap) {
+CriticalResult critical_latency(unsigned workers, std::size_t probes, std::chrono::microseconds gap, LowTask kind) {
     std::atomic<std::size_t> low_done{0};
     std::atomic<unsigned> low_running{0};
     std::size_t unsaturated = 0;
@@ -112,9 +115,14 @@ CriticalResult critical_latency(unsigned workers, std::size_t probes, std::chron
     std::vector<double> lat;
     {
         Pool pool(workers);
-        auto low = [&low_done, &low_running] {
+        auto low = [&low_done, &low_running, kind] {
             low_running.fetch_add(1);
-            std::this_thread::sleep_for(low_task);
+            if (kind == LowTask::sleeps) {
+                std::this_thread::sleep_for(low_task);
+            } else {
+                for (const auto end = Clock::now() + low_task; Clock::now() < end;) {
+                }
+            }
             low_running.fetch_sub(1);
             low_done.fetch_add(1);
             low_done.notify_all();
@@ -157,18 +165,18 @@ void run_critical_latency(const Config& cfg, Report& report) {
     Section& s = report.section(
         "critical", fmt::format("3. Critical-task start latency, {} workers busy and {} low tasks queued",
                                 cfg.workers, queued_low));
-    s.note(fmt::format("low tasks sleep {} ms each; the queue is topped up before every probe; {} probes per round "
-                       "back to back ({} for FIFO pools, whose probes wait behind the whole queue), {} probes "
-                       "{} us apart",
+    s.note(fmt::format("low tasks sleep {} ms each (the last group: compute for as long); the queue is topped up "
+                       "before every probe; {} probes per round back to back ({} for FIFO pools, whose probes wait "
+                       "behind the whole queue), {} probes {} us apart",
                        low_task.count(), probes, fifo_probes, spaced_probes, spaced_gap.count()));
     RowSet rows;
     std::vector<Measure> measures;
     auto add = [&]<class Pool>(std::type_identity<Pool>, const std::string& group, bool ours, std::size_t n,
-                               std::chrono::microseconds gap) {
+                               std::chrono::microseconds gap, LowTask kind = LowTask::sleeps) {
         rows.at(group, Pool::name, "p50", "us", Better::lower, ours);
         rows.at(group, Pool::name, "p99", "us", Better::lower, ours);
-        measures.push_back([&cfg, group, ours, n, gap](RowSet& rs) {
-            const auto r = critical_latency<Pool>(cfg.workers, n, gap);
+        measures.push_back([&cfg, group, ours, n, gap, kind](RowSet& rs) {
+            const auto r = critical_latency<Pool>(cfg.workers, n, gap, kind);
             rs.at(group, Pool::name, "p50", "us", Better::lower, ours).samples.push_back(r.p50);
             Row& p99 = rs.at(group, Pool::name, "p99", "us", Better::lower, ours);
             p99.samples.push_back(r.p99);
@@ -202,6 +210,15 @@ void run_critical_latency(const Config& cfg, Report& report) {
 #endif
     add(std::type_identity<ThreadPerCritical>{}, spaced, false, spaced_probes, spaced_gap);
     add(std::type_identity<SleepingThreadFloor>{}, spaced, false, spaced_probes, spaced_gap);
+    // Computing low tasks, back to back: every CPU is taken.
+    const std::string computing = "saturated pool, low tasks computing, back to back";
+#if ATASKER_BENCH_HAVE_CORE
+    add(std::type_identity<AtaskerPool>{}, computing, true, probes, no_gap, LowTask::computes);
+#else
+    s.pending(computing, "atasker-cpp background_task", core_pending);
+#endif
+    add(std::type_identity<ThreadPerCritical>{}, computing, false, probes, no_gap, LowTask::computes);
+    add(std::type_identity<SleepingThreadFloor>{}, computing, false, probes, no_gap, LowTask::computes);
     run_rounds(cfg.rounds, measures, rows);
     rows.move_to(s);
     report.print_section(s);
