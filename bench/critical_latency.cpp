@@ -186,39 +186,32 @@ void run_critical_latency(const Config& cfg, Report& report) {
                                        r.unsaturated, r.probes);
         });
     };
-    // Back to back: critical tasks in a burst, each put as the previous one starts.
+    // Ours and the two floors, in every group.
+    auto add_ours_and_floors = [&](const std::string& group, std::size_t n, std::chrono::microseconds gap,
+                                   LowTask kind) {
+#if ATASKER_BENCH_HAVE_CORE
+        add(std::type_identity<AtaskerPool>{}, group, true, n, gap, kind);
+#else
+        s.pending(group, "atasker-cpp background_task", core_pending);
+#endif
+        add(std::type_identity<ThreadPerCritical>{}, group, false, n, gap, kind);
+        add(std::type_identity<SleepingThreadFloor>{}, group, false, n, gap, kind);
+    };
+    // Back to back: critical tasks in a burst, each put as the previous one
+    // starts; FIFO pools and oneTBB's priority arenas beside them.
     const std::string burst = "saturated pool, back to back";
     const auto no_gap = std::chrono::microseconds(0);
-#if ATASKER_BENCH_HAVE_CORE
-    add(std::type_identity<AtaskerPool>{}, burst, true, probes, no_gap);
-#else
-    s.pending(burst, "atasker-cpp background_task", core_pending);
-#endif
+    add_ours_and_floors(burst, probes, no_gap, LowTask::sleeps);
     add(std::type_identity<Fifo<AsioPool>>{}, burst, false, fifo_probes, no_gap);
 #if ATASKER_BENCH_HAVE_TBB
     add(std::type_identity<TbbPriorityArenas>{}, burst, false, probes, no_gap);
 #endif
-    add(std::type_identity<ThreadPerCritical>{}, burst, false, probes, no_gap);
-    add(std::type_identity<SleepingThreadFloor>{}, burst, false, probes, no_gap);
     // Spaced: each critical task alone, the putter asleep before it; the
     // thread that runs it has gone to sleep too.
-    const std::string spaced = fmt::format("saturated pool, {} us apart", spaced_gap.count());
-#if ATASKER_BENCH_HAVE_CORE
-    add(std::type_identity<AtaskerPool>{}, spaced, true, spaced_probes, spaced_gap);
-#else
-    s.pending(spaced, "atasker-cpp background_task", core_pending);
-#endif
-    add(std::type_identity<ThreadPerCritical>{}, spaced, false, spaced_probes, spaced_gap);
-    add(std::type_identity<SleepingThreadFloor>{}, spaced, false, spaced_probes, spaced_gap);
+    add_ours_and_floors(fmt::format("saturated pool, {} us apart", spaced_gap.count()), spaced_probes, spaced_gap,
+                        LowTask::sleeps);
     // Computing low tasks, back to back: every CPU is taken.
-    const std::string computing = "saturated pool, low tasks computing, back to back";
-#if ATASKER_BENCH_HAVE_CORE
-    add(std::type_identity<AtaskerPool>{}, computing, true, probes, no_gap, LowTask::computes);
-#else
-    s.pending(computing, "atasker-cpp background_task", core_pending);
-#endif
-    add(std::type_identity<ThreadPerCritical>{}, computing, false, probes, no_gap, LowTask::computes);
-    add(std::type_identity<SleepingThreadFloor>{}, computing, false, probes, no_gap, LowTask::computes);
+    add_ours_and_floors("saturated pool, low tasks computing, back to back", probes, no_gap, LowTask::computes);
     run_rounds(cfg.rounds, measures, rows);
     rows.move_to(s);
     report.print_section(s);
