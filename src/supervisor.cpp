@@ -114,10 +114,8 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         throw;
     }
     task->id = id;
-    r->rank = task->rank;
-    r->task = task;  // the supervisor's reference, until the task is settled
+    link_record(*r, task);
     guard.task = nullptr;
-    r->type = task->type;
     r->queued = now;
     if (o.delay.count() > 0) {
         r->status = TaskStatus::delayed;
@@ -138,13 +136,17 @@ void TaskSupervisor::Impl::queue_from_inbox(TaskBase* oldest) noexcept {
         TaskBase* next = task->next;
         task->next = nullptr;
         Record& r = table.publish(task->id);
-        r.rank = task->rank;
-        r.type = task->type;
-        r.task = task;  // the supervisor's reference, as in put()
+        link_record(r, task);
         enqueue(task, r, r.queued);  // the put wrote its time
         task = next;
     }
     refill_reserved_ids();
+}
+
+void TaskSupervisor::Impl::link_record(Record& r, TaskBase* task) noexcept {
+    r.rank = task->rank;
+    r.type = task->type;
+    r.task = task;  // the supervisor's reference, until the task is settled
 }
 
 void TaskSupervisor::Impl::refill_reserved_ids() noexcept {

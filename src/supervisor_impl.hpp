@@ -84,6 +84,8 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     /// Without the lock: settles canceled tasks, asks running ones to stop.
     void settle_all(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop) noexcept;
     void wake(TaskType pool) noexcept;
+    /// Makes `r` the record of `task`, which it now holds a reference to.
+    static void link_record(detail::Record& r, detail::TaskBase* task) noexcept;
     /// Tops up the ids a put may take without the mutex.
     void refill_reserved_ids() noexcept;
     /// Never throws: a task whose thresholds cannot be set is queued without
