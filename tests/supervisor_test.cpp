@@ -138,8 +138,9 @@ std::size_t mapping_count() {
 
 TEST_CASE("supervisor: a pool that grows and shrinks again and again keeps no exited threads" *
           doctest::timeout(120)) {
-    // Three critical tasks at once on a saturated pool of one: two extra
-    // threads start, and leave once the tasks end (one stays as a standby).
+    // Three critical tasks at once on a saturated pool of one: the two
+    // standby threads take two, a third thread starts for the last, and one
+    // thread leaves once the tasks end (two stay as standbys).
     at::TaskSupervisor sup;
     sup.set_thread_pool({.pool_size = 1});
     sup.start();
@@ -157,7 +158,7 @@ TEST_CASE("supervisor: a pool that grows and shrinks again and again keeps no ex
     const std::size_t before = mapping_count();
     constexpr int bursts = 300;
     for (int i = 0; i < bursts; ++i) burst();
-    // Unjoined, the ~600 threads that left would keep ~1200 mappings.
+    // Unjoined, the ~300 threads that left would keep ~600 mappings.
     CHECK(mapping_count() < before + 100);
     gate.open();
     sup.stop();

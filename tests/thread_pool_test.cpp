@@ -36,7 +36,6 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
     SupervisorMutex mutex{*this};
     ThreadPool pool{mutex, *this, TaskType::thread, ThreadPool::critical_extra_threads};
     std::deque<TaskBase*> queue;
-    std::size_t running = 0;
     bool critical_queued = false;
 
     /// With the mutex held: queues `task` and wakes a thread for it, as a put does.
@@ -65,13 +64,9 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
         TaskBase* t = queue.front();
         queue.pop_front();
         critical_queued = false;
-        ++running;
         return {t, nullptr};
     }
-    std::string complete_task(TaskBase*, TaskStatus, std::string, std::int64_t) override {
-        --running;
-        return {};
-    }
+    std::string complete_task(TaskBase*, TaskStatus, std::string, std::int64_t) override { return {}; }
     void settle_task(TaskBase*, const std::string&) noexcept override {}
 
     ~QueueHost() {
