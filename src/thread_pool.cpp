@@ -7,7 +7,6 @@
 
 #include <atasker/log.hpp>
 
-#include "cpu_relax.hpp"
 #include "futex.hpp"
 #include "task_outcome.hpp"
 #include "task_table.hpp"
@@ -75,26 +74,6 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
             return;
         }
     }
-}
-
-bool ThreadPool::spin_for_wake(const std::atomic<std::uint32_t>& word) noexcept {
-    const auto until = std::chrono::steady_clock::now() + standby_spin;
-    for (;;) {
-        for (int i = 0; i < 32; ++i) {
-            if (word.load(std::memory_order_relaxed) != 0) return true;
-            cpu_relax();
-        }
-        if (std::chrono::steady_clock::now() >= until) return false;
-        std::this_thread::yield();
-    }
-}
-
-bool ThreadPool::spin_pays(std::chrono::steady_clock::time_point idle_since) noexcept {
-    // Like the kernel's halt polling: a wake-up soon after the thread went
-    // idle says the next may come as soon; one long after says the spin
-    // would have burnt its time for nothing (critical tasks put now and
-    // then, not in bursts).
-    return std::chrono::steady_clock::now() - idle_since <= 4 * standby_spin;
 }
 
 std::size_t ThreadPool::ending() const noexcept {
@@ -177,12 +156,13 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
     std::unique_lock lock(mutex_);
     me.binding = binding;
     --starting_;
+    SchedSlice slice;
     bool retired = false;
     bool yielded = false;
     for (;;) {
         if (auto taken = host_.take_task(type_, wall_now()); taken.task != nullptr) {
             lock.unlock();
-            run_chain(me, taken);
+            run_chain(me, taken, slice);
             lock.lock();
             yielded = false;
             continue;
@@ -208,7 +188,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
             continue;
         }
         yielded = false;
-        const Woken how = sleep(me, lock);
+        const Woken how = sleep(me, lock, slice);
         if (how == Woken::timed_out && count_ > options_.min_size) {
             retired = true;  // idle too long
             break;
@@ -239,28 +219,28 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
     exited_.notify_all();
 }
 
-ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock) {
+ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock, SchedSlice& slice) {
     me.signaled = false;
     me.word.store(0, std::memory_order_relaxed);
     me.next = idle_list_;
     idle_list_ = &me;
     ++idle_;
     const bool may_retire = count_ > options_.min_size;
-    const auto idle_since = std::chrono::steady_clock::now();
-    const auto deadline = idle_since + options_.idle_timeout;
+    const auto deadline = std::chrono::steady_clock::now() + options_.idle_timeout;
     me.retire_at = may_retire ? deadline : std::chrono::steady_clock::time_point::max();
     Woken how = Woken::changed;
-    // A thread above capacity is there for critical tasks: it spins a
-    // little first (standby_spin), while spinning pays.
+    // A thread above capacity is there for critical tasks: it waits with a
+    // short time slice. It does not spin before it sleeps: with the short
+    // slice a woken thread starts about as soon, and a spinning one takes
+    // turns with computing threads (atasker-bench section 3, low tasks
+    // computing: p99 25 us with a 50 us spin, 2 us without).
     const bool standby = type_ == TaskType::thread && count_ > options_.capacity();
-    bool spin = standby && standby_spins_;
     for (;;) {
         // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
         const bool timed = may_retire && !me.borrowed;
         lock.unlock();
-        if (std::exchange(spin, false) && spin_for_wake(me.word)) {
-            // woken while it spun: no futex round trip
-        } else if (timed) {
+        if (standby) slice.shorten();
+        if (timed) {
             const std::chrono::nanoseconds left = deadline - std::chrono::steady_clock::now();
             futex_wait(me.word, 0, &left);
         } else {
@@ -269,7 +249,6 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
         lock.lock();
         if (me.signaled) {  // wake() took it off the idle list
             --signals_;
-            if (standby) standby_spins_ = spin_pays(idle_since);
             return Woken::signaled;
         }
         if (me.borrowed) continue;  // its timeout passed while lent, or spurious
@@ -290,11 +269,12 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     return how;
 }
 
-void ThreadPool::run_chain(Sleeper& me, Host::Taken taken) {
+void ThreadPool::run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice) {
     // Run, then record the end and take the next task in one critical section,
     // so a busy thread locks once per task.
     while (taken.task != nullptr) {
         TaskBase* task = taken.task;
+        if (slice.is_short() && task->priority() != Priority::critical) slice.restore();
         task->run(Progress(&store_progress, taken.progress));
         auto [status, error] = outcome_of(*task);
         const std::int64_t now = wall_now();  // ends one task and starts the next

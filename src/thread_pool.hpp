@@ -22,6 +22,7 @@
 #include <atasker/log.hpp>
 #include <atasker/pool_options.hpp>
 
+#include "sched_slice.hpp"
 #include "supervisor_mutex.hpp"
 
 namespace atasker::detail {
@@ -131,33 +132,24 @@ public:
     /// How far critical tasks may grow the pool past its capacity: a flood of
     /// critical tasks must not exhaust the system's threads.
     static constexpr std::size_t critical_extra_threads = 64;
-    /// How long a thread above capacity (there for critical tasks) looks for
-    /// a wake-up before it sleeps, yielding its CPU between looks, as long as
-    /// its last wake-up came soon after it went idle (spin_pays). Critical
-    /// tasks come in bursts; one put within this time starts in about a
-    /// microsecond, where waking a sleeping thread on another vCPU of this
-    /// kind of VM takes 30-50 us at the median and 70-240 us at p99 (a bare
-    /// futex wake measured beside atasker-bench section 3).
-    static constexpr std::chrono::microseconds standby_spin{50};
 
 private:
     void spawn();
     enum class Woken { signaled, changed, timed_out };
     /// Waits idle on `me` until wake() picks it, the pool changes (stop,
     /// resize) or, when it may retire, idle_timeout passes.
-    Woken sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock);
+    /// A standby thread waits with a short time slice (`slice`, see
+    /// sched_slice.hpp), so that it preempts a computing thread when woken.
+    Woken sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock, SchedSlice& slice);
     /// Wakes every idle thread to look at a changed pool (stop, resize).
     void wake_all_idle() noexcept;
     /// The most threads that may wait idle: capacity, plus two on standby
     /// for critical tasks.
     [[nodiscard]] std::size_t idle_limit() const noexcept;
     void main(std::list<std::thread>::iterator self, Sleeper& me);
-    void run_chain(Sleeper& me, Host::Taken taken);
-    /// Spins up to standby_spin for `word` to be set; true if it was.
-    static bool spin_for_wake(const std::atomic<std::uint32_t>& word) noexcept;
-    /// Whether a standby thread woken now, idle since `idle_since`, should
-    /// spin the next time it goes idle.
-    static bool spin_pays(std::chrono::steady_clock::time_point idle_since) noexcept;
+    /// Runs `taken` and the tasks it takes after; a task that is not
+    /// critical runs with the thread's own time slice.
+    void run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice);
 
     SupervisorMutex& mutex_;
     Host& host_;
@@ -179,7 +171,6 @@ private:
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;
-    bool standby_spins_ = true;  // whether standby threads spin before they sleep (spin_pays)
 };
 
 }  // namespace atasker::detail

@@ -12,20 +12,28 @@
 #include <mutex>
 #include <thread>
 
+#include <sys/resource.h>
+
+#include "sched_slice.hpp"
 #include "supervisor_mutex.hpp"
 #include "thread_pool.hpp"
 
 namespace {
 
 using atasker::PoolOptions;
+using atasker::Priority;
 using atasker::TaskStatus;
 using atasker::TaskType;
+using atasker::detail::calling_thread_slice;
+using atasker::detail::SchedSlice;
 using atasker::detail::SupervisorMutex;
 using atasker::detail::TaskBase;
 using atasker::detail::ThreadPool;
 
 struct FnTask final : TaskBase {
-    explicit FnTask(std::function<void()> body) : fn(std::move(body)) {}
+    explicit FnTask(std::function<void()> body, Priority priority = Priority::normal) : fn(std::move(body)) {
+        rank = static_cast<std::uint8_t>(atasker::priority_rank(priority));
+    }
     void run(const atasker::Progress&) noexcept override { fn(); }
     std::function<void()> fn;
 };
@@ -39,7 +47,8 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
     bool critical_queued = false;
 
     /// With the mutex held: queues `task` and wakes a thread for it, as a put does.
-    void put(TaskBase* task, bool critical) {
+    void put(TaskBase* task) {
+        const bool critical = task->priority() == Priority::critical;
         if (critical) {
             queue.push_front(task);
         } else {
@@ -94,7 +103,7 @@ struct BusyPool {
         options.min_size = 1;
         std::unique_lock lock(host.mutex);
         host.pool.configure(options);
-        host.put(&busy, false);
+        host.put(&busy);
     }
 };
 
@@ -103,7 +112,7 @@ struct BusyPool {
 TEST_CASE("thread pool: a critical task put as a thread's task returns goes to that thread, not to a new one" *
           doctest::timeout(60)) {
     std::promise<std::thread::id> critical_thread;
-    FnTask critical([&] { critical_thread.set_value(std::this_thread::get_id()); });
+    FnTask critical([&] { critical_thread.set_value(std::this_thread::get_id()); }, Priority::critical);
     BusyPool busy;  // after the task it runs
     busy.started.wait();
     {
@@ -114,7 +123,7 @@ TEST_CASE("thread pool: a critical task put as a thread's task returns goes to t
         std::unique_lock lock(busy.host.mutex);
         busy.release.set_value();
         while (busy.host.pool.ending() == 0) std::this_thread::yield();
-        busy.host.put(&critical, true);
+        busy.host.put(&critical);
         CHECK(busy.host.pool.threads() == 1);
     }
     CHECK(critical_thread.get_future().get() == busy.busy_thread.get_future().get());
@@ -124,15 +133,79 @@ TEST_CASE("thread pool: a critical task put as a thread's task returns goes to t
 
 TEST_CASE("thread pool: a critical task with no thread at hand gets a new one at once" * doctest::timeout(60)) {
     std::promise<void> critical_ran;
-    FnTask critical([&] { critical_ran.set_value(); });
+    FnTask critical([&] { critical_ran.set_value(); }, Priority::critical);
     BusyPool busy;
     busy.started.wait();
     {
         std::unique_lock lock(busy.host.mutex);
-        busy.host.put(&critical, true);
+        busy.host.put(&critical);
         CHECK(busy.host.pool.threads() == 2);
     }
     // It runs while the pool's own thread is still busy.
     critical_ran.get_future().get();
+    busy.release.set_value();
+}
+
+namespace {
+/// What a task saw of the thread that ran it.
+struct Seen {
+    std::thread::id thread;
+    std::uint64_t slice = 0;
+    int nice = 0;
+};
+Seen seen_here() { return {std::this_thread::get_id(), calling_thread_slice(), getpriority(PRIO_PROCESS, 0)}; }
+
+/// Waits until `n` threads of the pool sleep in its idle list.
+void wait_sleeping(QueueHost& host, std::size_t n) {
+    for (;;) {
+        {
+            std::unique_lock lock(host.mutex);
+            if (host.pool.sleeping() == n) return;
+        }
+        std::this_thread::yield();
+    }
+}
+}  // namespace
+
+TEST_CASE("thread pool: a standby thread waits with a short time slice; a task that is not critical runs with the "
+          "thread's own" * doctest::timeout(60)) {
+    const std::uint64_t own = calling_thread_slice();
+    if (own <= SchedSlice::short_ns) {
+        MESSAGE("this kernel reports no time slice to shorten (Linux before 6.12): nothing to check");
+        return;
+    }
+    std::promise<Seen> first, second, normal;
+    FnTask first_critical([&] { first.set_value(seen_here()); }, Priority::critical);
+    FnTask second_critical([&] { second.set_value(seen_here()); }, Priority::critical);
+    FnTask normal_task([&] { normal.set_value(seen_here()); });
+    BusyPool busy;  // its one thread busy: critical tasks get a thread above capacity
+    busy.started.wait();
+    // Put from a thread with a nice value of its own, which the pool thread
+    // started for the task inherits and keeps.
+    std::thread([&] {
+        REQUIRE(setpriority(PRIO_PROCESS, 0, 5) == 0);
+        std::unique_lock lock(busy.host.mutex);
+        busy.host.put(&first_critical);
+    }).join();
+    const Seen a = first.get_future().get();
+    CHECK(a.slice == own);  // started for the task, not yet on standby
+    wait_sleeping(busy.host, 1);  // that thread, above capacity: on standby
+    {
+        std::unique_lock lock(busy.host.mutex);
+        busy.host.put(&second_critical);
+    }
+    const Seen b = second.get_future().get();
+    CHECK(b.thread == a.thread);
+    CHECK(b.slice == SchedSlice::short_ns);
+    CHECK(b.nice == 5);
+    wait_sleeping(busy.host, 1);
+    {
+        std::unique_lock lock(busy.host.mutex);
+        busy.host.put(&normal_task);
+    }
+    const Seen c = normal.get_future().get();
+    CHECK(c.thread == a.thread);
+    CHECK(c.slice == own);
+    CHECK(c.nice == 5);
     busy.release.set_value();
 }
