@@ -65,8 +65,9 @@ struct ThreadPerCritical {
 
 /// The floor for a pool that keeps a thread waiting for critical tasks: a
 /// FIFO pool for the low tasks and one thread of its own, asleep on a
-/// semaphore, that runs each critical task. No queue, no records: only the
-/// wake-up of a sleeping thread.
+/// semaphore with the kernel's shortest time slice (as ours are), that runs
+/// each critical task. No queue, no records: only the wake-up of a sleeping
+/// thread.
 struct SleepingThreadFloor {
     static constexpr const char* name = "asio + one sleeping thread woken per critical (floor)";
     explicit SleepingThreadFloor(unsigned workers) : pool(workers), thread([this] { serve(); }) {}
@@ -85,6 +86,7 @@ struct SleepingThreadFloor {
         go.release();
     }
     void serve() {
+        shorten_time_slice();
         for (;;) {
             go.acquire();
             if (stop) return;

@@ -64,6 +64,12 @@ private:
     bool on_;
 };
 
+/// Asks the kernel for its shortest time slice, 100 us, for the calling
+/// thread (sched_setattr's sched_runtime, Linux 6.12 on), as atasker-cpp's
+/// threads on standby for critical tasks do: woken while every CPU computes,
+/// the thread preempts at once. False where the kernel refused.
+bool shorten_time_slice();
+
 /// Runs bench/python_peers.py with `args` under python3 and returns what it
 /// printed on stdout, or nothing (with `why` set) when python3 or the script
 /// is missing or the script failed.
