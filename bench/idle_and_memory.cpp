@@ -24,20 +24,17 @@ namespace {
 
 constexpr auto idle_window = std::chrono::seconds(2);
 
-// CPU milliseconds this process (and its children) burn while it sleeps.
+// CPU milliseconds the pool's threads (and its processes) burn while the
+// measuring thread sleeps.
 template <class Pool>
 double idle_cpu_ms(unsigned workers) {
     Pool pool(workers);
     std::latch warm(static_cast<std::ptrdiff_t>(workers) * 4);
     for (unsigned i = 0; i < workers * 4; ++i) pool.post([&warm] { warm.count_down(); });
     warm.wait();
-    // The /proc scans for descendants stay outside this process's window.
-    const double d0 = descendants_cpu_seconds();
-    const double s0 = self_cpu_seconds();
+    const ThreadCpu before = others_cpu();
     std::this_thread::sleep_for(idle_window);  // idling is the thing measured
-    const double s1 = self_cpu_seconds();
-    const double d1 = descendants_cpu_seconds();
-    return ((s1 - s0) + (d1 - d0)) * 1e3;
+    return cpu_seconds_between(before, others_cpu()) * 1e3;
 }
 
 struct NoPool {
@@ -153,8 +150,8 @@ std::array<double, 2> aloop_waiting_fiber_bytes(std::size_t n) {
 void idle_section(const Config& cfg, Report& report) {
     Section& s = report.section("idle", fmt::format("6a. Idle CPU over {} s, pools of {} up and warm",
                                                     idle_window.count(), cfg.workers));
-    s.note("utime+stime of this process and its descendants (getrusage, /proc); Linux counts in 10 ms ticks for "
-           "children");
+    s.note("CPU run by every thread of this process but the measuring one, and of its descendants "
+           "(sum_exec_runtime from /proc/*/task/*/schedstat, in ns)");
     const std::string group = fmt::format("{} s idle", idle_window.count());
 #if ATASKER_BENCH_HAVE_CORE && !ATASKER_BENCH_HAVE_MP
     s.note("atasker-cpp: thread pool only; the process pool is not built yet");

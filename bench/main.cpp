@@ -42,7 +42,7 @@ constexpr Scenario scenarios[] = {
 int main(int argc, char** argv) {
 #if ATASKER_BENCH_HAVE_MP
     // Before any thread exists: the shared stamp, then the process pool's zygote.
-    (void)death_stamp();
+    (void)shared_words();
     atasker::init();
 #endif
     Config cfg;

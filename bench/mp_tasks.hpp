@@ -6,8 +6,13 @@
 
 #if ATASKER_BENCH_HAVE_MP
 
+#include <atomic>
 #include <csignal>
 #include <cstdint>
+#include <new>
+#include <vector>
+
+#include <sched.h>
 
 #include <sys/mman.h>
 
@@ -18,14 +23,20 @@
 
 namespace atasker_bench {
 
-/// One MAP_SHARED word where a dying task stamps CLOCK_MONOTONIC. Made on the
-/// first call, which main() makes before at::init() forks the zygote, so
-/// every worker process shares it.
-inline volatile std::int64_t* death_stamp() {
-    static auto* stamp = static_cast<volatile std::int64_t*>(
-        mmap(nullptr, sizeof(std::int64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-    return stamp;
+/// Words every process of the bench shares (MAP_SHARED). Made on the first
+/// call, which main() makes before at::init() forks the zygote, so every
+/// worker process maps them.
+struct SharedWords {
+    volatile std::int64_t death_stamp;  ///< where a dying task stamps CLOCK_MONOTONIC
+    std::atomic<std::int64_t> met;      ///< bench_meet's count
+};
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+inline SharedWords& shared_words() {
+    static auto* words = new (mmap(nullptr, sizeof(SharedWords), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                                   -1, 0)) SharedWords{0, 0};
+    return *words;
 }
+inline volatile std::int64_t* death_stamp() { return &shared_words().death_stamp; }
 
 inline const atasker::MpTask bench_square{"atasker_bench.square", [](int x) { return x * x; }};
 inline const atasker::MpTask bench_die{"atasker_bench.die", [](int x) -> int {
@@ -34,7 +45,19 @@ inline const atasker::MpTask bench_die{"atasker_bench.die", [](int x) -> int {
                                            return x;
                                        }};
 
-/// A supervisor with a thread pool and a process pool of `workers` each.
+/// Counts itself in, then waits (yielding) until the count reaches `until`:
+/// as many of them as there are workers, put at once, prove that every
+/// worker process is up.
+inline const atasker::MpTask bench_meet{"atasker_bench.meet", [](std::int64_t until) {
+                                            std::atomic<std::int64_t>& met = shared_words().met;
+                                            met.fetch_add(1);
+                                            while (met.load() < until) sched_yield();
+                                            return until;
+                                        }};
+
+/// A supervisor with a thread pool and a process pool of `workers` each,
+/// every worker process up once it is made (the pool forks them in the
+/// background after start()).
 class AtaskerBothPools {
 public:
     static constexpr const char* name = "atasker-cpp thread + process pools";
@@ -47,6 +70,10 @@ public:
         supervisor_.set_mp_pool(pool);
         supervisor_.start();
         options_.supervisor = &supervisor_;
+        const std::int64_t until = shared_words().met.load() + workers;
+        std::vector<atasker::Task<std::int64_t>> meeting;
+        for (unsigned i = 0; i < workers; ++i) meeting.push_back(atasker::background_task(bench_meet, options_)(until));
+        for (auto& t : meeting) (void)t.get();
     }
     AtaskerBothPools(const AtaskerBothPools&) = delete;
     AtaskerBothPools& operator=(const AtaskerBothPools&) = delete;

@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 
 CTX = mp.get_context("fork")
@@ -118,10 +119,11 @@ def cmd_throughput(a, rows):
             rows.add(group, "ProcessPoolExecutor.submit", "tasks/s", "tasks/s", "higher", n / dt)
 
 
-def _tree_cpu_seconds():
-    """User + system CPU of this process and its live descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children, cpu = {}, {}
+def _others_cpu():
+    """Nanoseconds of CPU run by each thread of this process but the calling
+    one and of its live descendants, by thread id (schedstat, exact), as the
+    C++ side measures."""
+    children = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -130,16 +132,30 @@ def _tree_cpu_seconds():
                 text = f.read()
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2:].split()
-        pid = int(name)
-        children.setdefault(int(fields[1]), []).append(pid)
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [os.getpid()]
+        children.setdefault(int(text[text.rindex(")") + 2:].split()[1]), []).append(int(name))
+    me, out, todo = threading.get_native_id(), {}, [os.getpid()]
     while todo:
         p = todo.pop()
-        total += cpu.get(p, 0.0)
         todo.extend(children.get(p, []))
-    return total
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in map(int, tids):
+            try:
+                with open(f"/proc/{p}/task/{tid}/schedstat") as f:
+                    ns = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if tid != me:
+                out[tid] = ns
+    return out
+
+
+def _cpu_seconds_between(before, after):
+    """CPU seconds run between two _others_cpu() snapshots by the threads
+    alive at the second (one born between them counts whole)."""
+    return sum(ns - before.get(tid, 0) for tid, ns in after.items()) / 1e9
 
 
 def cmd_idle(a, rows):
@@ -152,11 +168,10 @@ def cmd_idle(a, rows):
                     list(pool.map(square, range(a.workers * 4)))
                 else:
                     pool.map(square, range(a.workers * 4))
-                c0 = _tree_cpu_seconds()
+                before = _others_cpu()
                 time.sleep(a.seconds)  # idling is what is measured
-                c1 = _tree_cpu_seconds()
-                rows.add(group, label + " (parent + workers)", "CPU", "ms", "lower", (c1 - c0) * 1000.0)
-    rows.notes.append("Python idle CPU from /proc utime+stime of the interpreter and its workers (10 ms ticks)")
+                cpu = _cpu_seconds_between(before, _others_cpu())
+                rows.add(group, label + " (parent + workers)", "CPU", "ms", "lower", cpu * 1000.0)
 
 
 def cmd_crash(a, rows):

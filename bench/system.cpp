@@ -33,18 +33,10 @@ std::int64_t monotonic_ns() {
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-double self_cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
-    return sec(ru.ru_utime) + sec(ru.ru_stime);
-}
-
 namespace {
 
 struct ProcStat {
     pid_t ppid = 0;
-    double cpu_seconds = 0;
 };
 
 // Fields of /proc/<pid>/stat after the command name (which may hold spaces).
@@ -57,13 +49,11 @@ std::optional<ProcStat> read_stat(const fs::path& stat_path) {
     std::istringstream rest(text.substr(close + 2));
     std::string field;
     std::vector<std::string> f;
-    while (rest >> field && f.size() < 15) f.push_back(field);
-    if (f.size() < 15) return std::nullopt;
-    // f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    while (rest >> field && f.size() < 2) f.push_back(field);
+    if (f.size() < 2) return std::nullopt;
+    // f[0] is field 3 (state): ppid is field 4.
     ProcStat s;
     s.ppid = static_cast<pid_t>(std::stol(f[1]));
-    s.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / tick;
     return s;
 }
 
@@ -91,11 +81,33 @@ std::vector<pid_t> descendants() {
 
 }  // namespace
 
-double descendants_cpu_seconds() {
-    double total = 0;
-    for (pid_t p : descendants())
-        if (auto st = read_stat(fs::path("/proc") / std::to_string(p) / "stat")) total += st->cpu_seconds;
-    return total;
+namespace {
+// Adds each thread of process `pid` but `except` to `out`.
+void add_threads_cpu(pid_t pid, pid_t except, ThreadCpu& out) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "task", ec)) {
+        const auto tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
+        std::ifstream in(entry.path() / "schedstat");
+        std::uint64_t ns = 0;
+        if (tid != except && in >> ns) out[tid] = ns;
+    }
+}
+}  // namespace
+
+ThreadCpu others_cpu() {
+    ThreadCpu out;
+    add_threads_cpu(getpid(), gettid(), out);
+    for (pid_t p : descendants()) add_threads_cpu(p, 0, out);
+    return out;
+}
+
+double cpu_seconds_between(const ThreadCpu& before, const ThreadCpu& after) {
+    std::uint64_t ns = 0;
+    for (const auto& [tid, now] : after) {
+        const auto it = before.find(tid);
+        ns += now - (it != before.end() && it->second <= now ? it->second : 0);
+    }
+    return static_cast<double>(ns) / 1e9;
 }
 
 std::size_t rss_bytes() {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,11 +29,15 @@ using Clock = std::chrono::steady_clock;
 /// worker process can stamp an instant that its parent reads.
 [[nodiscard]] std::int64_t monotonic_ns();
 
-/// User + system CPU seconds of this process (all threads).
-[[nodiscard]] double self_cpu_seconds();
-/// User + system CPU seconds of every live descendant process of this one
-/// (worker processes, zygotes), read from /proc.
-[[nodiscard]] double descendants_cpu_seconds();
+/// Nanoseconds of CPU each thread has run, by thread id (sum_exec_runtime,
+/// /proc/<pid>/task/<tid>/schedstat: exact, where utime and stime count ticks).
+using ThreadCpu = std::map<pid_t, std::uint64_t>;
+/// Every thread of this process but the calling one, and every thread of its
+/// live descendant processes (worker processes, zygotes): what a pool runs.
+[[nodiscard]] ThreadCpu others_cpu();
+/// CPU seconds run between two snapshots by the threads alive at the second
+/// (a thread born between them counts whole; one that ended, not at all).
+[[nodiscard]] double cpu_seconds_between(const ThreadCpu& before, const ThreadCpu& after);
 
 /// Resident set size of this process in bytes (/proc/self/statm).
 [[nodiscard]] std::size_t rss_bytes();
