@@ -13,7 +13,7 @@
 #include <atomic>
 #include <mutex>
 
-#include "cpu_relax.hpp"
+#include "spin_pause.hpp"
 #include "supervisor_mutex.hpp"
 
 namespace atasker::detail {
@@ -30,7 +30,7 @@ public:
         if (lock_.try_lock()) return;
         if (alone)
             for (int i = 0; i < spin_limit; ++i) {
-                cpu_relax();
+                spin_pause();
                 if (lock_.try_lock()) return;
             }
         lock_.lock();
