@@ -14,7 +14,6 @@
 #include <sched.h>
 #include <spawn.h>
 #include <sys/syscall.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,26 +34,19 @@ std::int64_t monotonic_ns() {
 
 namespace {
 
-struct ProcStat {
-    pid_t ppid = 0;
-};
-
-// Fields of /proc/<pid>/stat after the command name (which may hold spaces).
-std::optional<ProcStat> read_stat(const fs::path& stat_path) {
+// The parent's pid, field 4 of /proc/<pid>/stat, after the command name
+// (which may hold spaces).
+std::optional<pid_t> read_ppid(const fs::path& stat_path) {
     std::ifstream in(stat_path);
     std::string text;
     if (!std::getline(in, text)) return std::nullopt;
     auto close = text.rfind(')');
     if (close == std::string::npos) return std::nullopt;
     std::istringstream rest(text.substr(close + 2));
-    std::string field;
-    std::vector<std::string> f;
-    while (rest >> field && f.size() < 2) f.push_back(field);
-    if (f.size() < 2) return std::nullopt;
-    // f[0] is field 3 (state): ppid is field 4.
-    ProcStat s;
-    s.ppid = static_cast<pid_t>(std::stol(f[1]));
-    return s;
+    std::string state;  // field 3
+    pid_t ppid = 0;
+    if (!(rest >> state >> ppid)) return std::nullopt;
+    return ppid;
 }
 
 std::vector<pid_t> descendants() {
@@ -63,7 +55,7 @@ std::vector<pid_t> descendants() {
     for (const auto& entry : fs::directory_iterator("/proc", ec)) {
         const std::string name = entry.path().filename().string();
         if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (auto st = read_stat(entry.path() / "stat")) children.emplace(st->ppid, static_cast<pid_t>(std::stol(name)));
+        if (auto ppid = read_ppid(entry.path() / "stat")) children.emplace(*ppid, static_cast<pid_t>(std::stol(name)));
     }
     std::vector<pid_t> out;
     std::vector<pid_t> todo{getpid()};
@@ -79,9 +71,6 @@ std::vector<pid_t> descendants() {
     return out;
 }
 
-}  // namespace
-
-namespace {
 // Adds each thread of process `pid` but `except` to `out`.
 void add_threads_cpu(pid_t pid, pid_t except, ThreadCpu& out) {
     std::error_code ec;
@@ -92,6 +81,7 @@ void add_threads_cpu(pid_t pid, pid_t except, ThreadCpu& out) {
         if (tid != except && in >> ns) out[tid] = ns;
     }
 }
+
 }  // namespace
 
 ThreadCpu others_cpu() {
