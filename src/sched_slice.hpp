@@ -24,7 +24,7 @@ namespace atasker::detail {
 /// (0 where it does not: kernels before 6.12, a refused call).
 [[nodiscard]] ATASKER_API std::uint64_t calling_thread_slice() noexcept;
 
-class SchedSlice {
+class ATASKER_API SchedSlice {
 public:
     /// The shortest slice the kernel grants, in nanoseconds.
     static constexpr std::uint64_t short_ns = 100'000;
