@@ -178,7 +178,7 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
         // yielding thread cannot be lent to a fiber loop (borrow_idle). Not
         // above capacity either: such a thread is there for critical tasks,
         // and one put while it yields would find no idle thread to wake.
-        if (type_ == TaskType::thread && !yielded && count_ <= options_.capacity()) {
+        if (type_ == TaskType::thread && !yielded && !on_standby()) {
             yielded = true;
             ++yielding_;
             lock.unlock();
@@ -234,7 +234,7 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     // slice a woken thread starts about as soon, and a spinning one takes
     // turns with computing threads (atasker-bench section 3, low tasks
     // computing: p99 25 us with a 50 us spin, 2 us without).
-    const bool standby = type_ == TaskType::thread && count_ > options_.capacity();
+    const bool standby = on_standby();
     for (;;) {
         // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
         const bool timed = may_retire && !me.borrowed;

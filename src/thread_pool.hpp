@@ -146,6 +146,11 @@ private:
     /// The most threads that may wait idle: capacity, plus two on standby
     /// for critical tasks.
     [[nodiscard]] std::size_t idle_limit() const noexcept;
+    /// Whether this is a thread pool grown past its capacity: its threads
+    /// beyond it are there for critical tasks.
+    [[nodiscard]] bool on_standby() const noexcept {
+        return type_ == TaskType::thread && count_ > options_.capacity();
+    }
     void main(std::list<std::thread>::iterator self, Sleeper& me);
     /// Runs `taken` and the tasks it takes after; a task that is not
     /// critical runs with the thread's own time slice.
