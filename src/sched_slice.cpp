@@ -25,8 +25,6 @@ struct SchedAttr {
 };
 static_assert(sizeof(SchedAttr) == 56);
 
-constexpr std::uint64_t reset_on_fork_flag = 0x01;  // SCHED_FLAG_RESET_ON_FORK
-
 // Set once a call fails: a seccomp filter or a kernel without the calls
 // refuses every thread alike, so the others do not try again.
 std::atomic<bool> refused{false};
@@ -64,7 +62,7 @@ void SchedSlice::shorten() noexcept {
         known_ = true;
         policy_ = static_cast<int>(attr.policy);
         nice_ = attr.nice;
-        flags_ = attr.flags & reset_on_fork_flag;
+        flags_ = attr.flags & reset_on_fork;
         saved_ = attr.runtime;
     }
     if (policy_ != SCHED_OTHER && policy_ != SCHED_BATCH) return;  // real-time, deadline or idle: no slice to ask for

@@ -35,8 +35,17 @@ public:
     /// Gives the calling thread back the slice it had before shorten().
     void restore() noexcept;
     [[nodiscard]] bool is_short() const noexcept { return short_; }
+    /// What a thread that the calling thread starts now inherits: the
+    /// kernel copies the slice into it, so while the calling thread has the
+    /// short slice the new thread has it too, and gives back the same slice
+    /// as the calling thread would (unless reset-on-fork resets it anyway).
+    [[nodiscard]] SchedSlice for_new_thread() const noexcept {
+        return short_ && (flags_ & reset_on_fork) == 0 ? *this : SchedSlice{};
+    }
 
 private:
+    static constexpr std::uint64_t reset_on_fork = 0x01;  // SCHED_FLAG_RESET_ON_FORK
+
     bool short_ = false;
     bool known_ = false;          // saved_ holds the thread's own slice
     std::uint64_t saved_ = 0;     // its slice before shorten(), in nanoseconds

@@ -16,6 +16,10 @@ namespace {
 void store_progress(void* context, double value) noexcept {
     static_cast<std::atomic<float>*>(context)->store(static_cast<float>(value), std::memory_order_relaxed);
 }
+
+/// The time slice of the pool thread running on this thread (null on any
+/// other thread), for the threads it starts to inherit (spawn()).
+thread_local const SchedSlice* this_thread_slice = nullptr;
 }  // namespace
 
 void ThreadPool::configure(const PoolOptions& options) {
@@ -114,8 +118,11 @@ void ThreadPool::spawn() {
     ++starting_;
     threads_.emplace_front();
     auto self = threads_.begin();
+    // A pool thread that starts one while it has the short slice (a critical
+    // task putting another) passes on what it knows of its own slice.
+    const SchedSlice inherited = this_thread_slice != nullptr ? this_thread_slice->for_new_thread() : SchedSlice{};
     try {
-        *self = std::thread([this, self, me] { main(self, *me); });
+        *self = std::thread([this, self, me, inherited] { main(self, *me, inherited); });
     } catch (...) {
         me->next = spare_sleepers_;
         spare_sleepers_ = me;
@@ -151,12 +158,12 @@ void ThreadPool::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
     lock.lock();
 }
 
-void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me) {
+void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice) {
+    this_thread_slice = &slice;
     const int binding = host_.thread_started(type_);
     std::unique_lock lock(mutex_);
     me.binding = binding;
     --starting_;
-    SchedSlice slice;
     bool retired = false;
     bool yielded = false;
     for (;;) {

@@ -151,7 +151,8 @@ private:
     [[nodiscard]] bool on_standby() const noexcept {
         return type_ == TaskType::thread && count_ > options_.capacity();
     }
-    void main(std::list<std::thread>::iterator self, Sleeper& me);
+    /// `slice`: what the thread inherited from the one that started it.
+    void main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice);
     /// Runs `taken` and the tasks it takes after; a task that is not
     /// critical runs with the thread's own time slice.
     void run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice);

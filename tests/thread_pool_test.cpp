@@ -155,6 +155,20 @@ struct Seen {
 };
 Seen seen_here() { return {std::this_thread::get_id(), calling_thread_slice(), getpriority(PRIO_PROCESS, 0)}; }
 
+/// Whether the kernel gives a thread a shorter slice than the calling
+/// thread's (`own`) when asked; says why not when it does not.
+bool short_slice_granted(std::uint64_t own) {
+    bool granted = false;  // on a thread of its own: the slice stays with it
+    std::thread([&] {
+        SchedSlice probe;
+        probe.shorten();
+        granted = calling_thread_slice() == SchedSlice::short_ns;
+    }).join();
+    if (own <= SchedSlice::short_ns || !granted)
+        MESSAGE("this kernel grants no shorter time slice (Linux before 6.12, or a seccomp filter): nothing to check");
+    return own > SchedSlice::short_ns && granted;
+}
+
 /// Waits until `n` threads of the pool sleep in its idle list.
 void wait_sleeping(QueueHost& host, std::size_t n) {
     for (;;) {
@@ -170,16 +184,7 @@ void wait_sleeping(QueueHost& host, std::size_t n) {
 TEST_CASE("thread pool: a standby thread waits with a short time slice; a task that is not critical runs with the "
           "thread's own" * doctest::timeout(60)) {
     const std::uint64_t own = calling_thread_slice();
-    bool granted = false;  // on a thread of its own: the slice stays with it
-    std::thread([&] {
-        SchedSlice probe;
-        probe.shorten();
-        granted = calling_thread_slice() == SchedSlice::short_ns;
-    }).join();
-    if (own <= SchedSlice::short_ns || !granted) {
-        MESSAGE("this kernel grants no shorter time slice (Linux before 6.12, or a seccomp filter): nothing to check");
-        return;
-    }
+    if (!short_slice_granted(own)) return;
     std::promise<Seen> first, second, normal;
     FnTask first_critical([&] { first.set_value(seen_here()); }, Priority::critical);
     FnTask second_critical([&] { second.set_value(seen_here()); }, Priority::critical);
@@ -213,5 +218,70 @@ TEST_CASE("thread pool: a standby thread waits with a short time slice; a task t
     CHECK(c.thread == a.thread);
     CHECK(c.slice == own);
     CHECK(c.nice == 5);
+    busy.release.set_value();
+}
+
+TEST_CASE("thread pool: a thread started by a critical task on a standby thread gives back its starter's own slice" *
+          doctest::timeout(60)) {
+    const std::uint64_t own = calling_thread_slice();
+    if (!short_slice_granted(own)) return;
+    std::promise<Seen> first, inner, done_first, done_second;
+    FnTask first_critical([&] { first.set_value(seen_here()); }, Priority::critical);
+    BusyPool busy;  // its one thread busy: critical tasks get threads above capacity
+    busy.started.wait();
+    {
+        std::unique_lock lock(busy.host.mutex);
+        busy.host.put(&first_critical);
+    }
+    const Seen a = first.get_future().get();
+    wait_sleeping(busy.host, 1);  // on standby, with the short slice
+    // A critical task on the standby thread puts another: with no thread
+    // idle, the pool starts one, which inherits the short slice.
+    std::latch inner_ran{1};
+    FnTask inner_critical(
+        [&] {
+            inner.set_value(seen_here());
+            inner_ran.count_down();
+        },
+        Priority::critical);
+    FnTask outer_critical(
+        [&] {
+            {
+                std::unique_lock lock(busy.host.mutex);
+                busy.host.put(&inner_critical);
+            }
+            inner_ran.wait();
+        },
+        Priority::critical);
+    {
+        std::unique_lock lock(busy.host.mutex);
+        busy.host.put(&outer_critical);
+    }
+    wait_sleeping(busy.host, 2);
+    const Seen b = inner.get_future().get();
+    CHECK(b.thread != a.thread);
+    CHECK(b.slice == SchedSlice::short_ns);
+    // Two tasks that are not critical, the first waiting for the second, so
+    // each runs on one of the two threads: both run with the putter's slice.
+    std::promise<void> second_ran;
+    FnTask first_normal([&] {
+        second_ran.get_future().wait();
+        done_first.set_value(seen_here());
+    });
+    FnTask second_normal([&] {
+        done_second.set_value(seen_here());
+        second_ran.set_value();
+    });
+    {
+        std::unique_lock lock(busy.host.mutex);
+        busy.host.put(&first_normal);
+        busy.host.put(&second_normal);
+    }
+    const Seen c = done_first.get_future().get();
+    const Seen d = done_second.get_future().get();
+    CHECK(c.thread != d.thread);
+    CHECK(((c.thread == a.thread && d.thread == b.thread) || (c.thread == b.thread && d.thread == a.thread)));
+    CHECK(c.slice == own);
+    CHECK(d.slice == own);
     busy.release.set_value();
 }
