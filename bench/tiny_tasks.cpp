@@ -3,8 +3,15 @@
 // tasks/s from the first submit to the last task done. Once more with one
 // submitter and everything pinned to one CPU: no lock handoffs between CPUs
 // and no vCPU wake-ups, so the rate is the CPU cost of a task, and rounds
-// agree within a few percent where unpinned ones vary 2x on a VM.
+// agree within a few percent where unpinned ones vary 2x on a VM. And, in an
+// untimed pass, how the tasks spread over each pool's threads: a pool may
+// leave threads it was given asleep.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <functional>
 #include <latch>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,6 +65,41 @@ double throughput(unsigned workers, std::size_t n, unsigned submitters, bool pin
     return static_cast<double>(n) / seconds(t0, t1);
 }
 
+/// How many tasks each thread that ran any ran, most first: one untimed pass
+/// of the unpinned 1-submitter case.
+template <class Pool>
+std::vector<std::size_t> tasks_per_thread(unsigned workers, std::size_t n) {
+    // A task counts itself on its thread; a thread's first task of this pass
+    // hands its counter over once, under the mutex.
+    static std::atomic<std::uint64_t> passes{0};
+    const std::uint64_t pass = ++passes;
+    struct Counter {
+        std::uint64_t pass = 0;
+        std::size_t tasks = 0;
+    };
+    thread_local Counter counter;
+    std::mutex mutex;
+    std::vector<Counter*> counters;
+    std::latch done(static_cast<std::ptrdiff_t>(n));
+    std::vector<std::size_t> out;
+    Pool pool(workers);
+    for (std::size_t i = 0; i < n; ++i)
+        pool.post([&, pass] {
+            if (counter.pass != pass) {
+                counter = Counter{pass, 0};
+                const std::lock_guard lock(mutex);
+                counters.push_back(&counter);
+            }
+            ++counter.tasks;
+            done.count_down();
+        });
+    done.wait();
+    // Read while the pool's threads, and so their counters, still exist.
+    for (const Counter* c : counters) out.push_back(c->tasks);
+    std::sort(out.begin(), out.end(), std::greater<>());
+    return out;
+}
+
 }  // namespace
 
 void run_tiny_tasks(const Config& cfg, Report& report) {
@@ -85,6 +127,16 @@ void run_tiny_tasks(const Config& cfg, Report& report) {
         });
     }
     run_rounds(cfg.rounds, measures, rows);
+    std::string spread;
+    for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool) {
+        const std::vector<std::size_t> counts = tasks_per_thread<Pool>(cfg.workers, cfg.tasks);
+        std::string shares;
+        for (const std::size_t c : counts)
+            shares += fmt::format("{}{:.0f}%", shares.empty() ? "" : " / ", 100.0 * static_cast<double>(c) /
+                                                                              static_cast<double>(cfg.tasks));
+        spread += fmt::format("{}{}: {} ({})", spread.empty() ? "" : "; ", Pool::name, counts.size(), shares);
+    });
+    s.note(fmt::format("threads that ran tasks, 1 submitter, one untimed pass: {}", spread));
     note_missing_pools(s, "1 submitter");
     rows.move_to(s);
     report.print_section(s);
