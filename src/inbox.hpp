@@ -25,6 +25,12 @@ public:
                                               std::memory_order_relaxed));
         return true;
     }
+    /// Without the mutex, by a thread about to take it: starts bringing the
+    /// newest task's cache line over, which take() writes (a hint only).
+    void prefetch() const noexcept {
+        const std::uintptr_t head = head_.load(std::memory_order_relaxed);
+        if (head != 0 && head != closed) __builtin_prefetch(reinterpret_cast<const void*>(head), 1);  // NOLINT
+    }
     [[nodiscard]] bool empty() const noexcept {
         const std::uintptr_t head = head_.load(std::memory_order_relaxed);
         return head == 0 || head == closed;

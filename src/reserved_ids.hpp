@@ -49,6 +49,9 @@ public:
             const auto ahead = static_cast<std::ptrdiff_t>(cell.sequence.load(std::memory_order_acquire) - (at + 1));
             if (ahead == 0) {  // filled for this turn
                 if (next_.compare_exchange_weak(at, at + 1, std::memory_order_relaxed)) {
+                    // The next take's cell, filled long ago: its line comes
+                    // over while this put goes on (a hint only).
+                    __builtin_prefetch(&cells_[(at + 1) % capacity], 1);
                     const Reserved taken = cell.reserved;
                     cell.sequence.store(at + capacity, std::memory_order_release);  // free for the next turn
                     return taken;

@@ -76,6 +76,9 @@ public:
         }
     }
 
+    /// Without the mutex, just before lock(): see Inbox::prefetch.
+    void prefetch_inbox() const noexcept { inbox_.prefetch(); }
+
     /// With the mutex held: unlock() has wake-ups (or a log line) to send.
     void defer() noexcept { deferred_ = true; }
 

@@ -291,6 +291,7 @@ void ThreadPool::run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice) {
             // Seen under the mutex, the flag says the thread has not yet
             // had it since its task returned (cleared under the mutex).
             me.ending.store(true, std::memory_order_relaxed);
+            mutex_.prefetch_inbox();
             std::lock_guard lock(mutex_);
             me.ending.store(false, std::memory_order_relaxed);
             log_line = host_.complete_task(task, status, std::move(error), now);
