@@ -81,7 +81,6 @@ std::vector<std::size_t> tasks_per_thread(unsigned workers, std::size_t n) {
     std::mutex mutex;
     std::vector<Counter*> counters;
     std::latch done(static_cast<std::ptrdiff_t>(n));
-    std::vector<std::size_t> out;
     Pool pool(workers);
     for (std::size_t i = 0; i < n; ++i)
         pool.post([&, pass] {
@@ -95,6 +94,7 @@ std::vector<std::size_t> tasks_per_thread(unsigned workers, std::size_t n) {
         });
     done.wait();
     // Read while the pool's threads, and so their counters, still exist.
+    std::vector<std::size_t> out;
     for (const Counter* c : counters) out.push_back(c->tasks);
     std::sort(out.begin(), out.end(), std::greater<>());
     return out;
