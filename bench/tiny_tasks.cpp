@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <functional>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -25,10 +27,21 @@ namespace atasker_bench {
 
 namespace {
 
+/// A pool of `workers` threads, told how many threads will submit to it
+/// where it wants to know (oneTBB's task_group gives each an arena slot).
+template <class Pool>
+std::unique_ptr<Pool> make_pool(unsigned workers, unsigned submitters) {
+    if constexpr (std::is_constructible_v<Pool, unsigned, unsigned>)
+        return std::make_unique<Pool>(workers, submitters);
+    else
+        return std::make_unique<Pool>(workers);
+}
+
 template <class Pool>
 double throughput(unsigned workers, std::size_t n, unsigned submitters, bool pinned) {
     const PinnedToCpu0 pin(pinned);  // the pool's threads inherit the mask; restored once they are joined
-    Pool pool(workers);
+    const std::unique_ptr<Pool> owned = make_pool<Pool>(workers, submitters);
+    Pool& pool = *owned;
     {
         // Threads started and first allocations made before the clock runs.
         std::latch warm(64);
@@ -49,7 +62,8 @@ double throughput(unsigned workers, std::size_t n, unsigned submitters, bool pin
         for (unsigned s = 0; s < submitters; ++s) {
             const std::size_t share = n / submitters + (s < n % submitters ? 1 : 0);
             // Submitters stay until all is done: a oneTBB task_group's tasks
-            // live in the submitting thread's arena slot.
+            // live in the submitting thread's arena slot (its implicit
+            // arena's, for the task_group used from outside any arena).
             threads.emplace_back([&, share] {
                 go.wait();
                 for (std::size_t i = 0; i < share; ++i) pool.post(task);
@@ -100,6 +114,16 @@ std::vector<std::size_t> tasks_per_thread(unsigned workers, std::size_t n) {
     return out;
 }
 
+/// Every pool of for_each_pool(), then oneTBB's task_group as a program that
+/// never makes an arena would use it (fewer workers on a small machine).
+template <class Fn>
+void for_each_tiny_pool(Fn&& fn) {
+    for_each_pool(fn);
+#if ATASKER_BENCH_HAVE_TBB
+    fn(std::type_identity<TbbImplicitTaskGroupPool>{}, false);
+#endif
+}
+
 }  // namespace
 
 void run_tiny_tasks(const Config& cfg, Report& report) {
@@ -107,7 +131,14 @@ void run_tiny_tasks(const Config& cfg, Report& report) {
         "tiny", fmt::format("1. Tiny-task throughput: {} empty tasks on {} worker threads", cfg.tasks, cfg.workers));
     s.note("tasks/s from the first submit to the last task done; each task counts a std::latch down");
     s.note("atasker-cpp: background_task at low priority, task records kept; fire and forget");
-    s.note("oneTBB task_group: run() from the submitting thread, process limited to 2 workers (global_control)");
+    s.note(fmt::format("oneTBB task_group: run() from the submitting thread inside a task_arena with {} worker slots "
+                       "and one per submitter, process limited to {} workers (global_control)",
+                       cfg.workers, cfg.workers));
+#if ATASKER_BENCH_HAVE_TBB
+    s.note(fmt::format("oneTBB task_group, implicit arena: run() from outside any arena; the submitting thread's "
+                       "implicit arena admits {} worker(s) beside it on this machine, whatever global_control allows",
+                       TbbImplicitTaskGroupPool::workers()));
+#endif
     s.note("CPU 0: this process and its threads restricted to CPU 0 (sched_setaffinity), pools made after");
     RowSet rows;
     std::vector<Measure> measures;
@@ -118,7 +149,7 @@ void run_tiny_tasks(const Config& cfg, Report& report) {
     };
     const Group groups[] = {{1, false, "1 submitter"}, {4, false, "4 submitters"}, {1, true, "1 submitter, CPU 0"}};
     for (const Group& g : groups) {
-        for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool ours) {
+        for_each_tiny_pool([&]<class Pool>(std::type_identity<Pool>, bool ours) {
             rows.at(g.name, Pool::name, "tasks/s", "tasks/s", Better::higher, ours);
             measures.push_back([&cfg, g, ours](RowSet& rs) {
                 rs.at(g.name, Pool::name, "tasks/s", "tasks/s", Better::higher, ours)
@@ -128,7 +159,7 @@ void run_tiny_tasks(const Config& cfg, Report& report) {
     }
     run_rounds(cfg.rounds, measures, rows);
     std::string spread;
-    for_each_pool([&]<class Pool>(std::type_identity<Pool>, bool) {
+    for_each_tiny_pool([&]<class Pool>(std::type_identity<Pool>, bool) {
         const std::vector<std::size_t> counts = tasks_per_thread<Pool>(cfg.workers, cfg.tasks);
         std::string shares;
         for (const std::size_t c : counts)
