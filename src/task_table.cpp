@@ -97,19 +97,19 @@ void TaskTable::finished(TaskId id, WallNanos now) {
         // Grow the ring, unrolling it so the oldest entry comes first.
         std::vector<Kept> bigger;
         bigger.reserve(std::min(limits_.max_finished, std::max<std::size_t>(64, kept_.size() * 2)));
-        for (std::size_t i = 0; i < kept_count_; ++i) bigger.push_back(kept_[(kept_head_ + i) % kept_.size()]);
+        for (std::size_t i = 0; i < kept_count_; ++i) bigger.push_back(kept_at(i));
         bigger.resize(bigger.capacity());
         kept_ = std::move(bigger);
         kept_head_ = 0;
     }
-    kept_[(kept_head_ + kept_count_) % kept_.size()] = Kept{id, now};
+    kept_at(kept_count_) = Kept{id, now};
     ++kept_count_;
     expire(now);
 }
 
 void TaskTable::drop_oldest() noexcept {
     erase(kept_[kept_head_].id);
-    kept_head_ = (kept_head_ + 1) % kept_.size();
+    kept_head_ = kept_head_ + 1 < kept_.size() ? kept_head_ + 1 : 0;
     --kept_count_;
 }
 

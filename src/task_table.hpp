@@ -144,6 +144,13 @@ private:
         TaskId id;
         WallNanos completed;
     };
+    /// Entry `i` from the oldest, i < kept_.size(): a compare where `%` would
+    /// divide, three times per finished task.
+    [[nodiscard]] Kept& kept_at(std::size_t i) noexcept {
+        const std::size_t at = kept_head_ + i;
+        return kept_[at < kept_.size() ? at : at - kept_.size()];
+    }
+
     std::vector<Kept> kept_;
     std::size_t kept_head_ = 0;
     std::size_t kept_count_ = 0;
