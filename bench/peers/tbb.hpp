@@ -41,8 +41,8 @@ public:
     // enters the arena for each run(), so its tasks go to its slot there and
     // the workers steal them from it. Slots for submitters that never come
     // cost oneTBB dearly (1M tiny tasks from one submitter on 2 workers:
-    // 2.2M tasks/s with 1 such slot, 1.6M with 2, 0.9M with 4), so a
-    // scenario says how many it has.
+    // 2.2M tasks/s with its own slot alone, 1.6M with one slot to spare,
+    // 0.9M with three), so a scenario says how many submitters it has.
     explicit TbbTaskGroupPool(unsigned threads, unsigned submitters = 1)
         : limit_(oneapi::tbb::global_control::max_allowed_parallelism, threads + 1),
           arena_(static_cast<int>(threads + submitters), submitters) {}
