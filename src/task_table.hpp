@@ -144,8 +144,9 @@ private:
         TaskId id;
         WallNanos completed;
     };
-    /// Entry `i` from the oldest, i < kept_.size(): a compare where `%` would
-    /// divide, three times per finished task.
+    /// Entry `i` from the oldest, i < kept_.size(). A compare, not `%`: a
+    /// finished task would otherwise pay two divisions here and in
+    /// drop_oldest().
     [[nodiscard]] Kept& kept_at(std::size_t i) noexcept {
         const std::size_t at = kept_head_ + i;
         return kept_[at < kept_.size() ? at : at - kept_.size()];
