@@ -20,6 +20,8 @@ packages=(
   libthread-pool-dev
   # benchmark plots and helper scripts (optional for the library itself)
   gnuplot-nox python3
+  # the API reference (meson compile -C build docs; optional for the library)
+  doxygen
 )
 
 missing=()

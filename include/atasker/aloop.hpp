@@ -115,6 +115,7 @@ public:
     void start();
     /// True between start and stop.
     [[nodiscard]] bool is_active() const;
+    /// The name it was made with (its thread carries the first 15 characters).
     [[nodiscard]] const std::string& name() const noexcept;
 
 private:

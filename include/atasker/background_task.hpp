@@ -32,6 +32,8 @@ namespace atasker {
 template <class F, class Cb = detail::NoCallback>
 class BackgroundTask {
 public:
+    /// Wraps `fn` with `options` and an optional completion callback; use
+    /// background_task() rather than naming this type.
     BackgroundTask(F fn, TaskOptions options, Cb callback = {})
         : fn_(std::move(fn)), options_(std::move(options)), callback_(std::move(callback)) {}
 
@@ -43,6 +45,8 @@ public:
     [[nodiscard]] BackgroundTask<F, std::decay_t<C>> callback(C&& cb) const& {
         return {fn_, options_, std::forward<C>(cb)};
     }
+    /// As callback() above, moving this wrapper's function and options into
+    /// the result instead of copying them.
     template <class C>
     [[nodiscard]] BackgroundTask<F, std::decay_t<C>> callback(C&& cb) && {
         return {std::move(fn_), std::move(options_), std::forward<C>(cb)};

@@ -39,17 +39,18 @@ class TaskSupervisor;
 
 /// The outcome of one function of a collection.
 struct CollectionEntryResult {
-    std::string name{};
-    Priority priority = Priority::normal;
+    std::string name{};                  ///< the function's name in the collection
+    Priority priority = Priority::normal;  ///< the priority it was added with
     std::any value{};              ///< its result; empty for a void function or a failure
     std::exception_ptr error{};    ///< what it threw; empty when it succeeded
+    /// True when the function returned (did not throw).
     [[nodiscard]] bool ok() const noexcept { return !error; }
 };
 
 /// What execute() returns (atasker's `(result, all_ok)`).
 struct CollectionResult {
     std::vector<CollectionEntryResult> results{};  ///< one per function, in priority order
-    bool all_succeeded = true;
+    bool all_succeeded = true;  ///< false when any function threw
 
     /// The outcome of the function named `name`; nullptr when there is none.
     [[nodiscard]] const CollectionEntryResult* find(std::string_view name) const noexcept {
@@ -140,8 +141,17 @@ private:
 
 /// Runs its functions one after another on the calling thread, in priority
 /// order. Every member function is thread-safe.
+///
+/// Functions come in through the members both collections share:
+/// `add(name, fn, priority = Priority::normal)` adds any callable taking no
+/// argument (an empty name gives a generated "function-N") and returns the
+/// name, throwing Error when the name is taken; `add(fn, priority)` is the
+/// same with a generated name; `remove(name)` drops one (false when there is
+/// none); `size()` counts them. A function's result must be copyable (it is
+/// kept in a std::any; read it with CollectionResult::value<T>(name)).
 class ATASKER_API FunctionCollection : public detail::CollectionBase {
 public:
+    /// An empty collection; add functions with add().
     explicit FunctionCollection(CollectionOptions options = {}) : CollectionBase(std::move(options)) {}
 
     /// Runs every function here, critical first (FIFO within a priority). A
@@ -154,9 +164,12 @@ public:
 
 /// Runs its functions as tasks on the supervisor, in parallel, each with its
 /// own priority and name (so they show in get_task_info()), and waits for
-/// them all. Every member function is thread-safe.
+/// them all. Every member function is thread-safe. Functions are added,
+/// removed and counted as for FunctionCollection (add(), remove(), size()).
 class ATASKER_API TaskCollection : public detail::CollectionBase {
 public:
+    /// An empty collection; add functions with add(). The tasks go to
+    /// `options.supervisor` (nullptr: the default task_supervisor).
     explicit TaskCollection(CollectionOptions options = {}) : CollectionBase(std::move(options)) {}
 
     /// Puts every function as a task, critical first, and waits for all.

@@ -35,6 +35,7 @@ public:
 /// carries the original message.
 class ATASKER_API RemoteError : public Error {
 public:
+    /// An error whose original exception had type `type_name` and what() `message`.
     RemoteError(std::string type_name, const std::string& message);
     ~RemoteError() override;
     /// The type of the exception thrown in the worker process.

@@ -48,7 +48,9 @@ public:
     /// Holds the lock until destroyed (or unlock()). Movable, not copyable.
     class ATASKER_API Guard {
     public:
+        /// Takes over what `o` holds; `o` then holds nothing.
         Guard(Guard&& o) noexcept : locker_(std::exchange(o.locker_, nullptr)) {}
+        /// Releases what this guard holds, then takes over what `o` holds.
         Guard& operator=(Guard&& o) noexcept {
             if (this != &o) {
                 unlock();
@@ -73,6 +75,7 @@ public:
         Locker* locker_;
     };
 
+    /// An unlocked lock with these options.
     explicit Locker(LockerOptions options = {});
     Locker(const Locker&) = delete;
     Locker& operator=(const Locker&) = delete;
@@ -91,6 +94,7 @@ public:
         return std::forward<F>(fn)();
     }
 
+    /// The options it was made with.
     [[nodiscard]] const LockerOptions& options() const noexcept { return options_; }
 
 private:

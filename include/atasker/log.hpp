@@ -13,8 +13,10 @@
 
 namespace atasker {
 
+/// atasker's log levels, least to most severe.
 enum class LogLevel { debug, info, warning, error, critical };
 
+/// The level's name: "debug", "info", "warning", "error" or "critical".
 [[nodiscard]] constexpr std::string_view to_string(LogLevel l) noexcept {
     switch (l) {
         case LogLevel::debug: return "debug";

@@ -204,6 +204,7 @@ private:
     std::uint32_t index_;
 };
 
+/// Deduces the function's type: `at::MpTask square{"square", [](int x) { return x * x; }};`.
 template <class F>
 MpTask(std::string_view, F) -> MpTask<F>;
 

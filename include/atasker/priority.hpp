@@ -12,15 +12,15 @@ namespace atasker {
 
 /// How urgent a task is; a smaller value is more urgent.
 enum class Priority : int { critical = 0, high = 50, normal = 100, low = 200 };
-inline constexpr Priority TASK_CRITICAL = Priority::critical;  // atasker spellings,
-inline constexpr Priority TASK_HIGH = Priority::high;          // for people porting code
-inline constexpr Priority TASK_NORMAL = Priority::normal;
-inline constexpr Priority TASK_LOW = Priority::low;
+inline constexpr Priority TASK_CRITICAL = Priority::critical;  ///< atasker's spelling of Priority::critical
+inline constexpr Priority TASK_HIGH = Priority::high;          ///< atasker's spelling of Priority::high
+inline constexpr Priority TASK_NORMAL = Priority::normal;      ///< atasker's spelling of Priority::normal
+inline constexpr Priority TASK_LOW = Priority::low;            ///< atasker's spelling of Priority::low
 
 /// Which pool runs a task: a thread, or a forked worker process.
 enum class TaskType : unsigned char { thread, mp };
-inline constexpr TaskType TT_THREAD = TaskType::thread;
-inline constexpr TaskType TT_MP = TaskType::mp;
+inline constexpr TaskType TT_THREAD = TaskType::thread;  ///< atasker's spelling of TaskType::thread
+inline constexpr TaskType TT_MP = TaskType::mp;          ///< atasker's spelling of TaskType::mp
 
 /// Where a task is in its life.
 enum class TaskStatus : unsigned char { canceled, queued, delayed, started, completed, failed };
@@ -30,6 +30,7 @@ using TaskId = std::uint64_t;
 
 /// The number of priority levels, and a priority's rank (0 = most urgent).
 inline constexpr int priority_levels = 4;
+/// The rank of `p`: 0 for critical, 1 high, 2 normal, 3 low (indexes PoolInfo's arrays).
 [[nodiscard]] constexpr int priority_rank(Priority p) noexcept {
     switch (p) {
         case Priority::critical: return 0;
@@ -39,11 +40,13 @@ inline constexpr int priority_levels = 4;
     }
     return 3;
 }
+/// The priority of a rank from 0 (critical) to 3 (low); the inverse of priority_rank().
 [[nodiscard]] constexpr Priority priority_of_rank(int rank) noexcept {
     constexpr Priority all[] = {Priority::critical, Priority::high, Priority::normal, Priority::low};
     return all[rank];
 }
 
+/// The priority's name: "critical", "high", "normal" or "low".
 [[nodiscard]] constexpr std::string_view to_string(Priority p) noexcept {
     switch (p) {
         case Priority::critical: return "critical";
@@ -53,9 +56,11 @@ inline constexpr int priority_levels = 4;
     }
     return "unknown";
 }
+/// The type's name: "thread" or "mp".
 [[nodiscard]] constexpr std::string_view to_string(TaskType t) noexcept {
     return t == TaskType::thread ? "thread" : "mp";
 }
+/// The status's name: "canceled", "queued", "delayed", "started", "completed" or "failed".
 [[nodiscard]] constexpr std::string_view to_string(TaskStatus s) noexcept {
     switch (s) {
         case TaskStatus::canceled: return "canceled";

@@ -14,9 +14,12 @@ namespace atasker {
 /// report() is safe to call from the task's own thread or process.
 class Progress {
 public:
+    /// Where reports go; the library supplies it (a task never makes one).
     using Sink = void (*)(void* context, double value) noexcept;
 
+    /// A reporter whose reports go nowhere (they are still checked).
     constexpr Progress() noexcept = default;
+    /// A reporter that hands each report to `sink(context, value)`.
     constexpr Progress(Sink sink, void* context) noexcept : sink_(sink), context_(context) {}
 
     /// Publishes `value` into the task's record.
@@ -27,6 +30,7 @@ public:
                                     value));
         if (sink_ != nullptr) sink_(context_, value);
     }
+    /// Same as report(value).
     void operator()(double value) const { report(value); }
 
 private:

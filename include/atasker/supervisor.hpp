@@ -60,16 +60,16 @@ struct StopOptions {
 /// when either limit is passed; 0 in either forgets at completion (atasker's
 /// behaviour).
 struct RetentionOptions {
-    std::size_t max_finished = 10000;
-    std::chrono::nanoseconds max_age = std::chrono::hours(1);
+    std::size_t max_finished = 10000;                          ///< the most finished records kept; the oldest go first
+    std::chrono::nanoseconds max_age = std::chrono::hours(1);  ///< how long a record is kept after its task finished
 };
 
 /// atasker's timeout_warning / timeout_critical: thresholds on the time a task
 /// waits between being queued and being started. The handler runs while the
 /// task still waits (on the supervisor's timer thread). 0 turns a level off.
 struct WaitTimeouts {
-    std::chrono::nanoseconds warning{0};
-    std::chrono::nanoseconds critical{0};
+    std::chrono::nanoseconds warning{0};   ///< wait longer than this: on_warning runs (0: never)
+    std::chrono::nanoseconds critical{0};  ///< wait longer than this: on_critical runs (0: never)
     std::function<void(const TaskInfo&)> on_warning{};   ///< default: log a warning
     std::function<void(const TaskInfo&)> on_critical{};  ///< default: log a critical message
 };
@@ -108,12 +108,15 @@ public:
     bool stop(const StopOptions& options = {});
     /// Sleeps until stop() is called from elsewhere (returns at once when not active).
     void block();
+    /// True between start() and stop().
     [[nodiscard]] bool is_active() const;
 
     /// O(1); empty when the id is unknown or its record was forgotten.
     [[nodiscard]] std::optional<TaskInfo> get_task_info(TaskId id) const;
     /// Every record held, optionally of one type, in no particular order.
     [[nodiscard]] std::vector<TaskInfo> get_tasks(std::optional<TaskType> type = std::nullopt) const;
+    /// A snapshot of both pools (configuration, workers, tasks queued and
+    /// running by priority), the delayed tasks and the records held.
     [[nodiscard]] SupervisorInfo get_info() const;
     /// A queued or delayed task becomes canceled and never runs (its handle
     /// throws CanceledError); a running thread task whose function takes a
@@ -138,6 +141,7 @@ public:
 
     /// Registers a service to stop, in stop_order, before the pools drain.
     void attach_service(detail::Service* service);
+    /// Forgets a service registered with attach_service() (it stopped by itself).
     void detach_service(detail::Service* service);
 
     /// atasker's create_aloop: starts a named thread running a Boost.Fiber
@@ -145,6 +149,7 @@ public:
     /// supervisor stops. \throws Error when the supervisor is not started or
     /// an active aloop has that name.
     ALoop& create_aloop(std::string name, ALoopOptions options);
+    /// create_aloop() with the default ALoopOptions.
     ALoop& create_aloop(std::string name);
     /// The aloop of that name, or nullptr.
     [[nodiscard]] ALoop* get_aloop(std::string_view name);

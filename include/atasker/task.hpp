@@ -37,8 +37,9 @@ public:
 template <class R>
 class Task {
 public:
-    using result_type = R;
+    using result_type = R;  ///< what the task function returns
 
+    /// An empty handle (valid() is false) to assign a real one to later.
     Task() noexcept = default;
     /// Shares `task` (adds a reference).
     Task(detail::ResultTask<R>* task, TaskSupervisor* supervisor) noexcept : ref_(task), supervisor_(supervisor) {
@@ -51,6 +52,8 @@ public:
 
     /// False for a default-constructed handle.
     [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(ref_); }
+    /// The task's id, the key of get_task_info() and cancel_task(); never 0.
+    /// Needs a valid() handle, as do all the members below.
     [[nodiscard]] TaskId id() const noexcept { return ref_->id; }
     /// The supervisor's record; empty once the record was forgotten (see RetentionOptions).
     [[nodiscard]] std::optional<TaskInfo> info() const { return supervisor_->get_task_info(id()); }
@@ -74,6 +77,7 @@ public:
 
     /// True once the task finished (completed, failed or canceled).
     [[nodiscard]] bool ready() const noexcept { return ref_->is_done(); }
+    /// Waits until the task finished (completed, failed or canceled).
     void wait() const noexcept { ref_->wait(); }
     /// Waits up to `timeout`; true when the task finished.
     template <class Rep, class Period>
@@ -81,6 +85,7 @@ public:
         return ref_->wait_until(std::chrono::steady_clock::now() +
                                 std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
     }
+    /// Waits until `deadline`; true when the task finished.
     template <class Clock, class Duration>
     [[nodiscard]] bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const noexcept {
         return wait_for(deadline - Clock::now());

@@ -16,15 +16,16 @@
 
 namespace atasker {
 
+/// The wall-clock time points a TaskInfo carries.
 using SystemTime = std::chrono::system_clock::time_point;
 
 /// A copy of one task's record, as the supervisor keeps it.
 struct TaskInfo {
-    TaskId id = 0;
+    TaskId id = 0;                            ///< the task's id (Task::id())
     std::string name;                         ///< as given in TaskOptions::name (may be empty)
-    TaskType type = TaskType::thread;
-    Priority priority = Priority::normal;
-    TaskStatus status = TaskStatus::queued;
+    TaskType type = TaskType::thread;         ///< the pool that runs it
+    Priority priority = Priority::normal;     ///< as it was put
+    TaskStatus status = TaskStatus::queued;   ///< where it is in its life
     SystemTime time_queued{};                 ///< when it was put
     std::optional<SystemTime> time_started;   ///< empty until it started
     std::optional<SystemTime> time_completed; ///< empty until it finished (any way)
@@ -34,7 +35,7 @@ struct TaskInfo {
 
 /// One pool's configuration and load.
 struct PoolInfo {
-    PoolOptions options;
+    PoolOptions options;      ///< as set with set_thread_pool() / set_mp_pool()
     std::size_t workers = 0;  ///< threads or worker processes alive
     std::size_t idle = 0;     ///< of those, waiting for work
     std::array<std::size_t, priority_levels> queued{};   ///< by priority rank: critical, high, normal, low
@@ -43,9 +44,9 @@ struct PoolInfo {
 
 /// What TaskSupervisor::get_info() reports.
 struct SupervisorInfo {
-    bool active = false;
-    PoolInfo thread_pool;
-    PoolInfo mp_pool;
+    bool active = false;   ///< between start() and stop()
+    PoolInfo thread_pool;  ///< the thread pool
+    PoolInfo mp_pool;      ///< the process pool (all zero until set_mp_pool())
     std::size_t delayed = 0;   ///< tasks waiting for their delay, holding no slot
     std::size_t records = 0;   ///< task records held (unfinished and kept finished)
 };

@@ -15,7 +15,7 @@ class TaskSupervisor;
 /// initializers read well: `{.name = "resize", .priority = Priority::low, .delay = 50ms}`.
 struct TaskOptions {
     std::string name{};                    ///< shows in TaskInfo::name and the log
-    Priority priority = Priority::normal;
+    Priority priority = Priority::normal;  ///< decides when the task starts (see PoolOptions)
     std::chrono::nanoseconds delay{0};     ///< wait this long, holding no slot, before queueing
     TaskSupervisor* supervisor = nullptr;  ///< nullptr: the default task_supervisor
     /// Process tasks only: kill the worker and fail with TimeoutError after this

@@ -99,17 +99,17 @@ struct WorkerOptions {
 /// start() arguments: atasker's `_name`, `_priority`, `_interval`. Each one
 /// given replaces the worker's setting from then on.
 struct WorkerStartOptions {
-    std::optional<std::string> name{};
-    std::optional<Priority> priority{};
+    std::optional<std::string> name{};     ///< the runs' task name from now on
+    std::optional<Priority> priority{};    ///< the runs' priority from now on
     /// An interval worker's interval, or a delay worker's delay.
     std::optional<std::chrono::nanoseconds> interval{};
 };
 
 /// A snapshot of a worker, for monitoring and tests.
 struct WorkerInfo {
-    std::string name{};
-    Priority priority = Priority::normal;
-    bool active = false;
+    std::string name{};                    ///< the runs' task name
+    Priority priority = Priority::normal;  ///< the runs' priority
+    bool active = false;                   ///< between start() and stop()
     bool running = false;             ///< a run is queued or running now
     std::uint64_t runs = 0;           ///< executor calls so far
     std::uint64_t errors = 0;         ///< of those, how many threw
@@ -122,6 +122,7 @@ struct WorkerInfo {
     std::optional<std::chrono::steady_clock::time_point> planned_tick{};
 };
 
+/// \cond INTERNAL
 namespace detail {
 
 template <class F, class... Args>
@@ -237,6 +238,7 @@ template <class F>
 struct has_single_param<F, std::void_t<typename single_param<F>::type>> : std::true_type {};
 
 }  // namespace detail
+/// \endcond
 
 /// A background worker: runs its executor again and again, each run a task
 /// on its supervisor. Not copyable or movable (background_worker() returns it
@@ -285,6 +287,7 @@ protected:
     Worker(WorkerOptions options, detail::WorkerCore::Execute execute, detail::WorkerCore::Pending pending)
         : core_(std::make_shared<detail::WorkerCore>(std::move(options), true, std::move(execute), std::move(pending),
                                                      this)) {}
+    /// The shared state the runs work on (for QueueWorker).
     [[nodiscard]] detail::WorkerCore& core() const noexcept { return *core_; }
 
 private:
@@ -298,7 +301,7 @@ private:
 template <class T, class Compare = void>
 class QueueWorker final : public Worker {
 public:
-    using item_type = T;
+    using item_type = T;  ///< what put() takes and the executor receives
 
     /// \throws Error on contradictory options (a queue worker takes no
     /// interval, delay or event).
