@@ -8,6 +8,8 @@ int main() {
     at::task_supervisor.set_thread_pool({.pool_size = 4});
     at::task_supervisor.start();
     auto task = at::background_task([](int x) { return x * 2; }, at::Priority::high)(21);
-    fmt::print("{}\n", task.get());  // 42
+    const int answer = task.get();
+    fmt::print("{}\n", answer);  // 42
     at::task_supervisor.stop();
+    return answer == 42 ? 0 : 1;
 }

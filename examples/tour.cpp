@@ -4,8 +4,9 @@
 #include <atasker/atasker.hpp>
 
 #include <csignal>
-#include <latch>
+#include <future>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <boost/fiber/all.hpp>
@@ -21,7 +22,11 @@ inline const at::MpTask crash{"crash", [](int) -> int {
                                   return 0;
                               }};
 
-int main() {
+void expect(bool ok, const char* what) {
+    if (!ok) throw std::logic_error(fmt::format("unexpected result: {}", what));
+}
+
+int main() try {
     at::init();  // first thing: forks the process pool's zygote before any thread exists
 
     auto& sup = at::task_supervisor;
@@ -36,25 +41,33 @@ int main() {
             return pages;
         },
         {.name = "report", .priority = at::Priority::low})(10);
-    report.wait();
+    expect(report.get() == 10, "the report's result");
     fmt::print("1. {}\n", *report.info());
+    expect(report.info()->progress == 1.0, "the report's progress");
 
     // 2. Errors reach get(), the record and the log; nothing is lost.
     auto failing = at::background_task([]() -> int { throw std::runtime_error("disk full"); },
                                        {.name = "save"})();
     try {
         (void)failing.get();
-    } catch (const std::exception& e) {
+        expect(false, "save fails");
+    } catch (const std::runtime_error& e) {
         fmt::print("2. save failed: {} (record: {})\n", e.what(), failing.info()->error);
+        expect(failing.status() == at::TaskStatus::failed, "save's status");
     }
 
     // 3. A process task, and one that crashes its worker: only that task fails.
-    fmt::print("3. square(7) in a worker process = {}\n", at::background_task(square, at::Priority::high)(7).get());
+    const int sq = at::background_task(square, at::Priority::high)(7).get();
+    fmt::print("3. square(7) in a worker process = {}\n", sq);
+    expect(sq == 49, "square(7)");
     try {
         (void)at::background_task(crash)(0).get();
+        expect(false, "the crashing task fails");
     } catch (const at::RemoteError& e) {
-        fmt::print("   crash: {}; the pool replaced the worker: square(8) = {}\n", e.what(),
-                   at::background_task(square)(8).get());
+        expect(e.type_name() == "signal", "a crash is reported as a signal");
+        const int again = at::background_task(square)(8).get();
+        fmt::print("   crash: {}; the pool replaced the worker: square(8) = {}\n", e.what(), again);
+        expect(again == 64, "square(8) after the crash");
     }
 
     // 4. Fibers on one thread await process tasks; each waits alone.
@@ -64,17 +77,31 @@ int main() {
         fibers.emplace_back([&squares, i] { squares[static_cast<std::size_t>(i)] = at::co_mp_apply(square, std::tuple{i}).get(); });
     for (auto& f : fibers) f.join();
     fmt::print("4. from fibers: {} {} {} {} {}\n", squares[0], squares[1], squares[2], squares[3], squares[4]);
+    expect(squares == std::vector<int>{0, 1, 4, 9, 16}, "the fibers' squares");
 
-    // 5. An interval worker: three ticks, 10 ms apart, each run a task.
-    std::latch ticks{3};
-    auto worker = at::background_worker([&ticks] { ticks.count_down(); }, {.name = "tick", .interval = 10ms});
+    // 5. An interval worker: three ticks, 10 ms apart, each run a task; the
+    // third returns false, which stops the worker.
+    int ticks = 0;  // one run at a time touches it
+    std::promise<void> ticked;
+    auto worker = at::background_worker(
+        [&ticks, &ticked] {
+            if (++ticks < 3) return true;
+            ticked.set_value();
+            return false;
+        },
+        {.name = "tick", .interval = 10ms});
     worker.start();
-    ticks.wait();
+    ticked.get_future().wait();
     worker.stop();
-    fmt::print("5. the worker ticked 3 times\n");
+    fmt::print("5. the worker ticked {} times\n", ticks);
+    expect(ticks == 3 && worker.info().runs == 3, "three ticks");
 
     const auto info = sup.get_info();
     fmt::print("records held: {}, thread pool threads: {}, worker processes: {}\n", info.records,
                info.thread_pool.workers, info.mp_pool.workers);
     sup.stop();
+    return 0;
+} catch (const std::exception& e) {
+    fmt::print(stderr, "tour: {}\n", e.what());
+    return 1;
 }
