@@ -21,25 +21,27 @@ struct ALoop::Impl {
     std::string name;
     ALoopOptions options;
 
-    // Shared with putting threads. The loop's main fiber waits on a fiber
-    // condition variable, so the loop's other fibers keep running meanwhile;
-    // a notify from another thread wakes it through the scheduler.
+    // Shared with putting threads. The loop's main fiber parks while there
+    // is nothing to start, so the loop's other fibers keep running
+    // meanwhile; a post wakes it through the loop's doorbell.
     mutable std::mutex mutex;
-    boost::fibers::condition_variable_any jobs_cv;
+    detail::ParkedFiber inbox;
+    // The thread's direct calls, made with it: their doorbell is the one the
+    // loop sleeps on, so posts ring it.
+    std::shared_ptr<detail::DirectCalls> calls;
     std::deque<detail::FiberJob> jobs;
     bool active = false;
     bool stopping = false;
     std::thread thread;
 
-    void loop() noexcept;
+    void loop(std::shared_ptr<detail::DirectCalls> calls) noexcept;
 };
 
-void ALoop::Impl::loop() noexcept {
+void ALoop::Impl::loop(std::shared_ptr<detail::DirectCalls> calls) noexcept {
     // The loop sleeps on a doorbell that worker processes can ring, and a
     // server fiber completes the process tasks its fibers carry to workers
     // themselves (see direct_calls.hpp).
-    auto calls = std::make_shared<detail::DirectCalls>();
-    boost::fibers::use_scheduling_algorithm<detail::LoopScheduler>(calls);
+    boost::fibers::use_scheduling_algorithm<detail::LoopScheduler>(calls, inbox);
     std::optional<boost::fibers::fiber> server;
     try {
         server.emplace(std::allocator_arg, boost::fibers::fixedsize_stack(options.stack_size),
@@ -54,11 +56,17 @@ void ALoop::Impl::loop() noexcept {
     boost::fibers::condition_variable live_cv;
     for (;;) {
         std::deque<detail::FiberJob> batch;
+        inbox.clear();
+        bool stop_now = false;
         {
-            std::unique_lock lock(mutex);
-            jobs_cv.wait(lock, [this] { return stopping || !jobs.empty(); });
-            if (jobs.empty()) break;  // stopping, and everything put before the stop has started
+            std::lock_guard lock(mutex);
             batch.swap(jobs);
+            stop_now = batch.empty() && stopping;  // everything put before the stop has started
+        }
+        if (stop_now) break;
+        if (batch.empty()) {
+            inbox.park();  // the loop's other fibers run meanwhile
+            continue;
         }
         for (auto& job : batch) {
             ++live;
@@ -111,9 +119,15 @@ void ALoop::start() {
         lock.lock();
         if (impl_->active) return;
     }
+    impl_->calls = std::make_shared<detail::DirectCalls>();
     impl_->stopping = false;
     impl_->active = true;
-    impl_->thread = std::thread([impl = impl_.get()] { impl->loop(); });
+    try {
+        impl_->thread = std::thread([impl = impl_.get(), calls = impl_->calls] { impl->loop(calls); });
+    } catch (const std::system_error& e) {
+        impl_->active = false;
+        throw Error(fmt::format("aloop '{}' could not start its thread: {}", impl_->name, e.what()));
+    }
     // Linux limits thread names to 15 characters.
     pthread_setname_np(impl_->thread.native_handle(), impl_->name.substr(0, 15).c_str());
 }
@@ -124,7 +138,7 @@ void ALoop::stop(bool wait) {
         std::lock_guard lock(impl_->mutex);
         impl_->active = false;
         impl_->stopping = true;
-        impl_->jobs_cv.notify_all();
+        if (impl_->calls) impl_->inbox.post(impl_->calls->bell());
         if (wait && impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id())
             to_join = std::move(impl_->thread);
     }
@@ -144,7 +158,7 @@ void ALoop::post(detail::FiberJob job) {
         throw Error(fmt::format("aloop '{}' is stopped; start() it (or create_aloop() again) before putting fibers",
                                 impl_->name));
     impl_->jobs.push_back(std::move(job));
-    impl_->jobs_cv.notify_one();
+    impl_->inbox.post(impl_->calls->bell());
 }
 
 namespace {
@@ -174,8 +188,10 @@ struct Registries {
     std::map<TaskSupervisor*, std::unique_ptr<ALoopRegistry>> by_supervisor;
 };
 Registries& registries() {
-    static Registries r;
-    return r;
+    // Never destroyed: the default supervisor, made before the first aloop,
+    // is destroyed after it at exit, and its stop() stops the registries.
+    static auto* r = new Registries;
+    return *r;
 }
 
 void ALoopRegistry::stop_service() noexcept {

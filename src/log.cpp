@@ -16,8 +16,10 @@ struct SinkHolder {
 };
 
 SinkHolder& holder() {
-    static SinkHolder h;  // never destroyed before last use: function-local static
-    return h;
+    // Never destroyed: supervisors log while they stop at exit, which may be
+    // after this holder was made, and so after a static one was destroyed.
+    static auto* h = new SinkHolder;
+    return *h;
 }
 
 void default_sink(LogLevel level, std::string_view message) {

@@ -1,7 +1,10 @@
 #include <atasker/supervisor.hpp>
 
 #include <algorithm>
+#include <mutex>
+#include <shared_mutex>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include <atasker/error.hpp>
@@ -23,6 +26,24 @@ namespace {
 
 bool known_priority(Priority p) noexcept {
     return p == Priority::critical || p == Priority::high || p == Priority::normal || p == Priority::low;
+}
+
+/// The supervisors alive, by serial, for handles that may outlive theirs. A
+/// supervisor leaves it first thing in its destructor, while it waits for
+/// every call a handle made through it.
+struct LiveSupervisors {
+    std::shared_mutex mutex;
+    std::unordered_set<std::uint64_t> serials;
+    std::uint64_t last_serial = 0;
+    /// The state of supervisors destroyed by std::exit() from one of their
+    /// own tasks: their threads still use it while the process ends. Kept
+    /// reachable, so leak checkers do not report it.
+    std::vector<std::unique_ptr<TaskSupervisor::Impl>> abandoned;
+};
+LiveSupervisors& live_supervisors() {
+    // Never destroyed: the default supervisor may be destroyed after it.
+    static auto* live = new LiveSupervisors;
+    return *live;
 }
 
 PoolOptions default_thread_pool() {
@@ -391,10 +412,21 @@ bool TaskSupervisor::Impl::drained() const noexcept {
 }
 
 bool TaskSupervisor::Impl::stop(const StopOptions& o) {
+    // A task (or a completion callback) on one of the pools' threads: that
+    // thread can neither be waited for nor joined by itself.
+    const bool own_thread = detail::ThreadPool::current_host() == this;
+    if (own_thread && o.wait)
+        throw Error("stop() waits for every running task, and it was called from one of this supervisor's own "
+                    "tasks (or a completion callback); pass {.wait = false}, or call stop() from another thread");
     std::vector<TaskBase*> to_settle;
     std::vector<TaskBase*> to_stop;
     std::unique_lock lock(mutex);
-    if (stopping) throw Error("task supervisor is already stopping; call stop() from one thread at a time");
+    if (stopping) {
+        // Another thread's stop() is under way; from a pool thread it may be
+        // waiting for this very task, so only the others wait for it to end.
+        if (own_thread) return false;
+        state_cv.wait(lock, [this] { return !stopping; });
+    }
     // Workers, then aloops, stop while the pools still serve what they put.
     auto in_order = services;
     std::stable_sort(in_order.begin(), in_order.end(),
@@ -446,11 +478,12 @@ bool TaskSupervisor::Impl::stop(const StopOptions& o) {
     timers.stop();  // without the lock: a timer callback may be waiting for it
     drop_calls();
     lock.lock();
-    thread_pool.join(lock, finished);
-    mp_threads.join(lock, finished);
+    thread_pool.join(lock, finished && !own_thread);
+    mp_threads.join(lock, finished && !own_thread);
     std::unique_ptr<detail::MpPool> ended;
     if (mp_threads.empty()) ended = std::move(mp_pool);  // every worker and the zygote end with it
     stopping = false;
+    state_cv.notify_all();
     lock.unlock();
     ended.reset();
     return finished;
@@ -518,9 +551,37 @@ void TaskSupervisor::Impl::on_wait_timeout(TaskId id, bool critical) noexcept {
 
 // ---------------------------------------------------------------- TaskSupervisor
 
-TaskSupervisor::TaskSupervisor() : impl_(std::make_unique<Impl>()) {}
+TaskSupervisor::TaskSupervisor() : impl_(std::make_unique<Impl>()) {
+    auto& live = live_supervisors();
+    std::lock_guard lock(live.mutex);
+    serial_ = ++live.last_serial;
+    live.serials.insert(serial_);
+}
 
 TaskSupervisor::~TaskSupervisor() {
+    {
+        auto& live = live_supervisors();
+        std::lock_guard lock(live.mutex);
+        live.serials.erase(serial_);
+    }
+    if (detail::ThreadPool::current_host() == impl_.get()) {
+        // std::exit() from one of this supervisor's tasks: the calling task
+        // can be neither waited for nor joined. Stop without waiting and keep
+        // the state its threads still use; the process is ending.
+        try {
+            impl_->stop({.wait = false, .cancel_tasks = true, .timeout = std::nullopt});
+        } catch (const std::exception& e) {
+            log(LogLevel::critical, "task supervisor could not stop cleanly: {}", e.what());
+        }
+        auto& live = live_supervisors();
+        std::lock_guard lock(live.mutex);
+        try {
+            live.abandoned.push_back(std::move(impl_));
+        } catch (...) {
+            (void)impl_.release();  // no memory to keep it: leaked, as wanted
+        }
+        return;
+    }
     try {
         impl_->stop({.wait = true, .cancel_tasks = true, .timeout = std::nullopt});
         std::unique_lock lock(impl_->mutex);
@@ -689,5 +750,24 @@ void TaskSupervisor::detach_service(detail::Service* service) {
 }
 
 TaskId TaskSupervisor::put_task(detail::TaskBase* task, const TaskOptions& options) { return impl_->put(task, options); }
+
+// ---------------------------------------------------------------- SupervisorLink
+
+detail::SupervisorLink::SupervisorLink(TaskSupervisor* supervisor) noexcept
+    : supervisor_(supervisor), serial_(supervisor != nullptr ? supervisor->serial_ : 0) {}
+
+std::optional<TaskInfo> detail::SupervisorLink::task_info(TaskId id) const {
+    auto& live = live_supervisors();
+    std::shared_lock lock(live.mutex);
+    if (!live.serials.contains(serial_)) return std::nullopt;
+    return supervisor_->get_task_info(id);
+}
+
+bool detail::SupervisorLink::cancel_task(TaskId id) const {
+    auto& live = live_supervisors();
+    std::shared_lock lock(live.mutex);
+    if (!live.serials.contains(serial_)) return false;
+    return supervisor_->cancel_task(id);
+}
 
 }  // namespace atasker

@@ -21,9 +21,10 @@ struct Stripe {
 constexpr std::size_t stripe_count = 64;
 
 Stripe& stripe_of(const void* p) noexcept {
-    static std::array<Stripe, stripe_count> stripes;
+    // Never destroyed: tasks end while the default supervisor stops at exit.
+    static auto* stripes = new std::array<Stripe, stripe_count>;
     auto bits = reinterpret_cast<std::uintptr_t>(p);
-    return stripes[(bits >> 6) % stripe_count];
+    return (*stripes)[(bits >> 6) % stripe_count];
 }
 
 }  // namespace

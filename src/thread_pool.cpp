@@ -20,7 +20,10 @@ void store_progress(void* context, double value) noexcept {
 /// The time slice of the pool thread running on this thread (null on any
 /// other thread), for the threads it starts to inherit (spawn()).
 thread_local const SchedSlice* this_thread_slice = nullptr;
+thread_local const ThreadPool::Host* this_thread_host = nullptr;
 }  // namespace
+
+const ThreadPool::Host* ThreadPool::current_host() noexcept { return this_thread_host; }
 
 void ThreadPool::configure(const PoolOptions& options) {
     options_ = options;
@@ -160,6 +163,7 @@ void ThreadPool::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
 
 void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice) {
     this_thread_slice = &slice;
+    this_thread_host = &host_;
     const int binding = host_.thread_started(type_);
     std::unique_lock lock(mutex_);
     me.binding = binding;

@@ -129,6 +129,10 @@ public:
     [[nodiscard]] std::size_t sleeping() const noexcept { return idle_; }
     [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
 
+    /// The host of the pool whose thread calls this (nullptr on any other
+    /// thread): a supervisor tells its own threads by it.
+    [[nodiscard]] static const Host* current_host() noexcept;
+
     /// How far critical tasks may grow the pool past its capacity: a flood of
     /// critical tasks must not exhaust the system's threads.
     static constexpr std::size_t critical_extra_threads = 64;

@@ -492,3 +492,88 @@ TEST_CASE("supervisor: services stop in order, before the pools" * doctest::time
     sup.detach_service(&aloop);
     sup.detach_service(&worker);
 }
+
+TEST_CASE("supervisor: stop() with wait from one of its own tasks is refused, and nothing is lost" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    auto stopper = at::background_task([&sup] { return sup.stop(); }, {.supervisor = &sup})();
+    try {
+        (void)stopper.get();
+        FAIL("stop() from a task returned");
+    } catch (const at::Error& e) {
+        CHECK(std::string(e.what()) ==
+              "stop() waits for every running task, and it was called from one of this supervisor's own tasks (or "
+              "a completion callback); pass {.wait = false}, or call stop() from another thread");
+    }
+    CHECK(sup.is_active());
+    CHECK(at::background_task([] { return 5; }, {.supervisor = &sup})().get() == 5);
+}
+
+TEST_CASE("supervisor: stop({.wait = false}) from a task stops it; a later stop() waits for that task" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    sup.start();
+    Gate finish;
+    auto stopper = at::background_task(
+        [&sup, &finish] {
+            const bool drained = sup.stop({.wait = false});
+            finish.wait();
+            return drained;
+        },
+        {.supervisor = &sup})();
+    auto queued = at::background_task([] { return 1; }, {.supervisor = &sup})();
+    sup.block();  // returns once the task's stop() began
+    CHECK_THROWS_AS(at::background_task([] { return 2; }, {.supervisor = &sup})(), at::Error);
+    queued.wait();
+    CHECK(queued.status() == at::TaskStatus::canceled);
+    finish.open();
+    CHECK(sup.stop());
+    CHECK_FALSE(stopper.get());  // the stopping task itself was still running
+    CHECK(sup.get_info().thread_pool.workers == 0);
+}
+
+TEST_CASE("supervisor: a completion callback may stop its supervisor without waiting" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    std::promise<bool> stopped;
+    auto task = at::background_task([] { return 3; }, {.supervisor = &sup})
+                    .callback([&](const at::Task<int>&) { stopped.set_value(sup.stop({.wait = false})); })();
+    CHECK(task.get() == 3);
+    (void)stopped.get_future().get();
+    CHECK_FALSE(sup.is_active());
+    CHECK(sup.stop());
+}
+
+TEST_CASE("supervisor: a task handle outlives its supervisor" * doctest::timeout(30)) {
+    at::Task<int> done;
+    at::Task<int> canceled;
+    {
+        at::TaskSupervisor sup;
+        sup.set_thread_pool({.pool_size = 1});
+        sup.start();
+        Gate gate;
+        auto blocker = test_support::occupy(sup, gate);
+        done = at::background_task([] { return 6; }, {.name = "six", .supervisor = &sup})();
+        canceled = at::background_task([] { return 7; }, {.supervisor = &sup})();
+        CHECK(canceled.cancel());
+        CHECK(done.info()->name == "six");
+        gate.open();
+        CHECK(done.get() == 6);
+    }
+    CHECK(done.get() == 6);
+    CHECK(done.status() == at::TaskStatus::completed);
+    CHECK_FALSE(done.error());
+    CHECK_FALSE(done.info().has_value());
+    CHECK_FALSE(done.cancel());
+    CHECK(canceled.status() == at::TaskStatus::canceled);
+    CHECK_THROWS_AS(canceled.get(), at::CanceledError);
+    // A new supervisor, possibly at the same address, is not the old one.
+    at::TaskSupervisor next;
+    next.start();
+    auto fresh = at::background_task([] { return 1; }, {.supervisor = &next})();
+    CHECK(fresh.get() == 1);
+    CHECK_FALSE(done.info().has_value());
+    CHECK_FALSE(done.cancel());
+}

@@ -37,6 +37,25 @@ protected:
 
 class ALoop;
 struct ALoopOptions;
+class TaskSupervisor;
+
+namespace detail {
+/// A task handle's link to its supervisor, safe to use after the supervisor
+/// was destroyed (it then answers as for a forgotten task). Thread-safe.
+class ATASKER_API SupervisorLink {
+public:
+    SupervisorLink() noexcept = default;
+    explicit SupervisorLink(TaskSupervisor* supervisor) noexcept;
+    /// TaskSupervisor::get_task_info(); empty once the supervisor is destroyed.
+    [[nodiscard]] std::optional<TaskInfo> task_info(TaskId id) const;
+    /// TaskSupervisor::cancel_task(); false once the supervisor is destroyed.
+    bool cancel_task(TaskId id) const;
+
+private:
+    TaskSupervisor* supervisor_ = nullptr;
+    std::uint64_t serial_ = 0;  // tells a destroyed supervisor from a new one at the same address
+};
+}  // namespace detail
 
 /// Identifies a call scheduled with TaskSupervisor::call_at(); 0 is never one.
 using TimerId = std::uint64_t;
@@ -81,7 +100,10 @@ public:
     TaskSupervisor();
     TaskSupervisor(const TaskSupervisor&) = delete;
     TaskSupervisor& operator=(const TaskSupervisor&) = delete;
-    /// Stops (canceling queued tasks, waiting for running ones) if still active.
+    /// Stops (canceling queued tasks, asking running ones to stop and waiting
+    /// for them) if still active. Safe at program exit without a stop() call,
+    /// and from std::exit() in one of its own tasks (then nothing waits for
+    /// the calling task). Handles on its tasks stay usable (see Task).
     ~TaskSupervisor();
 
     /// The default supervisor (also reachable as `task_supervisor`).
@@ -104,7 +126,16 @@ public:
 
     /// Starts the pools (min_size threads at once). Starting twice is harmless.
     void start();
-    /// Stops; see StopOptions. Returns false when a timeout left work unfinished.
+    /// Stops; see StopOptions. Returns false when a timeout left work
+    /// unfinished (or, with wait false, when tasks were still running).
+    ///
+    /// From one of this supervisor's own tasks, or a completion callback,
+    /// only `{.wait = false}` is allowed: the calling task would otherwise
+    /// wait for itself. Its thread is joined by a later stop() or the
+    /// destructor. While another thread's stop() is under way, stop() waits
+    /// for it to end and then finishes what is left (from a task it returns
+    /// false at once).
+    /// \throws Error when called with wait from one of its own tasks.
     bool stop(const StopOptions& options = {});
     /// Sleeps until stop() is called from elsewhere (returns at once when not active).
     void block();
@@ -159,7 +190,9 @@ public:
     struct Impl;
 
 private:
+    friend class detail::SupervisorLink;
     std::unique_ptr<Impl> impl_;
+    std::uint64_t serial_;  // unique in the process, never 0
 };
 
 /// The default supervisor. In static initialisers use TaskSupervisor::instance().

@@ -33,7 +33,9 @@ public:
 
 }  // namespace detail
 
-/// A handle on one task whose function returns R. Thread-safe.
+/// A handle on one task whose function returns R. Thread-safe. A handle may
+/// outlive its supervisor: get(), status() and error() keep working, info()
+/// is then empty and cancel() false.
 template <class R>
 class Task {
 public:
@@ -55,8 +57,9 @@ public:
     /// The task's id, the key of get_task_info() and cancel_task(); never 0.
     /// Needs a valid() handle, as do all the members below.
     [[nodiscard]] TaskId id() const noexcept { return ref_->id; }
-    /// The supervisor's record; empty once the record was forgotten (see RetentionOptions).
-    [[nodiscard]] std::optional<TaskInfo> info() const { return supervisor_->get_task_info(id()); }
+    /// The supervisor's record; empty once the record was forgotten (see
+    /// RetentionOptions) or the supervisor was destroyed.
+    [[nodiscard]] std::optional<TaskInfo> info() const { return supervisor_.task_info(id()); }
     /// The task's status; exact even after its record was forgotten.
     [[nodiscard]] TaskStatus status() const {
         if (!ref_->is_done()) {
@@ -72,8 +75,8 @@ public:
             return TaskStatus::failed;
         }
     }
-    /// See TaskSupervisor::cancel_task().
-    bool cancel() const { return supervisor_->cancel_task(id()); }
+    /// See TaskSupervisor::cancel_task(); false once the supervisor was destroyed.
+    bool cancel() const { return supervisor_.cancel_task(id()); }
 
     /// True once the task finished (completed, failed or canceled).
     [[nodiscard]] bool ready() const noexcept { return ref_->is_done(); }
@@ -114,7 +117,7 @@ private:
     }
 
     detail::TaskRef ref_;
-    TaskSupervisor* supervisor_ = nullptr;
+    detail::SupervisorLink supervisor_;
 };
 
 /// Waits for one task and returns its result (rethrows its exception).
