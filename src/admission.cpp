@@ -1,20 +1,16 @@
 #include "admission.hpp"
 
 #include <algorithm>
-#include <limits>
+
+#include "saturating.hpp"
 
 namespace atasker::detail {
-namespace {
-constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
-
-std::size_t add_capped(std::size_t a, std::size_t b) noexcept { return a > unlimited - b ? unlimited : a + b; }
-}  // namespace
 
 void Admission::configure(const PoolOptions& o) noexcept {
     const std::size_t cap = o.capacity();
     const std::size_t low = o.pool_size == 0 ? unlimited : o.pool_size;
-    const std::size_t normal = o.pool_size == 0 ? unlimited : add_capped(low, o.reserve_normal);
-    const std::size_t high = o.pool_size == 0 ? unlimited : add_capped(normal, o.reserve_high);
+    const std::size_t normal = o.pool_size == 0 ? unlimited : saturating_add(low, o.reserve_normal);
+    const std::size_t high = o.pool_size == 0 ? unlimited : saturating_add(normal, o.reserve_high);
     limits_ = {critical_unbounded_ ? unlimited : cap, std::min(high, cap), std::min(normal, cap), std::min(low, cap)};
 }
 
@@ -66,7 +62,7 @@ TaskBase* Admission::pop() noexcept {
 }
 
 std::size_t Admission::startable(std::size_t pending) const noexcept {
-    std::size_t running = add_capped(running_total_, pending);
+    std::size_t running = saturating_add(running_total_, pending);
     std::size_t n = 0;
     for (std::size_t rank = 0; rank < queues_.size(); ++rank) {
         const auto& q = queues_[rank];

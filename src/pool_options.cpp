@@ -1,17 +1,19 @@
 #include <atasker/pool_options.hpp>
 
-#include <limits>
 
 #include <fmt/format.h>
 
 #include <atasker/error.hpp>
 
+#include "saturating.hpp"
+
 namespace atasker {
 
 std::size_t PoolOptions::capacity() const noexcept {
     if (max_size) return *max_size;
-    if (pool_size == 0) return std::numeric_limits<std::size_t>::max();
-    return pool_size + reserve_normal + reserve_high;
+    if (pool_size == 0) return detail::unlimited;
+    // A sum past SIZE_MAX is as good as unlimited, as admission counts it.
+    return detail::saturating_add(detail::saturating_add(pool_size, reserve_normal), reserve_high);
 }
 
 void PoolOptions::validate(const char* pool_name) const {

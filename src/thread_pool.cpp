@@ -8,6 +8,7 @@
 #include <atasker/log.hpp>
 
 #include "futex.hpp"
+#include "saturating.hpp"
 #include "task_outcome.hpp"
 #include "task_table.hpp"
 
@@ -68,7 +69,7 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
         }
     }
     const std::size_t cap = options_.capacity();
-    const std::size_t critical_cap = cap > SIZE_MAX - critical_extra_ ? SIZE_MAX : cap + critical_extra_;
+    const std::size_t critical_cap = saturating_add(cap, critical_extra_);
     for (; startable > 0 && (count_ < cap || (critical_waiting && count_ < critical_cap)); --startable) {
         try {
             spawn();
@@ -144,7 +145,7 @@ std::size_t ThreadPool::idle_limit() const noexcept {
     // yet back at the mutex, see wake()) finds the other.
     const std::size_t cap = options_.capacity();
     const std::size_t standby = critical_extra_ > 0 ? 2 : 0;
-    return cap > SIZE_MAX - standby ? SIZE_MAX : cap + standby;
+    return saturating_add(cap, standby);
 }
 
 void ThreadPool::begin_stop() {

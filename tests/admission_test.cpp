@@ -3,6 +3,7 @@
 #include <atasker/atasker.hpp>
 
 #include <latch>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -164,4 +165,36 @@ TEST_CASE("admission: a bad pool configuration is refused with the value that is
                          "thread pool: max_size (2) is smaller than pool_size (4); raise max_size or lower pool_size",
                          at::Error);
     CHECK_THROWS_AS(sup.set_thread_pool({.pool_size = 0, .reserve_high = 2}), at::Error);
+}
+
+TEST_CASE("admission: limits whose sum passes SIZE_MAX are unlimited, not wrapped" * doctest::timeout(30)) {
+    constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+    const at::PoolOptions sums_past_max[] = {
+        {.pool_size = max, .reserve_normal = 1},
+        {.pool_size = max / 2 + 1, .reserve_normal = max / 2 + 1, .reserve_high = 2},
+        {.pool_size = 1, .reserve_normal = max, .reserve_high = max},
+    };
+    for (const at::PoolOptions& options : sums_past_max) {
+        CAPTURE(options.pool_size);
+        REQUIRE(options.capacity() == max);  // a wrapped sum would leave the tasks below waiting
+        at::TaskSupervisor sup;
+        sup.set_thread_pool(options);
+        sup.start();
+        Gate gate;
+        constexpr int n = 4;
+        std::latch all_started{n};
+        std::vector<at::Task<void>> tasks;
+        for (int i = 0; i < n; ++i)
+            tasks.push_back(at::background_task(
+                [&] {
+                    all_started.count_down();
+                    gate.wait();
+                },
+                {.priority = i % 2 == 0 ? at::Priority::normal : at::Priority::high, .supervisor = &sup})());
+        all_started.wait();  // every one started: no limit wrapped to a small number
+        CHECK(sup.get_info().thread_pool.options.capacity() == max);
+        gate.open();
+        at::wait_completed(tasks, std::chrono::seconds(20));
+        sup.stop();
+    }
 }

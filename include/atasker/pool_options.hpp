@@ -13,8 +13,9 @@ namespace atasker {
 /// Sizes a pool. A queued task of priority P starts when fewer tasks run in
 /// the pool than its limit — `pool_size` for low, `+ reserve_normal` for
 /// normal, `+ reserve_high` for high — and no more urgent task waits.
-/// `pool_size = 0` means unlimited. Critical thread tasks always start at
-/// once; critical process tasks go to the head of the line.
+/// `pool_size = 0` means unlimited, and so does any limit whose sum passes
+/// SIZE_MAX. Critical thread tasks always start at once; critical process
+/// tasks go to the head of the line.
 struct PoolOptions {
     std::size_t pool_size = 0;       ///< limit for low-priority tasks (0 = unlimited)
     std::size_t reserve_normal = 0;  ///< extra room for normal and more urgent tasks
@@ -27,7 +28,8 @@ struct PoolOptions {
     /// it retires.
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(10);
 
-    /// The effective max_size (SIZE_MAX for unlimited).
+    /// The effective max_size (SIZE_MAX for unlimited, also when the sum
+    /// pool_size + reserve_normal + reserve_high passes it).
     [[nodiscard]] ATASKER_API std::size_t capacity() const noexcept;
     /// Throws Error naming the wrong value when the options contradict each other.
     ATASKER_API void validate(const char* pool_name) const;
