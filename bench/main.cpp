@@ -35,6 +35,7 @@ constexpr Scenario scenarios[] = {
     {"throughput", "process throughput with many tasks in flight", run_process_throughput},
     {"idle", "idle CPU, memory per queued task and per waiting fiber", run_idle_and_memory},
     {"crash", "crash recovery: worker death to error, to a replacement serving", run_crash_recovery},
+    {"cancel", "canceling queued tasks one by one: cost per cancel as the queue grows", run_cancel_queued},
 };
 
 }  // namespace

@@ -14,32 +14,31 @@ void Admission::configure(const PoolOptions& o) noexcept {
     limits_ = {critical_unbounded_ ? unlimited : cap, std::min(high, cap), std::min(normal, cap), std::min(low, cap)};
 }
 
-void Admission::push(TaskBase* task) noexcept {
+TaskBase* Admission::push(TaskBase* task) noexcept {
     auto& q = queues_[task->rank];
+    TaskBase* before = q.tail;
     task->next = nullptr;
-    if (q.tail != nullptr) {
-        q.tail->next = task;
+    if (before != nullptr) {
+        before->next = task;
     } else {
         q.head = task;
     }
     q.tail = task;
     ++q.count;
+    return before;
 }
 
-bool Admission::remove(TaskBase* task) noexcept {
-    // Linear in the queue's length: cancellation of a queued task is rare,
-    // and a doubly linked queue would cost every task 8 more bytes.
+TaskBase* Admission::remove(TaskBase* task, TaskBase* before) noexcept {
     auto& q = queues_[task->rank];
-    TaskBase* prev = nullptr;
-    for (TaskBase* t = q.head; t != nullptr; prev = t, t = t->next) {
-        if (t != task) continue;
-        (prev != nullptr ? prev->next : q.head) = t->next;
-        if (q.tail == t) q.tail = prev;
-        t->next = nullptr;
-        --q.count;
-        return true;
-    }
-    return false;
+    // Tasks leave from the head (pop) or through here, so a back link goes
+    // stale only once everything before its task has left: it is the head.
+    if (q.head == task) before = nullptr;
+    TaskBase* after = task->next;
+    (before != nullptr ? before->next : q.head) = after;
+    if (q.tail == task) q.tail = before;
+    task->next = nullptr;
+    --q.count;
+    return after;
 }
 
 TaskBase* Admission::pop() noexcept {

@@ -19,10 +19,16 @@ public:
 
     void configure(const PoolOptions& options) noexcept;
 
-    /// Appends `task` to its priority's queue (FIFO within a priority).
-    void push(TaskBase* task) noexcept;
-    /// Unlinks a queued task (cancellation); false when it is not queued here.
-    bool remove(TaskBase* task) noexcept;
+    /// Appends `task` to its priority's queue (FIFO within a priority) and
+    /// returns the task before it (nullptr when it is first). The queue links
+    /// forward only; the caller keeps that back link (the task's record), so
+    /// that remove() costs O(1) however long the queue is.
+    [[nodiscard]] TaskBase* push(TaskBase* task) noexcept;
+    /// Unlinks a queued task (cancellation) in O(1). `before`: the back link
+    /// push() returned, kept up to date (it may be stale only while `task` is
+    /// the head of its queue, which is tested first). Returns the task that
+    /// followed it, whose back link becomes `before`, or nullptr.
+    TaskBase* remove(TaskBase* task, TaskBase* before) noexcept;
     /// Takes the next task that may start now, counting it as running, or nullptr.
     [[nodiscard]] TaskBase* pop() noexcept;
     /// How many queued tasks could start if `pending` more tasks were running.

@@ -189,9 +189,9 @@ TaskSupervisor::Impl::DirectStart TaskSupervisor::Impl::start_direct(TaskBase* t
     if (calls == nullptr || !calls->open() || !task->fiber_mp_call(d.call) || d.call.timeout.count() > 0) return d;
     // Admission decides exactly as for a pool thread: the queue is empty, so
     // the task starts now if its priority's limit allows one more.
-    mp_admission.push(task);
+    (void)mp_admission.push(task);  // the only one queued: it has no task before it
     if (mp_admission.startable(0) == 0 || (d.borrowed = mp_threads.borrow_idle()) == nullptr) {
-        mp_admission.remove(task);
+        (void)mp_admission.remove(task, nullptr);
         return d;
     }
     (void)mp_admission.pop();  // `task`, the only one queued
@@ -244,7 +244,7 @@ void TaskSupervisor::Impl::unlock_and_send(std::mutex& raw) noexcept {
 void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) noexcept {
     r.status = TaskStatus::queued;
     r.queued = now;
-    admission(task->type).push(task);
+    r.queue_before = admission(task->type).push(task);
     if (wait_timeouts) schedule_wait_timeouts(task->id);
     wake(task->type);
 }
@@ -338,6 +338,7 @@ void TaskSupervisor::Impl::settle_task(TaskBase* task, const std::string& log_li
 }
 
 void TaskSupervisor::Impl::cancel_locked(TaskBase* task, Record& r, WallNanos now, std::vector<TaskBase*>& to_settle) {
+    r.started = 0;  // it held the queue's back link
     std::string message = fmt::format("task {} was canceled before it started", task->id);
     task->set_error(std::make_exception_ptr(CanceledError(message)));
     finish_record(task, r, TaskStatus::canceled, std::move(message), now);
@@ -382,7 +383,8 @@ bool TaskSupervisor::Impl::cancel(TaskId id) {
         TaskBase* t = r->task;
         switch (r->status) {
             case TaskStatus::queued:
-                admission(t->type).remove(t);
+                if (TaskBase* after = admission(t->type).remove(t, r->queue_before); after != nullptr)
+                    table.find(after->id)->queue_before = r->queue_before;
                 cancel_locked(t, *r, wall_now(), to_settle);
                 break;
             case TaskStatus::delayed:

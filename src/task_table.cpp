@@ -171,7 +171,7 @@ TaskInfo TaskTable::snapshot(TaskId id, const Record& r) const {
     info.priority = priority_of_rank(r.rank);
     info.status = r.status;
     info.time_queued = to_time(r.queued);
-    if (r.started != 0) info.time_started = to_time(r.started);
+    if (r.started_at() != 0) info.time_started = to_time(r.started_at());
     if (r.completed_at() != 0) info.time_completed = to_time(r.completed_at());
     info.progress = r.progress.load(std::memory_order_relaxed);
     if (const std::string* e = error(r)) info.error = *e;

@@ -37,7 +37,10 @@ struct Record {
         WallNanos queued = 0;
         std::uint32_t next_free;  // while free: the next free slot
     };
-    WallNanos started = 0;
+    union {
+        WallNanos started = 0;
+        TaskBase* queue_before;  // while queued: the task before it in its queue (Admission::push)
+    };
     union {
         TaskBase* task = nullptr;  // until the task finishes: the supervisor's reference
         WallNanos completed;       // once it has finished (its status says which)
@@ -46,6 +49,9 @@ struct Record {
     [[nodiscard]] bool in_use() const noexcept { return (generation & 1U) != 0; }
     [[nodiscard]] TaskBase* live_task() const noexcept { return is_finished(status) ? nullptr : task; }
     [[nodiscard]] WallNanos completed_at() const noexcept { return is_finished(status) ? completed : 0; }
+    [[nodiscard]] WallNanos started_at() const noexcept {
+        return status == TaskStatus::queued || status == TaskStatus::delayed ? 0 : started;
+    }
 };
 static_assert(sizeof(Record) == 40, "a task record is 40 bytes: the memory target per queued task is 96");
 

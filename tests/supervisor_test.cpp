@@ -2,9 +2,11 @@
 
 #include <atasker/atasker.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <latch>
+#include <numeric>
 #include <random>
 #include <set>
 #include <thread>
@@ -576,4 +578,61 @@ TEST_CASE("supervisor: a task handle outlives its supervisor" * doctest::timeout
     CHECK(fresh.get() == 1);
     CHECK_FALSE(done.info().has_value());
     CHECK_FALSE(done.cancel());
+}
+
+TEST_CASE("supervisor: 100k queued tasks canceled newest first, oldest first and at random; the rest run in order" *
+          doctest::timeout(120)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1});
+    sup.set_retention({.max_finished = 200'000});
+    sup.start();
+    Gate gate;
+    auto blocker = occupy(sup, gate);
+    constexpr int n = 100'000;
+    test_support::Trace ran;
+    std::vector<at::Task<void>> tasks;
+    tasks.reserve(n);
+    for (int i = 0; i < n; ++i)
+        tasks.push_back(at::background_task([&ran, i] { ran.add(std::to_string(i)); },
+                                            {.priority = i % 3 == 0 ? at::Priority::high : at::Priority::low,
+                                             .supervisor = &sup})());
+    // The newest third newest first (each the tail), the oldest third oldest
+    // first (each the head), and every other task of the middle third in a
+    // random order (each somewhere inside its queue).
+    std::vector<int> to_cancel;
+    for (int i = n - 1; i >= 2 * n / 3; --i) to_cancel.push_back(i);
+    for (int i = 0; i < n / 3; ++i) to_cancel.push_back(i);
+    std::vector<int> middle;
+    for (int i = n / 3; i < 2 * n / 3; i += 2) middle.push_back(i);
+    std::shuffle(middle.begin(), middle.end(), std::mt19937(7));
+    to_cancel.insert(to_cancel.end(), middle.begin(), middle.end());
+    std::set<int> canceled;
+    for (int i : to_cancel) {
+        CHECK(tasks[static_cast<std::size_t>(i)].cancel());
+        canceled.insert(i);
+    }
+    const at::SupervisorInfo info = sup.get_info();
+    const auto queued = info.thread_pool.queued;
+    CHECK(std::accumulate(queued.begin(), queued.end(), std::size_t{0}) ==
+          static_cast<std::size_t>(n) - canceled.size());
+    gate.open();
+    std::vector<std::string> expected_high, expected_low;
+    for (int i = 0; i < n; ++i) {
+        auto& t = tasks[static_cast<std::size_t>(i)];
+        t.wait();
+        if (canceled.contains(i)) {
+            CHECK(t.status() == at::TaskStatus::canceled);
+            const auto record = t.info();
+            REQUIRE(record.has_value());
+            CHECK_FALSE(record->time_started.has_value());
+        } else {
+            CHECK(t.status() == at::TaskStatus::completed);
+            (i % 3 == 0 ? expected_high : expected_low).push_back(std::to_string(i));
+        }
+    }
+    // The high tasks left ran first, then the low ones, each in the order put.
+    std::vector<std::string> expected = expected_high;
+    expected.insert(expected.end(), expected_low.begin(), expected_low.end());
+    CHECK(ran.labels() == expected);
+    sup.stop();
 }
