@@ -253,7 +253,13 @@ void ProcessWorkers::call_batch(std::size_t slot, std::span<CallRequest> batch,
                                 std::optional<std::chrono::steady_clock::time_point> deadline) {
     if (batch.empty()) return;
     std::optional<Flight> flight = begin_batch(slot, batch, deadline, no_bell);
-    if (!flight) throw Error(fmt::format("no worker process runs on slot {}; spawn() or replace() it first", slot));
+    if (!flight) {
+        // Its worker died after the caller last looked (running()): the
+        // batch never reached a worker, like one whose worker died before
+        // taking it, and is carried again the same way.
+        for (CallRequest& r : batch) r.outcome = CallOutcome{};
+        return;
+    }
     while (!advance_batch(slot, batch, *flight, true)) {
     }
     if (flight->decode_error) std::rethrow_exception(flight->decode_error);

@@ -138,8 +138,9 @@ public:
     /// write_args fills the request; if it throws (SlotOverflow when the
     /// arguments do not fit), nothing is sent and the exception propagates.
     /// read_result decodes the result of an ok outcome; its exceptions
-    /// propagate after the slot is ready for the next call.
-    /// \throws Error when no worker runs on `slot`.
+    /// propagate after the slot is ready for the next call. When no worker
+    /// runs on `slot` (it died since running() said it did), the outcome is
+    /// not_run and nothing was sent.
     CallOutcome call(std::size_t slot, std::uint32_t task_index, FunctionRef<void(ByteWriter&)> write_args,
                      FunctionRef<void(ByteReader&)> read_result,
                      std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
@@ -152,8 +153,8 @@ public:
     /// propagates and nothing is sent. When the worker dies, earlier tasks
     /// keep their results, the running one gets died/killed/timed_out and
     /// later ones not_run. Results larger than the space left are carried in
-    /// further chunks, so every result up to slot_capacity() fits.
-    /// \throws Error when no worker runs on `slot`.
+    /// further chunks, so every result up to slot_capacity() fits. When no
+    /// worker runs on `slot`, every outcome is not_run and nothing was sent.
     void call_batch(std::size_t slot, std::span<CallRequest> batch,
                     std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
