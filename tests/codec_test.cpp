@@ -91,6 +91,29 @@ struct NoSerialize {
     int x;
 };
 
+struct Nothing {  // a user type whose serialize writes nothing
+    template <class Archive>
+    void serialize(Archive&) {}
+    bool operator==(const Nothing&) const = default;
+};
+
+struct Nothings {  // a container of empty elements inside a user type (cereal's path)
+    std::vector<Nothing> items;
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(items);
+    }
+};
+
+/// A message holding an empty T, its count (at byte 8) then set to `count`.
+template <class T>
+Slot with_count(std::uint64_t count) {
+    Slot slot;
+    at::encode(slot.writer, T{});
+    std::memcpy(slot.bytes.data() + 8, &count, sizeof(count));
+    return slot;
+}
+
 }  // namespace
 
 TEST_CASE("codec: arithmetic values and enums come back bit for bit") {
@@ -355,4 +378,45 @@ TEST_CASE("codec: random garbage never decodes into a crash") {
         }
     }
     CHECK(decoded < 2000);
+}
+
+TEST_CASE("codec: a huge count of elements that encode to nothing throws instead of allocating") {
+    constexpr std::uint64_t huge = std::uint64_t{1} << 40;
+    const std::string message = "corrupt shared-memory message: element count 1099511627776 with 0 bytes left; "
+                                "encode and decode the same type";
+    SUBCASE("std::vector<std::tuple<>>") {
+        Slot slot = with_count<std::vector<std::tuple<>>>(huge);
+        ByteReader in = slot.reader();
+        CHECK_THROWS_WITH_AS(at::decode<std::vector<std::tuple<>>>(in), message.c_str(), at::Error);
+    }
+    SUBCASE("std::vector<std::array<int, 0>>") {
+        Slot slot = with_count<std::vector<std::array<int, 0>>>(huge);
+        ByteReader in = slot.reader();
+        CHECK_THROWS_WITH_AS((at::decode<std::vector<std::array<int, 0>>>(in)), message.c_str(), at::Error);
+    }
+    SUBCASE("a vector of a user type that writes nothing") {
+        Slot slot = with_count<std::vector<Nothing>>(huge);
+        ByteReader in = slot.reader();
+        CHECK_THROWS_WITH_AS(at::decode<std::vector<Nothing>>(in), message.c_str(), at::Error);
+    }
+    SUBCASE("such a vector inside a user type") {
+        Slot slot = with_count<Nothings>(huge);
+        ByteReader in = slot.reader();
+        CHECK_THROWS_WITH_AS(at::decode<Nothings>(in),
+                             "corrupt shared-memory message: a container of 1099511627776 elements in a 0-byte "
+                             "remainder; encode and decode the same type",
+                             at::Error);
+    }
+}
+
+TEST_CASE("codec: up to 65536 elements that encode to nothing cross; more are refused when encoding") {
+    const std::vector<std::tuple<>> most(at::detail::max_unbacked_elements);
+    CHECK(round_trip(most).size() == most.size());
+    CHECK(round_trip(std::vector<Nothing>(1000)) == std::vector<Nothing>(1000));
+    CHECK(round_trip(std::vector<std::array<int, 0>>(3)).size() == 3);
+    Slot slot;
+    CHECK_THROWS_WITH_AS(at::encode(slot.writer, std::vector<std::tuple<>>(most.size() + 1)),
+                         "cannot send a container of 65537 elements that encode to 0 bytes: at most 65536 elements "
+                         "more than bytes can cross; send the count instead of empty elements",
+                         at::Error);
 }

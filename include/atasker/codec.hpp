@@ -32,6 +32,12 @@
 /// std::function, a class without serialize, ...) fails to compile with
 /// "atasker: ... cannot cross the process boundary", naming the type.
 ///
+/// A corrupt message fails to decode with an Error, never a crash or an
+/// unbounded allocation. So that a corrupt count can be told apart, a
+/// container of elements that encode to nothing (std::tuple<>, an empty
+/// type) crosses with at most 65,536 more elements than its bytes; encoding
+/// more throws an Error.
+///
 /// Layout of one message: a 64-bit length, then the values one after another
 /// (see detail/codec_io.hpp). encode(out, a, b) writes the same bytes as
 /// encode(out, std::tuple{a, b}), so decode<std::tuple<A, B>>(in) reads a

@@ -30,6 +30,13 @@
 
 namespace atasker::detail {
 
+/// Elements that encode to no bytes at all (std::tuple<>, std::array<T, 0>,
+/// a user type whose serialize writes nothing) cannot be counted against
+/// the input: a container may hold at most this many more elements than it
+/// has bytes left after its count. Without a bound, a corrupt count of 2^40
+/// such elements would allocate until memory ran out.
+inline constexpr std::size_t max_unbacked_elements = 65536;
+
 /// cereal output archive over a ByteWriter. Throws SlotOverflow when the slot
 /// is full. Not thread-safe; one per encoded value.
 class CodecOutputArchive : public cereal::OutputArchive<CodecOutputArchive, cereal::AllowEmptyClassElision> {
@@ -65,11 +72,12 @@ public:
         return in_.remaining() > end_remaining_ ? in_.remaining() - end_remaining_ : 0;
     }
 
-    /// Refuses a container size that cannot be real: every element takes at
-    /// least one byte, so a size above the bytes left is corrupt input (and
-    /// would otherwise make cereal allocate it before reading).
+    /// Refuses a container size that cannot be real: past the elements that
+    /// encode to nothing (max_unbacked_elements), every element takes at
+    /// least one byte, so a size above that is corrupt input (and would
+    /// otherwise make cereal allocate it before reading).
     void check_size(std::uint64_t size) const {
-        if (size > available())
+        if (size > available() + max_unbacked_elements)
             throw Error(fmt::format("corrupt shared-memory message: a container of {} elements in a {}-byte remainder; "
                                     "encode and decode the same type",
                                     size, available()));

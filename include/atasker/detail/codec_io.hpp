@@ -47,14 +47,25 @@ struct CodecSource {
 }
 
 /// Reads a container's element count and refuses one the remaining bytes
-/// cannot hold (each element takes at least `min_element_size` bytes; 0 means
-/// unknown, in which case running out of input stops the decoder instead).
+/// cannot hold: each element takes at least `min_element_size` bytes; when
+/// that is 0 (elements that may encode to nothing), at most
+/// max_unbacked_elements more elements than bytes are left.
 inline std::size_t get_count(CodecSource& src, std::size_t min_element_size) {
     std::uint64_t n = 0;
     src.in.read(&n, sizeof(n));
-    if (min_element_size != 0 && n > src.available() / min_element_size)
-        throw_corrupt("element count", n, src.available());
+    const std::size_t left = src.available();
+    if (min_element_size != 0 ? n > left / min_element_size : n > left + max_unbacked_elements)
+        throw_corrupt("element count", n, left);
     return static_cast<std::size_t>(n);
+}
+
+/// The encoder's side of max_unbacked_elements: refuses a container whose
+/// `count` elements took only `bytes` bytes, which the decoder would refuse.
+inline void check_unbacked(std::size_t count, std::size_t bytes) {
+    if (count > bytes + max_unbacked_elements)
+        throw Error(fmt::format("cannot send a container of {} elements that encode to {} bytes: at most {} elements "
+                                "more than bytes can cross; send the count instead of empty elements",
+                                count, bytes, max_unbacked_elements));
 }
 
 /// Writes a container's element count.
@@ -126,7 +137,9 @@ struct Codec<std::vector<T, A>> {
         if constexpr (is_bitwise_codable<T>) {
             out.write(v.data(), v.size() * sizeof(T));
         } else {
+            const std::size_t before = out.size();
             for (const auto& e : v) Codec<T>::put(out, e);  // also right for vector<bool>'s proxies
+            if constexpr (min_encoded_size<T>::value == 0) check_unbacked(v.size(), out.size() - before);
         }
     }
     static void get(CodecSource& src, std::vector<T, A>& v) {
@@ -191,10 +204,13 @@ template <class K, class V, class C, class A>
 struct Codec<std::map<K, V, C, A>> {
     static void put(ByteWriter& out, const std::map<K, V, C, A>& m) {
         put_count(out, m.size());
+        const std::size_t before = out.size();
         for (const auto& [k, v] : m) {
             Codec<K>::put(out, k);
             Codec<V>::put(out, v);
         }
+        if constexpr (min_encoded_size<K>::value + min_encoded_size<V>::value == 0)
+            check_unbacked(m.size(), out.size() - before);
     }
     static void get(CodecSource& src, std::map<K, V, C, A>& m) {
         const std::size_t n = get_count(src, min_encoded_size<K>::value + min_encoded_size<V>::value);
