@@ -14,6 +14,7 @@
 
 #include "direct_calls.hpp"
 #include "loop_scheduler.hpp"
+#include "start_thread.hpp"
 
 namespace atasker {
 
@@ -123,10 +124,11 @@ void ALoop::start() {
     impl_->stopping = false;
     impl_->active = true;
     try {
-        impl_->thread = std::thread([impl = impl_.get(), calls = impl_->calls] { impl->loop(calls); });
-    } catch (const std::system_error& e) {
+        impl_->thread = detail::start_thread(fmt::format("aloop '{}''s", impl_->name),
+                                             [impl = impl_.get(), calls = impl_->calls] { impl->loop(calls); });
+    } catch (...) {
         impl_->active = false;
-        throw Error(fmt::format("aloop '{}' could not start its thread: {}", impl_->name, e.what()));
+        throw;
     }
     // Linux limits thread names to 15 characters.
     pthread_setname_np(impl_->thread.native_handle(), impl_->name.substr(0, 15).c_str());

@@ -12,6 +12,9 @@ Error::~Error() = default;
 TimeoutError::~TimeoutError() = default;
 CanceledError::~CanceledError() = default;
 
+SystemError::SystemError(std::error_code code, const std::string& what) : Error(what), code_(code) {}
+SystemError::~SystemError() = default;
+
 RemoteError::RemoteError(std::string type_name, const std::string& message)
     : Error(message), type_name_(std::move(type_name)) {}
 RemoteError::~RemoteError() = default;

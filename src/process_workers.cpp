@@ -21,6 +21,7 @@
 #include <atasker/log.hpp>
 
 #include "shm_slots.hpp"
+#include "start_thread.hpp"
 #include "zygote.hpp"
 
 namespace atasker::detail {
@@ -97,7 +98,7 @@ ProcessWorkers::ProcessWorkers(Options options)
         ev.data.u64 = zygote_key;
         if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, zygote_.socket(), &ev) != 0)
             throw std::system_error(errno, std::generic_category(), "cannot watch the zygote's socket");
-        reaper_ = std::thread([this] { reaper_loop(); });
+        reaper_ = start_thread("the process pool's reaper", [this] { reaper_loop(); });
     } catch (...) {
         if (wake_ >= 0) ::close(wake_);
         if (epoll_ >= 0) ::close(epoll_);

@@ -609,12 +609,21 @@ TaskSupervisor& task_supervisor = TaskSupervisor::instance();
 void TaskSupervisor::set_thread_pool(const PoolOptions& options) {
     options.validate("thread pool");
     std::unique_lock lock(impl_->mutex);
+    const PoolOptions previous = impl_->thread_options;
     impl_->thread_options = options;
     impl_->thread_admission.configure(options);
-    if (impl_->active) {
+    if (!impl_->active) return;
+    try {
         impl_->thread_pool.configure(options);
-        impl_->wake(TaskType::thread);
+    } catch (...) {
+        // The pool keeps the options it had; threads started meanwhile
+        // retire when idle, as above any lowered min_size.
+        impl_->thread_options = previous;
+        impl_->thread_admission.configure(previous);
+        impl_->thread_pool.configure(previous);
+        throw;
     }
+    impl_->wake(TaskType::thread);
 }
 
 void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
@@ -654,12 +663,15 @@ void TaskSupervisor::start() {
     impl_->thread_pool.resume();
     impl_->mp_threads.resume();
     impl_->timers.resume();
-    impl_->thread_pool.configure(impl_->thread_options);
-    impl_->active = true;
     try {
+        impl_->active = true;
+        impl_->thread_pool.configure(impl_->thread_options);
         impl_->ensure_mp_pool(lock);
     } catch (...) {
+        // What did start stops again: no thread, worker or zygote is left.
         impl_->active = false;
+        lock.unlock();
+        impl_->stop({.wait = false, .cancel_tasks = false, .timeout = std::nullopt});
         throw;
     }
     impl_->ever_started = true;

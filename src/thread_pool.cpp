@@ -9,6 +9,7 @@
 
 #include "futex.hpp"
 #include "saturating.hpp"
+#include "start_thread.hpp"
 #include "task_outcome.hpp"
 #include "task_table.hpp"
 
@@ -75,9 +76,7 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
             spawn();
         } catch (const std::exception& e) {
             // Logged by notify(), once the supervisor's lock is released.
-            unsent_error_ = fmt::format("{} pool could not start a thread ({}); the task waits for a free one, "
-                                        "{} threads running",
-                                        type_, e.what(), count_);
+            unsent_error_ = fmt::format("{}; the task waits for a free one of the {} running", e.what(), count_);
             mutex_.defer();
             return;
         }
@@ -126,7 +125,8 @@ void ThreadPool::spawn() {
     // task putting another) passes on what it knows of its own slice.
     const SchedSlice inherited = this_thread_slice != nullptr ? this_thread_slice->for_new_thread() : SchedSlice{};
     try {
-        *self = std::thread([this, self, me, inherited] { main(self, *me, inherited); });
+        *self = start_thread(type_ == TaskType::thread ? "a thread pool" : "a process pool",
+                             [this, self, me, inherited] { main(self, *me, inherited); });
     } catch (...) {
         me->next = spare_sleepers_;
         spare_sleepers_ = me;

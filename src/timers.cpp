@@ -1,5 +1,7 @@
 #include "timers.hpp"
 
+#include "start_thread.hpp"
+
 namespace atasker::detail {
 
 Timers::~Timers() { stop(); }
@@ -7,15 +9,14 @@ Timers::~Timers() { stop(); }
 std::uint64_t Timers::schedule(Clock::time_point when, Callback callback, void* context, std::uint64_t argument) {
     std::lock_guard lock(mutex_);
     if (stopping_) return 0;
+    // Started before the entry goes in: a refused thread leaves nothing behind.
+    const bool started = !thread_.joinable();
+    if (started) thread_ = start_thread("the timer", [this] { loop(); });
     const bool earliest = heap_.empty() || when < heap_.top().when;
     const std::uint64_t id = ++sequence_;
     heap_.push(Entry{when, id, callback, context, argument});
     pending_.insert(id);
-    if (!thread_.joinable()) {
-        thread_ = std::thread([this] { loop(); });
-    } else if (earliest) {
-        cv_.notify_one();
-    }
+    if (!started && earliest) cv_.notify_one();
     return id;
 }
 

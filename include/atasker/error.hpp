@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include <atasker/export.hpp>
 
@@ -14,6 +15,20 @@ class ATASKER_API Error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
     ~Error() override;
+};
+
+/// The system refused a resource the library needed: a thread, a process,
+/// memory to map. code() carries the errno (EAGAIN when out of threads).
+class ATASKER_API SystemError : public Error {
+public:
+    /// An error saying `what`, caused by the system's `code`.
+    SystemError(std::error_code code, const std::string& what);
+    ~SystemError() override;
+    /// The system's error code.
+    [[nodiscard]] const std::error_code& code() const noexcept { return code_; }
+
+private:
+    std::error_code code_;
 };
 
 /// A wait ran out of time, or a task ran past its run timeout.
