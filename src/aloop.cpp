@@ -14,7 +14,7 @@
 
 #include "direct_calls.hpp"
 #include "loop_scheduler.hpp"
-#include "start_thread.hpp"
+#include "system_error.hpp"
 
 namespace atasker {
 

@@ -21,7 +21,7 @@
 #include <atasker/log.hpp>
 
 #include "shm_slots.hpp"
-#include "start_thread.hpp"
+#include "system_error.hpp"
 #include "zygote.hpp"
 
 namespace atasker::detail {
@@ -87,17 +87,17 @@ ProcessWorkers::ProcessWorkers(Options options)
         workers_ = std::make_unique<Worker[]>(slots_.count());
         for (std::size_t k = 0; k < slots_.count(); ++k) workers_[k].slot = slots_.slot(k);
         epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
-        if (epoll_ < 0) throw std::system_error(errno, std::generic_category(), "cannot create an epoll instance");
+        if (epoll_ < 0) throw_system_error(errno, "cannot create an epoll instance");
         wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (wake_ < 0) throw std::system_error(errno, std::generic_category(), "cannot create an eventfd");
+        if (wake_ < 0) throw_system_error(errno, "cannot create an eventfd");
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = wake_key;
         if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev) != 0)
-            throw std::system_error(errno, std::generic_category(), "cannot watch the reaper's eventfd");
+            throw_system_error(errno, "cannot watch the reaper's eventfd");
         ev.data.u64 = zygote_key;
         if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, zygote_.socket(), &ev) != 0)
-            throw std::system_error(errno, std::generic_category(), "cannot watch the zygote's socket");
+            throw_system_error(errno, "cannot watch the zygote's socket");
         reaper_ = start_thread("the process pool's reaper", [this] { reaper_loop(); });
     } catch (...) {
         if (wake_ >= 0) ::close(wake_);
@@ -184,8 +184,7 @@ void ProcessWorkers::spawn(std::span<const std::size_t> slots) {
         if (w.life == Worker::Life::none) {
             if (zygote_lost_)
                 throw Error("the process pool's zygote is gone, so no worker can start; restart the program");
-            throw std::system_error(w.spawn_errno, std::generic_category(),
-                                    fmt::format("cannot fork a worker process for slot {}", k));
+            throw_system_error(w.spawn_errno, fmt::format("cannot fork a worker process for slot {}", k));
         }
     }
 }

@@ -4,7 +4,8 @@
 
 #include <cerrno>
 #include <new>
-#include <system_error>
+
+#include "system_error.hpp"
 
 namespace atasker::detail {
 
@@ -21,8 +22,7 @@ SharedSlots::SharedSlots(std::size_t count, std::size_t capacity)
     length_ = stride_ * count_ + round_up(sizeof(Doorbell) * doorbell_count, page);
     void* p = ::mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
-        throw std::system_error(errno, std::generic_category(),
-                                "cannot map the process pool's shared memory; lower max_workers or slot_size");
+        throw_system_error(errno, "cannot map the process pool's shared memory; lower max_workers or slot_size");
     base_ = static_cast<std::byte*>(p);
     for (std::uint32_t i = doorbell_count; i > 0; --i) {
         new (&doorbell(i - 1)) Doorbell{};
@@ -64,7 +64,7 @@ void SharedSlots::reset(std::size_t k, std::uint64_t generation) {
     auto* c = new (s) SlotControl{};
     c->generation = generation;
     if (::sem_init(&c->request, 1, 0) != 0 || ::sem_init(&c->response, 1, 0) != 0)
-        throw std::system_error(errno, std::generic_category(), "cannot initialise a process-shared semaphore");
+        throw_system_error(errno, "cannot initialise a process-shared semaphore");
 }
 
 }  // namespace atasker::detail

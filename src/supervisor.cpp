@@ -767,9 +767,6 @@ TaskId TaskSupervisor::put_task(detail::TaskBase* task, const TaskOptions& optio
 
 // ---------------------------------------------------------------- SupervisorLink
 
-detail::SupervisorLink::SupervisorLink(TaskSupervisor* supervisor) noexcept
-    : supervisor_(supervisor), serial_(supervisor != nullptr ? supervisor->serial_ : 0) {}
-
 std::optional<TaskInfo> detail::SupervisorLink::task_info(TaskId id) const {
     auto& live = live_supervisors();
     std::shared_lock lock(live.mutex);

@@ -9,7 +9,7 @@
 
 #include "futex.hpp"
 #include "saturating.hpp"
-#include "start_thread.hpp"
+#include "system_error.hpp"
 #include "task_outcome.hpp"
 #include "task_table.hpp"
 

@@ -1,6 +1,6 @@
 #include "timers.hpp"
 
-#include "start_thread.hpp"
+#include "system_error.hpp"
 
 namespace atasker::detail {
 

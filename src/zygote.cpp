@@ -14,6 +14,7 @@
 #include <system_error>
 #include <vector>
 
+#include "system_error.hpp"
 #include "worker_process.hpp"
 
 namespace atasker::detail {
@@ -21,7 +22,7 @@ namespace atasker::detail {
 namespace {
 
 [[noreturn]] void fail_system(const char* what) {
-    throw std::system_error(errno, std::generic_category(), what);
+    throw_system_error(errno, what);
 }
 
 int open_pidfd(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }

@@ -48,7 +48,9 @@ TEST_CASE("thread start: a refused thread in start() throws SystemError and leav
         FAIL("start() succeeded");
     } catch (const at::SystemError& e) {
         CHECK(e.code() == std::errc::resource_unavailable_try_again);
-        CHECK(message_of(e).starts_with("could not start a thread pool thread: "));
+        CHECK(message_of(e) ==
+              "could not start a thread pool thread (the system is out of threads or memory: see ulimit -u and "
+              "/proc/sys/kernel/threads-max): Resource temporarily unavailable");
     }
     allow_all();
     CHECK_FALSE(sup.is_active());

@@ -198,4 +198,8 @@ private:
 /// The default supervisor. In static initialisers use TaskSupervisor::instance().
 extern ATASKER_API TaskSupervisor& task_supervisor;
 
+// Inline: every put makes one, for its handle.
+inline detail::SupervisorLink::SupervisorLink(TaskSupervisor* supervisor) noexcept
+    : supervisor_(supervisor), serial_(supervisor != nullptr ? supervisor->serial_ : 0) {}
+
 }  // namespace atasker
