@@ -147,6 +147,11 @@ void ALoop::stop(bool wait) {
     if (to_join.joinable()) to_join.join();
 }
 
+bool ALoop::running_in_this_thread() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->thread.joinable() && impl_->thread.get_id() == std::this_thread::get_id();
+}
+
 bool ALoop::is_active() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->active;
@@ -188,6 +193,13 @@ private:
 struct Registries {
     std::mutex mutex;
     std::map<TaskSupervisor*, std::unique_ptr<ALoopRegistry>> by_supervisor;
+    /// Registries stopped from a fiber of one of their own loops, which
+    /// cannot destroy the loop it runs on: destroyed by the next stop or
+    /// create_aloop() on another thread (or left to the process's end).
+    std::vector<std::unique_ptr<ALoopRegistry>> retired;
+
+    /// Under `mutex`: takes the retired registries this thread may destroy.
+    std::vector<std::unique_ptr<ALoopRegistry>> take_retired();
 };
 Registries& registries() {
     // Never destroyed: the default supervisor, made before the first aloop,
@@ -196,19 +208,42 @@ Registries& registries() {
     return *r;
 }
 
+std::vector<std::unique_ptr<ALoopRegistry>> Registries::take_retired() {
+    std::vector<std::unique_ptr<ALoopRegistry>> out;
+    std::erase_if(retired, [&out](std::unique_ptr<ALoopRegistry>& reg) {
+        for (const auto& [name, loop] : reg->loops)
+            if (loop->running_in_this_thread()) return false;
+        out.push_back(std::move(reg));
+        return true;
+    });
+    return out;
+}
+
 void ALoopRegistry::stop_service() noexcept {
     std::unique_ptr<ALoopRegistry> self;
+    std::vector<std::unique_ptr<ALoopRegistry>> retired;  // destroyed on return, without the lock
+    auto& r = registries();
     {
-        auto& r = registries();
         std::lock_guard lock(r.mutex);
+        retired = r.take_retired();
         auto it = r.by_supervisor.find(supervisor_);
         if (it == r.by_supervisor.end() || it->second.get() != this) return;
         self = std::move(it->second);
         r.by_supervisor.erase(it);
     }
-    for (auto& [name, loop] : loops) loop->stop(true);
+    bool from_own_loop = false;
+    for (auto& [name, loop] : loops) {
+        from_own_loop = from_own_loop || loop->running_in_this_thread();
+        loop->stop(true);  // from its own fiber: without waiting
+    }
     supervisor_->detach_service(this);
-    // `self` destroys this registry and its (stopped) loops on return.
+    if (!from_own_loop) return;  // `self` destroys this registry and its stopped loops
+    std::lock_guard lock(r.mutex);
+    try {
+        r.retired.push_back(std::move(self));
+    } catch (...) {
+        (void)self.release();  // no memory to keep it for later: left to the process's end
+    }
 }
 
 }  // namespace
@@ -219,7 +254,9 @@ ALoop& TaskSupervisor::create_aloop(std::string name, ALoopOptions options) {
     if (!is_active())
         throw Error(fmt::format("task supervisor is not started; call start() before create_aloop(\"{}\")", name));
     auto& r = registries();
+    std::vector<std::unique_ptr<ALoopRegistry>> retired;  // destroyed on return, without the lock
     std::lock_guard lock(r.mutex);
+    retired = r.take_retired();
     auto& registry = r.by_supervisor[this];
     if (!registry) {
         registry = std::make_unique<ALoopRegistry>(this);

@@ -214,3 +214,21 @@ TEST_CASE("aloop: a standalone loop belongs to no supervisor" * doctest::timeout
     loop.start();
     CHECK(loop.run([] { return 5; }) == 5);
 }
+
+TEST_CASE("aloop: a fiber may stop the supervisor whose aloop runs it" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    at::ALoop& loop = sup.create_aloop("stopper");
+    CHECK_FALSE(loop.running_in_this_thread());
+    const bool stopped = loop.run([&sup, &loop] {
+        CHECK(loop.running_in_this_thread());
+        return sup.stop();  // stops this very loop too, without waiting for it
+    });
+    CHECK(stopped);
+    CHECK_FALSE(sup.is_active());
+    CHECK(sup.get_aloop("stopper") == nullptr);
+    // Started again, the supervisor makes a new loop of that name.
+    sup.start();
+    CHECK(sup.create_aloop("stopper").run([] { return 8; }) == 8);
+    sup.stop();
+}

@@ -125,6 +125,11 @@ int stop_from_task_then_return() {
     return 0;
 }
 
+int stop_from_aloop_fiber() {
+    at::task_supervisor.start();
+    return at::default_aloop().run([] { return at::task_supervisor.stop(); }) ? 0 : 1;
+}
+
 int handle_outlives_supervisor() {
     std::optional<at::Task<int>> handle;
     {
@@ -153,6 +158,7 @@ int main(int argc, char** argv) {
         {"exit-from-main", exit_from_main},
         {"exit-from-task", exit_from_task},
         {"stop-from-task-then-return", stop_from_task_then_return},
+        {"stop-from-aloop-fiber", stop_from_aloop_fiber},
         {"handle-outlives-supervisor", handle_outlives_supervisor},
     };
     if (argc != 2 || !scenarios.contains(argv[1])) {

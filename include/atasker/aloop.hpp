@@ -10,7 +10,9 @@
 ///     int r = loop.run([] { return 6 * 7; });   // blocks this thread for the result
 ///
 /// Aloops created by a supervisor are stopped by its stop(), after the
-/// workers and before the pools drain, and are destroyed then. The default
+/// workers and before the pools drain, and are destroyed then. A fiber may
+/// call that stop() itself: its own loop then stops without waiting for it,
+/// and is destroyed later, from another thread. The default
 /// aloop (default_aloop()) is the one named "default", created on first use.
 /// Fibers get small non-protected stacks (ALoopOptions::stack_size, 64 KiB):
 /// protected stacks hit the kernel's map-count limit at ~32k fibers.
@@ -115,6 +117,8 @@ public:
     void start();
     /// True between start and stop.
     [[nodiscard]] bool is_active() const;
+    /// True when called from one of this loop's fibers (Asio's name).
+    [[nodiscard]] bool running_in_this_thread() const;
     /// The name it was made with (its thread carries the first 15 characters).
     [[nodiscard]] const std::string& name() const noexcept;
 
