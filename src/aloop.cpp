@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <boost/fiber/all.hpp>
 
@@ -124,7 +125,7 @@ void ALoop::start() {
     impl_->stopping = false;
     impl_->active = true;
     try {
-        impl_->thread = detail::start_thread(fmt::format("aloop '{}''s", impl_->name),
+        impl_->thread = detail::start_thread(fmt::format("the aloop '{}'", impl_->name),
                                              [impl = impl_.get(), calls = impl_->calls] { impl->loop(calls); });
     } catch (...) {
         impl_->active = false;
@@ -140,7 +141,9 @@ void ALoop::stop(bool wait) {
         std::lock_guard lock(impl_->mutex);
         impl_->active = false;
         impl_->stopping = true;
-        if (impl_->calls) impl_->inbox.post(impl_->calls->bell());
+        // The thread keeps its own reference to its calls; letting go here
+        // gives their doorbell back once it ends.
+        if (impl_->calls) impl_->inbox.post(std::exchange(impl_->calls, nullptr)->bell());
         if (wait && impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id())
             to_join = std::move(impl_->thread);
     }
