@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "inbox.hpp"
-#include "reserved_ids.hpp"
-#include "supervisor_mutex.hpp"
+#include "sync/inbox.hpp"
+#include "core/reserved_ids.hpp"
+#include "core/supervisor_mutex.hpp"
 
 namespace {
 

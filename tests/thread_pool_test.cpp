@@ -14,9 +14,9 @@
 
 #include <sys/resource.h>
 
-#include "sched_slice.hpp"
-#include "supervisor_mutex.hpp"
-#include "thread_pool.hpp"
+#include "thread/sched_slice.hpp"
+#include "core/supervisor_mutex.hpp"
+#include "thread/thread_pool.hpp"
 
 namespace {
 

@@ -56,7 +56,7 @@
 #include <vector>
 
 #include <atasker/background_task.hpp>
-#include <atasker/detail/worker_core.hpp>
+#include <atasker/detail/background_worker.hpp>
 #include <atasker/mp_task.hpp>
 #include <atasker/error.hpp>
 #include <atasker/priority.hpp>

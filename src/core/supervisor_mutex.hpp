@@ -1,0 +1,123 @@
+#pragma once
+// SupervisorMutex: the supervisor's one mutex, with the inbox of puts that do
+// not take it (inbox.hpp). Such a put pushes its task and returns; the
+// mutex's holders queue what the inbox holds, in batches:
+//  * lock() and try_lock() drain the inbox, so whoever holds the mutex has
+//    queued every task pushed before it took it: a reader finds the record of
+//    every id a put returned, a pool thread takes the most urgent task, and a
+//    put under the mutex comes after the same thread's inbox puts (FIFO).
+//  * While the thread pool is saturated ("not hungry": as many threads busy
+//    as it may run), a pushed task waits in the inbox for the next holder,
+//    which is the next pool thread to end a task: queued now, it would not
+//    start any sooner. Pool threads then drain many tasks at once while the
+//    submitter never touches the mutex.
+//  * While the pool is hungry, a drained task could start at once, so
+//    nobody may leave one in the inbox: the putter takes the mutex itself if
+//    it is free, and unlock() looks at the inbox after releasing the mutex and
+//    takes it back to queue what came meanwhile (the putter whose try_lock
+//    failed counted on that).
+// unlock() also sends the wake-ups decided under the mutex (defer()), so a
+// woken thread does not block on the mutex at once.
+//
+// Why (atasker-bench section 1, 2 vCPUs, 1 submitter): puts that took the
+// mutex made it change hands between CPUs twice per task, and in slow rounds
+// nearly every syscall was a futex on it, each a wake-up of an idle vCPU.
+
+#include <atomic>
+#include <mutex>
+
+#include <atasker/detail/task_base.hpp>
+
+#include "sync/inbox.hpp"
+
+namespace atasker::detail {
+
+class SupervisorMutex {
+public:
+    class Host {
+    public:
+        /// With the mutex held: queues `oldest` and the tasks linked after it.
+        virtual void queue_from_inbox(TaskBase* oldest) noexcept = 0;
+        /// With the mutex held: whether a task queued now could start now.
+        [[nodiscard]] virtual bool hungry() const noexcept = 0;
+        /// Releases `mutex`, held, then sends what was deferred under it.
+        virtual void unlock_and_send(std::mutex& mutex) noexcept = 0;
+
+    protected:
+        ~Host() = default;
+    };
+
+    explicit SupervisorMutex(Host& host) noexcept : host_(host) {}
+    SupervisorMutex(const SupervisorMutex&) = delete;
+    SupervisorMutex& operator=(const SupervisorMutex&) = delete;
+
+    void lock() {
+        mutex_.lock();
+        drain();
+    }
+    [[nodiscard]] bool try_lock() noexcept {
+        if (!mutex_.try_lock()) return false;
+        drain();
+        return true;
+    }
+    void unlock() noexcept {
+        for (;;) {
+            const bool hungry = host_.hungry();
+            if (hungry != hungry_.load(std::memory_order_relaxed)) hungry_.store(hungry, std::memory_order_relaxed);
+            if (deferred_) {
+                deferred_ = false;
+                host_.unlock_and_send(mutex_);
+            } else {
+                mutex_.unlock();
+            }
+            full_fence();
+            if (!hungry || inbox_.empty() || !mutex_.try_lock()) return;
+            drain();
+        }
+    }
+
+    /// Without the mutex, just before lock(): see Inbox::prefetch.
+    void prefetch_inbox() const noexcept { inbox_.prefetch(); }
+
+    /// With the mutex held: unlock() has wake-ups (or a log line) to send.
+    void defer() noexcept { deferred_ = true; }
+
+    /// Without the mutex: hands `task` to the mutex's holders. False when
+    /// the inbox is closed (the supervisor is stopped).
+    [[nodiscard]] bool push(TaskBase* task) noexcept {
+        if (!inbox_.push(task)) return false;
+        full_fence();
+        if (hungry_.load(std::memory_order_relaxed) && try_lock()) unlock();  // queue it now
+        return true;
+    }
+    /// With the mutex held: puts fail (stop) or go through again (start).
+    /// close() returns what the inbox held, oldest first.
+    [[nodiscard]] TaskBase* close_inbox() noexcept { return inbox_.close(); }
+    void open_inbox() noexcept { inbox_.open(); }
+
+private:
+    void drain() noexcept {
+        if (TaskBase* oldest = inbox_.take(); oldest != nullptr) host_.queue_from_inbox(oldest);
+    }
+    /// Orders a push, or a release of the mutex, before the load that follows
+    /// it, so a putter and a holder cannot both miss each other: either the
+    /// putter sees `hungry_` the holder stored before unlocking, or the holder
+    /// sees the push. On x86 the mutex's own atomic exchange and the push's
+    /// compare-and-swap are locked instructions, which already order
+    /// everything, so only the compiler is held back.
+    static void full_fence() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+    }
+
+    alignas(64) Inbox inbox_;               // written by every push
+    alignas(64) std::atomic<bool> hungry_{true};  // read by every push, written when it changes
+    alignas(64) std::mutex mutex_;
+    bool deferred_ = false;
+    Host& host_;
+};
+
+}  // namespace atasker::detail

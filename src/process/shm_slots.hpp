@@ -1,0 +1,135 @@
+#pragma once
+// Per-worker slots in one anonymous MAP_SHARED mapping, and the wire layout
+// of the requests and responses carried in them.
+//
+// A slot belongs to one worker process at a time. It holds no mutex,
+// condition variable or allocator: only two process-shared semaphores and
+// lock-free atomics, which a process killed at any instruction cannot leave
+// in a state that blocks the other side. The parent resets a slot only while
+// no process is attached to it (between worker incarnations).
+
+#include <semaphore.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "sync/doorbell.hpp"
+
+namespace atasker::detail {
+
+/// Control block at the start of each slot.
+struct alignas(64) SlotControl {
+    sem_t request;   ///< parent -> worker: a batch (or a continuation) is ready
+    sem_t response;  ///< worker -> parent: results are ready; the parent's reaper also posts it on death
+    std::uint64_t generation = 0;  ///< worker incarnation, written by the parent before the spawn
+
+    /// Progress of the running record, written by the worker.
+    alignas(64) std::atomic<double> progress{0.0};
+    std::atomic<std::uint32_t> progress_record{0};
+
+    /// Response chunk state: the worker appends results and publishes their
+    /// count with release ordering, so the parent can read finished results
+    /// even after the worker died.
+    alignas(64) std::atomic<std::uint32_t> chunk_count{0};
+    std::atomic<std::uint32_t> chunk_state{0};  ///< ChunkState
+};
+static_assert(std::atomic<double>::is_always_lock_free, "progress needs a lock-free std::atomic<double>");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+/// SlotControl::chunk_state.
+enum ChunkState : std::uint32_t {
+    chunk_writing = 0,  ///< the worker is (or will be) appending results
+    chunk_more = 1,     ///< the response buffer is full; the parent consumes it and posts `request` to continue
+    chunk_final = 2,    ///< every record of the batch has its result
+};
+
+/// RecordHeader::state: claimed with compare-and-swap by the worker (start,
+/// finish) and the parent (cancel before start, kill while running).
+enum RecordState : std::uint32_t {
+    record_queued = 0,
+    record_running = 1,
+    record_done = 2,
+    record_canceled = 3,        ///< the parent withdrew it before it started
+    record_kill_requested = 4,  ///< the parent is killing the worker for this record
+};
+
+/// Request buffer: a RequestHeader, then `count` records, each a RecordHeader
+/// followed by its argument bytes padded to 8.
+struct RequestHeader {
+    std::uint64_t seq;
+    std::uint32_t count;
+    std::uint32_t bell;  ///< the doorbell the worker rings after each response post, or no_bell
+};
+/// RequestHeader::bell when nobody waits on a doorbell (a pool thread waits on the semaphore).
+inline constexpr std::uint32_t no_bell = 0xffffffffU;
+struct RecordHeader {
+    std::uint32_t state;  ///< RecordState, accessed through std::atomic_ref
+    std::uint32_t task_index;
+    std::uint32_t args_size;
+    std::uint32_t reserved;
+};
+
+/// Response buffer: results of one chunk, each a ResultHeader followed by its
+/// payload padded to 8. An error payload is two length-prefixed strings
+/// (exception type name, message).
+enum ResultStatus : std::uint32_t { result_ok = 0, result_error = 1, result_canceled = 2 };
+struct ResultHeader {
+    std::uint32_t record;
+    std::uint32_t status;  ///< ResultStatus
+    std::uint32_t size;
+    std::uint32_t reserved;
+};
+
+[[nodiscard]] constexpr std::size_t pad8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+
+/// A view of one slot: its control block and its two buffers.
+struct SlotView {
+    SlotControl* control;
+    std::byte* request;
+    std::byte* response;
+    std::size_t capacity;  ///< bytes in each of request and response
+};
+
+/// The mapping holding every slot. Created once by at::init() before the
+/// zygote forks, so the zygote and every worker share it.
+class SharedSlots {
+public:
+    /// Maps `count` slots whose request and response buffers hold `capacity`
+    /// bytes each. MAP_NORESERVE: pages cost nothing until touched.
+    /// \throws std::system_error when mmap fails.
+    SharedSlots(std::size_t count, std::size_t capacity);
+    ~SharedSlots();
+    SharedSlots(const SharedSlots&) = delete;
+    SharedSlots& operator=(const SharedSlots&) = delete;
+
+    [[nodiscard]] std::size_t count() const noexcept { return count_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] SlotView slot(std::size_t k) const noexcept;
+
+    /// Doorbells in the mapping, for threads that wait on worker answers
+    /// themselves (fiber loops): a worker rings the one its request names.
+    static constexpr std::uint32_t doorbell_count = 64;
+    [[nodiscard]] Doorbell& doorbell(std::uint32_t i) const noexcept;
+    /// Claims a free doorbell for the calling process's use; no_bell when all are taken.
+    [[nodiscard]] std::uint32_t claim_doorbell();
+    void release_doorbell(std::uint32_t i);
+
+    /// Re-initialises slot k's control block and semaphores for a new worker
+    /// incarnation. Only while no process is attached to the slot.
+    /// \throws std::system_error when sem_init fails.
+    void reset(std::size_t k, std::uint64_t generation);
+
+private:
+    std::byte* base_ = nullptr;
+    std::size_t count_;
+    std::size_t capacity_;
+    std::size_t stride_;
+    std::size_t length_;
+    std::mutex doorbells_mutex_;  // the parent's own: who holds which doorbell
+    std::vector<std::uint32_t> free_doorbells_;
+};
+
+}  // namespace atasker::detail

@@ -1,0 +1,152 @@
+#include "process/worker_main.hpp"
+
+#include <cxxabi.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string_view>
+#include <typeinfo>
+#include <vector>
+
+#include <atasker/detail/bytes.hpp>
+#include <atasker/error.hpp>
+#include <atasker/detail/mp_registry.hpp>
+#include <atasker/progress.hpp>
+
+namespace atasker::detail {
+
+namespace {
+
+void wait_request(SlotControl& c) noexcept {
+    while (::sem_wait(&c.request) != 0)
+        if (errno != EINTR) ::_exit(125);
+}
+
+void report_progress(void* context, double value) noexcept {
+    static_cast<SlotControl*>(context)->progress.store(value, std::memory_order_relaxed);
+}
+
+// Writes "type name, message" of the exception being handled into `out`,
+// truncating the message if the buffer is short.
+std::size_t encode_current_exception(std::byte* out, std::size_t capacity) noexcept {
+    std::string_view type = "unknown";
+    char* demangled = nullptr;
+    if (const std::type_info* t = abi::__cxa_current_exception_type(); t != nullptr) {
+        int status = 0;
+        demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+        type = status == 0 && demangled != nullptr ? std::string_view(demangled) : std::string_view(t->name());
+    }
+    std::string_view message = "an exception not derived from std::exception";
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        message = e.what();
+    } catch (...) {
+    }
+    std::size_t used = 0;
+    auto put = [&](std::string_view s) {
+        const std::size_t room = capacity - used >= 4 ? capacity - used - 4 : 0;
+        const auto n = static_cast<std::uint32_t>(s.size() < room ? s.size() : room);
+        if (capacity - used < 4) return;
+        std::memcpy(out + used, &n, 4);
+        std::memcpy(out + used + 4, s.data(), n);
+        used += 4 + n;
+    };
+    put(type);
+    put(message);
+    std::free(demangled);
+    return used;
+}
+
+}  // namespace
+
+void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
+    SlotControl& c = *slot.control;
+    const std::size_t cap = slot.capacity;
+    // A result is built here first: if it does not fit behind the results
+    // already in the response buffer, the buffer is handed to the parent and
+    // the result goes to the start of the next chunk. The task has run; its
+    // result must not be lost to an overflow that is only about batching.
+    std::vector<std::byte> scratch(cap - sizeof(ResultHeader));
+    const Progress progress(&report_progress, &c);
+    // The registry is fixed once the zygote forked this process: the entry
+    // of the last task run is kept, sparing the registry's lock per task.
+    std::uint32_t last_index = 0;
+    const MpRegistryEntry* last_entry = nullptr;
+
+    for (;;) {
+        wait_request(c);
+        const auto& head = *reinterpret_cast<const RequestHeader*>(slot.request);
+        const std::uint32_t count = head.count;
+        // Whoever waits on a doorbell instead of the semaphore is rung after each post.
+        Doorbell* bell = head.bell < SharedSlots::doorbell_count ? &slots.doorbell(head.bell) : nullptr;
+        const auto post_response = [&] {
+            ::sem_post(&c.response);
+            if (bell != nullptr) ring(*bell);
+        };
+        std::size_t in = sizeof(RequestHeader);
+        std::size_t out = 0;
+        std::uint32_t in_chunk = 0;
+
+        for (std::uint32_t i = 0; i < count; ++i) {
+            auto* rec = reinterpret_cast<RecordHeader*>(slot.request + in);
+            std::atomic_ref<std::uint32_t> state(rec->state);
+            const std::byte* args = slot.request + in + sizeof(RecordHeader);
+            in += sizeof(RecordHeader) + pad8(rec->args_size);
+
+            ResultStatus status = result_canceled;
+            std::size_t size = 0;
+            std::uint32_t expected = record_queued;
+            if (state.compare_exchange_strong(expected, record_running, std::memory_order_acq_rel)) {
+                c.progress_record.store(i, std::memory_order_relaxed);
+                c.progress.store(0.0, std::memory_order_relaxed);
+                try {
+                    if (last_entry == nullptr || last_index != rec->task_index) {
+                        last_entry = find_mp_task(rec->task_index);
+                        last_index = rec->task_index;
+                    }
+                    const MpRegistryEntry* entry = last_entry;
+                    if (entry == nullptr)
+                        throw Error("the worker process has no process task with this index; register every "
+                                    "at::MpTask at namespace scope so that it exists before at::init()");
+                    ByteReader reader(args, rec->args_size);
+                    ByteWriter writer(scratch.data(), scratch.size());
+                    entry->invoke(entry->fn, reader, writer, progress);
+                    status = result_ok;
+                    size = writer.size();
+                } catch (...) {
+                    status = result_error;
+                    size = encode_current_exception(scratch.data(), scratch.size());
+                }
+                expected = record_running;
+                if (!state.compare_exchange_strong(expected, record_done, std::memory_order_acq_rel)) {
+                    // The parent is killing this process for this record:
+                    // start nothing else before the signal lands.
+                    for (;;) ::pause();
+                }
+            }
+
+            const std::size_t need = sizeof(ResultHeader) + pad8(size);
+            if (need > cap - out) {
+                c.chunk_state.store(chunk_more, std::memory_order_release);
+                post_response();
+                wait_request(c);  // the parent has consumed the chunk
+                out = 0;
+                in_chunk = 0;
+            }
+            const ResultHeader rh{i, status, static_cast<std::uint32_t>(size), 0};
+            std::memcpy(slot.response + out, &rh, sizeof rh);
+            std::memcpy(slot.response + out + sizeof rh, scratch.data(), size);
+            out += need;
+            c.chunk_count.store(++in_chunk, std::memory_order_release);
+        }
+        c.chunk_state.store(chunk_final, std::memory_order_release);
+        post_response();
+    }
+}
+
+}  // namespace atasker::detail

@@ -1,0 +1,310 @@
+#include "thread/thread_pool.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+#include <fmt/chrono.h>
+
+#include <atasker/log.hpp>
+
+#include "sync/futex.hpp"
+#include "sync/saturating.hpp"
+#include "sync/system_error.hpp"
+#include "core/task_outcome.hpp"
+#include "core/task_table.hpp"
+
+namespace atasker::detail {
+namespace {
+void store_progress(void* context, double value) noexcept {
+    static_cast<std::atomic<float>*>(context)->store(static_cast<float>(value), std::memory_order_relaxed);
+}
+
+/// The time slice of the pool thread running on this thread (null on any
+/// other thread), for the threads it starts to inherit (spawn()).
+thread_local const SchedSlice* this_thread_slice = nullptr;
+thread_local const ThreadPool::Host* this_thread_host = nullptr;
+}  // namespace
+
+const ThreadPool::Host* ThreadPool::current_host() noexcept { return this_thread_host; }
+
+void ThreadPool::configure(const PoolOptions& options) {
+    options_ = options;
+    while (count_ < options_.min_size) spawn();
+    // Threads above a lowered capacity retire as they go idle.
+    wake_all_idle();
+}
+
+void ThreadPool::notify(const Unsent& unsent) noexcept {
+    for (std::size_t i = 0; i < unsent.count; ++i) futex_wake(unsent.sleepers[i]->word);
+    if (!unsent.error.empty()) log_message(LogLevel::error, unsent.error);
+}
+
+void ThreadPool::wake_all_idle() noexcept {
+    for (Sleeper* s = idle_list_; s != nullptr; s = s->next) {
+        s->word.store(1, std::memory_order_relaxed);
+        futex_wake(s->word);
+    }
+}
+
+void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
+    // A critical task goes to a thread whose task has just returned: that
+    // thread takes the most urgent task as soon as it has the mutex, sooner
+    // than a sleeper wakes, and a thread started for the task would find
+    // nothing left (a critical task put just as the previous one returns).
+    // Nothing is left without a taker: the critical task takes the place
+    // in the running count of the task that thread ended, so what it leaves
+    // queued could not have started on that place either.
+    if (critical_waiting) startable -= std::min(startable, ending());
+    for (; startable > 0 && idle_list_ != nullptr; --startable) {
+        Sleeper* s = idle_list_;
+        idle_list_ = s->next;
+        --idle_;
+        s->signaled = true;
+        ++signals_;
+        s->word.store(1, std::memory_order_relaxed);
+        if (unsent_.count < Unsent::capacity) {
+            unsent_.sleepers[unsent_.count++] = s;
+            mutex_.defer();
+        } else {
+            futex_wake(s->word);
+        }
+    }
+    const std::size_t cap = options_.capacity();
+    const std::size_t critical_cap = saturating_add(cap, critical_extra_);
+    for (; startable > 0 && (count_ < cap || (critical_waiting && count_ < critical_cap)); --startable) {
+        try {
+            spawn();
+        } catch (const std::exception& e) {
+            // Logged by notify(), once the supervisor's lock is released.
+            unsent_error_ = fmt::format("{}; the task waits for a free one of the {} running", e.what(), count_);
+            mutex_.defer();
+            return;
+        }
+    }
+}
+
+std::size_t ThreadPool::ending() const noexcept {
+    std::size_t n = 0;
+    for (const Sleeper& s : sleepers_) n += s.ending.load(std::memory_order_relaxed) ? 1 : 0;
+    return n;
+}
+
+ThreadPool::Sleeper* ThreadPool::borrow_idle() noexcept {
+    for (Sleeper** p = &idle_list_; *p != nullptr; p = &(*p)->next) {
+        Sleeper* s = *p;
+        if (s->binding < 0) continue;
+        *p = s->next;
+        --idle_;
+        s->borrowed = true;
+        return s;
+    }
+    return nullptr;
+}
+
+void ThreadPool::give_back(Sleeper* s) noexcept {
+    s->borrowed = false;
+    s->next = idle_list_;
+    idle_list_ = s;
+    ++idle_;
+    const bool may_retire = s->retire_at != std::chrono::steady_clock::time_point::max();  // spares a clock read
+    if (stopping_ || count_ > idle_limit() || (may_retire && std::chrono::steady_clock::now() >= s->retire_at)) {
+        s->word.store(1, std::memory_order_relaxed);
+        futex_wake(s->word);
+    }
+}
+
+void ThreadPool::spawn() {
+    // Made here, where a failure is reported, not in the new thread.
+    Sleeper* me = spare_sleepers_ != nullptr ? spare_sleepers_ : &sleepers_.emplace_back();
+    if (me == spare_sleepers_) spare_sleepers_ = me->next;
+    ++count_;
+    ++starting_;
+    threads_.emplace_front();
+    auto self = threads_.begin();
+    // A pool thread that starts one while it has the short slice (a critical
+    // task putting another) passes on what it knows of its own slice.
+    const SchedSlice inherited = this_thread_slice != nullptr ? this_thread_slice->for_new_thread() : SchedSlice{};
+    try {
+        *self = start_thread(type_ == TaskType::thread ? "a thread pool" : "a process pool",
+                             [this, self, me, inherited] { main(self, *me, inherited); });
+    } catch (...) {
+        me->next = spare_sleepers_;
+        spare_sleepers_ = me;
+        threads_.erase(self);
+        --count_;
+        --starting_;
+        throw;
+    }
+}
+
+std::size_t ThreadPool::idle_limit() const noexcept {
+    // Where critical tasks grow the pool, two threads past capacity may wait
+    // idle (until idle_timeout): the next critical task finds one awake
+    // instead of paying for a thread's start on a saturated pool. Two, not
+    // one: a critical task put as the previous one returns (its thread not
+    // yet back at the mutex, see wake()) finds the other.
+    const std::size_t cap = options_.capacity();
+    const std::size_t standby = critical_extra_ > 0 ? 2 : 0;
+    return saturating_add(cap, standby);
+}
+
+void ThreadPool::begin_stop() {
+    stopping_ = true;
+    wake_all_idle();
+}
+
+void ThreadPool::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
+    if (all) exited_.wait(lock, [this] { return empty(); });
+    std::list<std::thread> done;
+    done.splice(done.end(), exited_threads_);
+    lock.unlock();
+    for (auto& t : done) t.join();
+    lock.lock();
+}
+
+void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice) {
+    this_thread_slice = &slice;
+    this_thread_host = &host_;
+    const int binding = host_.thread_started(type_);
+    std::unique_lock lock(mutex_);
+    me.binding = binding;
+    --starting_;
+    bool retired = false;
+    bool yielded = false;
+    for (;;) {
+        if (auto taken = host_.take_task(type_, wall_now()); taken.task != nullptr) {
+            lock.unlock();
+            run_chain(me, taken, slice);
+            lock.lock();
+            yielded = false;
+            continue;
+        }
+        if (stopping_ || count_ > idle_limit()) break;
+        // A thread pool thread out of work yields its CPU once before it
+        // sleeps: where it shares the CPU with a submitter, the submitter
+        // runs on and queues more, and this thread takes them without being
+        // woken, instead of a wake-up and two context switches every few
+        // tasks (atasker-bench section 1, everything on CPU 0: 2.6M -> 4.8M
+        // tasks/s). Where it has a CPU to itself the yield returns at once.
+        // Not for process tasks: each takes microseconds anyway, and a
+        // yielding thread cannot be lent to a fiber loop (borrow_idle). Not
+        // above capacity either: such a thread is there for critical tasks,
+        // and one put while it yields would find no idle thread to wake.
+        if (type_ == TaskType::thread && !yielded && !on_standby()) {
+            yielded = true;
+            ++yielding_;
+            lock.unlock();
+            std::this_thread::yield();
+            lock.lock();
+            --yielding_;
+            continue;
+        }
+        yielded = false;
+        const Woken how = sleep(me, lock, slice);
+        if (how == Woken::timed_out && count_ > options_.min_size) {
+            retired = true;  // idle too long
+            break;
+        }
+    }
+    me.binding = -1;
+    me.next = spare_sleepers_;
+    spare_sleepers_ = &me;
+    // No longer a pool thread from here on: a resize or a put must not count
+    // on it while it says goodbye (a process pool thread ends its worker).
+    --count_;
+    ++exiting_;
+    // Threads that exited before this one have nothing left to do but
+    // return: join them here, so a pool that grows and shrinks for days
+    // (critical bursts, idle retirement) keeps at most a few unjoined
+    // threads, each holding its stack, instead of all of them until stop().
+    join(lock, false);
+    const std::size_t left = count_;
+    const auto idle_timeout = options_.idle_timeout;
+    lock.unlock();
+    if (retired)
+        log(LogLevel::debug, "{} pool: a thread retired after {} idle, {} left", type_,
+            std::chrono::duration_cast<std::chrono::milliseconds>(idle_timeout), left);
+    host_.thread_exiting(type_);
+    lock.lock();
+    --exiting_;
+    exited_threads_.splice(exited_threads_.end(), threads_, self);
+    exited_.notify_all();
+}
+
+ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock, SchedSlice& slice) {
+    me.signaled = false;
+    me.word.store(0, std::memory_order_relaxed);
+    me.next = idle_list_;
+    idle_list_ = &me;
+    ++idle_;
+    const bool may_retire = count_ > options_.min_size;
+    const auto deadline = std::chrono::steady_clock::now() + options_.idle_timeout;
+    me.retire_at = may_retire ? deadline : std::chrono::steady_clock::time_point::max();
+    Woken how = Woken::changed;
+    // A thread above capacity is there for critical tasks: it waits with a
+    // short time slice. It does not spin before it sleeps: with the short
+    // slice a woken thread starts about as soon, and a spinning one takes
+    // turns with computing threads (atasker-bench section 3, low tasks
+    // computing: p99 25 us with a 50 us spin, 2 us without).
+    const bool standby = on_standby();
+    for (;;) {
+        // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
+        const bool timed = may_retire && !me.borrowed;
+        lock.unlock();
+        if (standby) slice.shorten();
+        if (timed) {
+            const std::chrono::nanoseconds left = deadline - std::chrono::steady_clock::now();
+            futex_wait(me.word, 0, &left);
+        } else {
+            futex_wait(me.word, 0);
+        }
+        lock.lock();
+        if (me.signaled) {  // wake() took it off the idle list
+            --signals_;
+            return Woken::signaled;
+        }
+        if (me.borrowed) continue;  // its timeout passed while lent, or spurious
+        if (stopping_ || count_ > idle_limit()) break;
+        if (may_retire && std::chrono::steady_clock::now() >= deadline) {
+            how = Woken::timed_out;
+            break;
+        }
+        me.word.store(0, std::memory_order_relaxed);  // a change that does not concern it, or spurious
+    }
+    for (Sleeper** p = &idle_list_; *p != nullptr; p = &(*p)->next) {
+        if (*p == &me) {
+            *p = me.next;
+            break;
+        }
+    }
+    --idle_;
+    return how;
+}
+
+void ThreadPool::run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice) {
+    // Run, then record the end and take the next task in one critical section,
+    // so a busy thread locks once per task.
+    while (taken.task != nullptr) {
+        TaskBase* task = taken.task;
+        if (slice.is_short() && task->priority() != Priority::critical) slice.restore();
+        task->run(Progress(&store_progress, taken.progress));
+        auto [status, error] = outcome_of(*task);
+        const std::int64_t now = wall_now();  // ends one task and starts the next
+        Host::Taken next;
+        std::string log_line;
+        {
+            // Seen under the mutex, the flag says the thread has not yet
+            // had it since its task returned (cleared under the mutex).
+            me.ending.store(true, std::memory_order_relaxed);
+            mutex_.prefetch_inbox();
+            std::lock_guard lock(mutex_);
+            me.ending.store(false, std::memory_order_relaxed);
+            log_line = host_.complete_task(task, status, std::move(error), now);
+            next = host_.take_task(type_, now);
+        }
+        host_.settle_task(task, log_line);
+        taken = next;
+    }
+}
+
+}  // namespace atasker::detail

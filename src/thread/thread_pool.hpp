@@ -1,0 +1,186 @@
+#pragma once
+// ThreadPool: the threads that run admitted thread tasks. Which task may run
+// is the supervisor's business (its Admission); this class only keeps the
+// right number of threads awake. Its state is guarded by the supervisor's
+// mutex, which every member function expects held unless it says otherwise.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <atasker/detail/task_base.hpp>
+#include <atasker/export.hpp>
+#include <atasker/log.hpp>
+#include <atasker/pool_options.hpp>
+
+#include "thread/sched_slice.hpp"
+#include "core/supervisor_mutex.hpp"
+
+namespace atasker::detail {
+
+class ATASKER_API ThreadPool {
+public:
+    /// What the pool calls back into. take_task and complete_task are called
+    /// with the supervisor's mutex held; the others without it.
+    class Host {
+    public:
+        struct Taken {
+            TaskBase* task = nullptr;
+            std::atomic<float>* progress = nullptr;
+        };
+        /// Pops the next admissible task of this pool and records it as
+        /// started at `now` (wall-clock nanoseconds, read before locking).
+        virtual Taken take_task(TaskType pool, std::int64_t now) = 0;
+        /// Records how a task ended at `now` (its outcome is already stored in
+        /// it) and returns the log line to write about it (empty for none).
+        virtual std::string complete_task(TaskBase* task, TaskStatus status, std::string error, std::int64_t now) = 0;
+        /// Wakes waiters, runs the callback, logs, releases.
+        virtual void settle_task(TaskBase* task, const std::string& log_line) noexcept = 0;
+        /// A pool thread begins and ends (the process pool binds a worker
+        /// process to each of its threads). thread_started() returns what the
+        /// thread is bound to (its worker slot), or -1.
+        virtual int thread_started(TaskType /*pool*/) noexcept { return -1; }
+        virtual void thread_exiting(TaskType /*pool*/) noexcept {}
+
+    protected:
+        ~Host() = default;
+    };
+
+    /// `critical_extra`: how far critical tasks may grow the pool past its
+    /// capacity (the thread pool's critical_extra_threads; 0 for processes).
+    ThreadPool(SupervisorMutex& mutex, Host& host, TaskType type, std::size_t critical_extra)
+        : mutex_(mutex), host_(host), type_(type), critical_extra_(critical_extra) {}
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    /// Applies new options and starts min_size threads (idempotent).
+    void configure(const PoolOptions& options);
+    /// `startable` more tasks could start now: wake or start threads for
+    /// them. Critical tasks may grow the pool past its capacity, by at most
+    /// critical_extra. A thread that cannot be started is logged, and its
+    /// task waits for a free thread.
+    void wake(std::size_t startable, bool critical_waiting) noexcept;
+    /// Where an idle thread sleeps: a futex word of its own (see futex.hpp).
+    /// Kept until the pool is destroyed, so a wake-up sent after unlocking
+    /// never touches freed memory.
+    struct Sleeper {
+        std::atomic<std::uint32_t> word{0};  ///< set to 1 to wake it
+        bool signaled = false;               ///< woken for a task (counted in signals_)
+        bool borrowed = false;               ///< lent by borrow_idle(): asleep, not idle
+        /// Its task has returned and it is on its way to the mutex, where it
+        /// takes the most urgent task: set and cleared by the thread itself.
+        std::atomic<bool> ending{false};
+        int binding = -1;                    ///< what Host::thread_started() returned
+        std::chrono::steady_clock::time_point retire_at = std::chrono::steady_clock::time_point::max();
+        Sleeper* next = nullptr;             ///< in the idle list, or the spare list
+    };
+    /// Takes an idle thread bound to something (binding >= 0) off the idle
+    /// list without waking it: the caller runs one admitted task on what the
+    /// thread is bound to (its worker process), and give_back()s it after.
+    /// nullptr when no such thread is idle.
+    [[nodiscard]] Sleeper* borrow_idle() noexcept;
+    /// Returns a borrowed thread to the idle list; wakes it when it has to
+    /// go (stop, shrink, idle too long).
+    void give_back(Sleeper* sleeper) noexcept;
+    /// Wake-ups wake() decided on but has not sent: the supervisor's mutex
+    /// sends them with notify() once released (SupervisorMutex::defer), so a
+    /// woken thread does not block on the mutex at once.
+    struct Unsent {
+        static constexpr std::size_t capacity = 4;  ///< more are sent at once, under the mutex
+        std::array<Sleeper*, capacity> sleepers{};
+        std::size_t count = 0;
+        std::string error;  ///< a thread that could not start, to log
+    };
+    [[nodiscard]] Unsent take_unsent() noexcept {
+        Unsent out = std::exchange(unsent_, Unsent{});
+        out.error = std::exchange(unsent_error_, {});
+        return out;
+    }
+    /// Without the mutex held.
+    void notify(const Unsent& unsent) noexcept;
+    /// Threads already woken or started that have not yet taken a task.
+    [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
+    /// Makes idle threads exit once nothing is left to take.
+    void begin_stop();
+    /// Clears the stop flag so the pool serves again (start() after stop()).
+    void resume() noexcept { stopping_ = false; }
+    /// Without the mutex held: joins every thread that has exited; with
+    /// `all`, first waits for every thread to exit.
+    void join(std::unique_lock<SupervisorMutex>& lock, bool all);
+
+    [[nodiscard]] std::size_t threads() const noexcept { return count_; }
+    /// True once no thread runs, not even one on its way out.
+    [[nodiscard]] bool empty() const noexcept { return count_ == 0 && exiting_ == 0; }
+    /// Threads waiting for work: asleep, or yielding before they sleep.
+    [[nodiscard]] std::size_t idle() const noexcept { return idle_ + yielding_; }
+    /// Threads whose task has returned and that have not yet had the mutex
+    /// since: each takes the most urgent task once it has.
+    [[nodiscard]] std::size_t ending() const noexcept;
+    /// Threads asleep in the idle list (a yielding one takes the mutex again by itself).
+    [[nodiscard]] std::size_t sleeping() const noexcept { return idle_; }
+    [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
+
+    /// The host of the pool whose thread calls this (nullptr on any other
+    /// thread): a supervisor tells its own threads by it.
+    [[nodiscard]] static const Host* current_host() noexcept;
+
+    /// How far critical tasks may grow the pool past its capacity: a flood of
+    /// critical tasks must not exhaust the system's threads.
+    static constexpr std::size_t critical_extra_threads = 64;
+
+private:
+    void spawn();
+    enum class Woken { signaled, changed, timed_out };
+    /// Waits idle on `me` until wake() picks it, the pool changes (stop,
+    /// resize) or, when it may retire, idle_timeout passes.
+    /// A standby thread waits with a short time slice (`slice`, see
+    /// sched_slice.hpp), so that it preempts a computing thread when woken.
+    Woken sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock, SchedSlice& slice);
+    /// Wakes every idle thread to look at a changed pool (stop, resize).
+    void wake_all_idle() noexcept;
+    /// The most threads that may wait idle: capacity, plus two on standby
+    /// for critical tasks.
+    [[nodiscard]] std::size_t idle_limit() const noexcept;
+    /// Whether this is a thread pool grown past its capacity: its threads
+    /// beyond it are there for critical tasks.
+    [[nodiscard]] bool on_standby() const noexcept {
+        return type_ == TaskType::thread && count_ > options_.capacity();
+    }
+    /// `slice`: what the thread inherited from the one that started it.
+    void main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice);
+    /// Runs `taken` and the tasks it takes after; a task that is not
+    /// critical runs with the thread's own time slice.
+    void run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice);
+
+    SupervisorMutex& mutex_;
+    Host& host_;
+    TaskType type_;
+    std::size_t critical_extra_;
+    PoolOptions options_;
+    std::condition_variable_any exited_;   // join(all) waits here
+    std::deque<Sleeper> sleepers_;     // one per thread that ever ran at once
+    Sleeper* spare_sleepers_ = nullptr;
+    Sleeper* idle_list_ = nullptr;     // idle threads, the most recently idle first
+    std::list<std::thread> threads_;
+    std::list<std::thread> exited_threads_;
+    std::size_t count_ = 0;
+    std::size_t idle_ = 0;      // threads in idle_list_
+    std::size_t yielding_ = 0;  // threads yielding their CPU once before they sleep
+    std::size_t signals_ = 0;   // threads woken for a task that have not yet taken the mutex
+    Unsent unsent_;             // of those, not yet notified (see take_unsent)
+    std::string unsent_error_;  // a failed thread start, not yet logged
+    std::size_t starting_ = 0;  // threads started that have not yet taken the lock
+    std::size_t exiting_ = 0;   // threads past their last task, not yet exited
+    bool stopping_ = false;
+};
+
+}  // namespace atasker::detail
