@@ -29,7 +29,7 @@ using atasker::detail::TaskBase;
 
 struct Dummy final : TaskBase {
     explicit Dummy(TaskId task_id = 0) { id = task_id; }
-    void run(const atasker::Progress&) noexcept override {}
+    void run(const atasker::detail::RunContext&) noexcept override {}
 };
 
 std::vector<TaskBase*> to_vector(TaskBase* oldest) {

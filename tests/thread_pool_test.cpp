@@ -22,19 +22,19 @@ namespace {
 
 using atasker::PoolOptions;
 using atasker::Priority;
-using atasker::TaskStatus;
-using atasker::TaskType;
 using atasker::detail::calling_thread_slice;
 using atasker::detail::SchedSlice;
 using atasker::detail::SupervisorMutex;
 using atasker::detail::TaskBase;
+using atasker::detail::Job;
 using atasker::detail::ThreadPool;
+using atasker::detail::Wakeups;
 
 struct FnTask final : TaskBase {
     explicit FnTask(std::function<void()> body, Priority priority = Priority::normal) : fn(std::move(body)) {
         rank = static_cast<std::uint8_t>(atasker::priority_rank(priority));
     }
-    void run(const atasker::Progress&) noexcept override { fn(); }
+    void run(const atasker::detail::RunContext&) noexcept override { fn(); }
     std::function<void()> fn;
 };
 
@@ -42,7 +42,8 @@ struct FnTask final : TaskBase {
 /// to the front. Its state, like the pool's, is guarded by the mutex.
 struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
     SupervisorMutex mutex{*this};
-    ThreadPool pool{mutex, *this, TaskType::thread, ThreadPool::critical_extra_threads};
+    ThreadPool pool{mutex, *this,
+                    {.name = "thread pool", .critical_extra = ThreadPool::critical_extra_threads, .yield_when_idle = true}};
     std::deque<TaskBase*> queue;
     bool critical_queued = false;
 
@@ -62,21 +63,23 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
     void queue_from_inbox(TaskBase*) noexcept override {}
     bool hungry() const noexcept override { return false; }
     void unlock_and_send(std::mutex& raw) noexcept override {
-        const auto unsent = pool.take_unsent();
+        Wakeups wakeups;
+        pool.take_wakeups(wakeups);
         raw.unlock();
-        pool.notify(unsent);
+        wakeups.send();
     }
 
     // ThreadPool::Host
-    Taken take_task(TaskType, std::int64_t) override {
+    Job take(std::int64_t) noexcept override {
         if (queue.empty()) return {};
         TaskBase* t = queue.front();
         queue.pop_front();
         critical_queued = false;
-        return {t, nullptr};
+        return {.task = t, .progress = nullptr, .ticket = 0};
     }
-    std::string complete_task(TaskBase*, TaskStatus, std::string, std::int64_t) override { return {}; }
-    void settle_task(TaskBase*, const std::string&) noexcept override {}
+    void run(const Job& job) noexcept override { job.task->run({}); }
+    std::string finish(const Job&, std::int64_t) override { return {}; }
+    void settle(const Job&, const std::string&) noexcept override {}
 
     ~QueueHost() {
         std::unique_lock lock(mutex);

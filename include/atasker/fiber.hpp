@@ -28,6 +28,7 @@ namespace detail {
 /// outcome. Move-only: the task holds the promise itself.
 template <class R>
 struct FiberPromiseCallback {
+    static constexpr bool fulfils_only = true;  // see PromiseOnlyCallback
     boost::fibers::promise<R> promise;
 
     void operator()(const Task<R>& task) {

@@ -60,6 +60,18 @@ TaskBase* Admission::pop() noexcept {
     return nullptr;
 }
 
+bool Admission::may_start(int rank) const noexcept {
+    const auto r = static_cast<std::size_t>(rank);
+    for (std::size_t k = 0; k <= r; ++k)
+        if (queues_[k].head != nullptr) return false;
+    return running_total_ < limits_[r];
+}
+
+void Admission::start(int rank) noexcept {
+    ++running_[static_cast<std::size_t>(rank)];
+    ++running_total_;
+}
+
 std::size_t Admission::startable(std::size_t pending) const noexcept {
     std::size_t running = saturating_add(running_total_, pending);
     std::size_t n = 0;

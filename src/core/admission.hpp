@@ -31,6 +31,12 @@ public:
     TaskBase* remove(TaskBase* task, TaskBase* before) noexcept;
     /// Takes the next task that may start now, counting it as running, or nullptr.
     [[nodiscard]] TaskBase* pop() noexcept;
+    /// Whether a task of priority rank `rank`, never queued, may start now:
+    /// nothing as urgent waits before it, and its priority's limit leaves
+    /// room. Such a task pop() would take at once if it were queued.
+    [[nodiscard]] bool may_start(int rank) const noexcept;
+    /// Counts a task that may_start() as running, without queueing it.
+    void start(int rank) noexcept;
     /// How many queued tasks could start if `pending` more tasks were running.
     [[nodiscard]] std::size_t startable(std::size_t pending) const noexcept;
     /// A running task of priority `p` ended.

@@ -1,145 +1,278 @@
 #include "process/process_lane.hpp"
 
-#include <algorithm>
-#include <atomic>
+#include <fmt/format.h>
 
-#include <fmt/chrono.h>
-
-#include <atasker/detail/mp_call.hpp>
 #include <atasker/detail/mp_registry.hpp>
 #include <atasker/error.hpp>
 #include <atasker/init.hpp>
 #include <atasker/log.hpp>
 
+#include "core/task_table.hpp"
+#include "process/shm_slots.hpp"
 
 namespace atasker::detail {
 namespace {
 
-std::atomic<MpPool*> current_pool{nullptr};
-[[gnu::tls_model("initial-exec")]] thread_local int bound_slot = -1;
-
-WorkerProcesses::Options worker_options() {
-    if (!initialized()) init();
-    check_mp_registry();
-    return {};
-}
-
-// A call that never reached its worker (it died or was killed just before)
-// is carried again, on a fresh worker, at most this many times.
-constexpr int max_carries = 3;
+[[gnu::tls_model("initial-exec")]] thread_local InlineCarrier* current_carrier = nullptr;
 
 }  // namespace
 
-MpPool::MpPool() : workers_(std::in_place, worker_options()) {
-    MpPool* expected = nullptr;
-    if (!current_pool.compare_exchange_strong(expected, this))
-        throw Error("another supervisor already runs a process pool; only one can at a time");
-    for (std::size_t k = workers_->slot_count(); k > 0; --k) free_slots_.push_back(k - 1);
+/// A lane thread's carrier: sends the call and waits for the answer.
+class ProcessLane::WaitingCarrier final : public CallCarrier {
+public:
+    WaitingCarrier(ProcessLane& lane, const Job& job) noexcept : lane_(lane), job_(job) {}
+    void carry(const MpCall& call) noexcept override { lane_.carry_and_wait(job_.ticket, call, job_.progress); }
+
+private:
+    ProcessLane& lane_;
+    const Job& job_;
+};
+
+/// The putting thread's carrier (run_here): hands the call to its
+/// InlineCarrier, which sends it and returns.
+class ProcessLane::InlineStart final : public CallCarrier {
+public:
+    InlineStart(ProcessLane& lane, const Job& job) noexcept : lane_(lane), job_(job) {}
+    void carry(const MpCall& call) noexcept override {
+        InlineCarrier::current()->start(lane_, *lane_.workers_, job_.ticket, call);
+    }
+
+private:
+    ProcessLane& lane_;
+    const Job& job_;
+};
+
+InlineCarrier* InlineCarrier::current() noexcept { return current_carrier; }
+void InlineCarrier::set_current(InlineCarrier* carrier) noexcept { current_carrier = carrier; }
+
+ProcessLane::ProcessLane(LaneHost& host)
+    : Lane(host, false), pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false}) {}
+
+ProcessLane::~ProcessLane() = default;
+
+void ProcessLane::configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) {
+    if (!initialized()) {
+        // Fork the zygote now if nobody did: the fewer threads exist, the safer.
+        lock.unlock();
+        init();
+        lock.lock();
+    }
+    const auto previous = options_;
+    options_ = options;
+    try {
+        if (active) ensure_workers(lock);
+    } catch (...) {
+        options_ = previous;
+        throw;
+    }
 }
 
-MpPool::~MpPool() {
-    current_pool.store(nullptr);
-    workers_.reset();  // kills and reaps every worker; the zygote stays (see at::shutdown())
+void ProcessLane::start(std::unique_lock<SupervisorMutex>& lock) {
+    pool_.resume();
+    ensure_workers(lock);
 }
 
-int MpPool::attach_thread() noexcept {
-    std::size_t slot = 0;
-    {
-        std::lock_guard lock(mutex_);
-        if (free_slots_.empty()) {
-            log(LogLevel::error, "process pool: no free worker slot for a new pool thread; raise "
-                                 "InitOptions::max_workers in at::init()");
-            return -1;
+void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
+    if (!options_) return;
+    if (!workers_) {
+        // Without the lock: it may fork the zygote and waits for it.
+        lock.unlock();
+        std::unique_ptr<WorkerProcesses> made;
+        try {
+            if (!initialized()) init();
+            check_mp_registry();
+            made = std::make_unique<WorkerProcesses>();
+        } catch (...) {
+            lock.lock();
+            throw;
         }
-        slot = free_slots_.back();
-        free_slots_.pop_back();
+        lock.lock();
+        if (!workers_) {
+            workers_ = std::move(made);
+            slots_.assign(workers_->slot_count(), Job{});
+            idle_.clear();
+            free_.clear();
+            for (std::size_t k = slots_.size(); k > 0; --k) free_.push_back(k - 1);
+        }
     }
-    bound_slot = static_cast<int>(slot);
-    try {
-        workers_->spawn(slot);
-    } catch (const std::exception& e) {
-        // The first task on this thread tries again and fails with the reason.
-        log(LogLevel::error, "process pool: could not start a worker process: {}", e.what());
+    PoolOptions o = *options_;
+    const std::size_t slots = slots_.size();
+    if (o.capacity() > slots) {
+        if (o.pool_size != 0 || o.max_size)
+            throw Error(fmt::format("process pool: max_size ({}) exceeds the {} worker slots at::init() reserved; "
+                                    "call at::init({{.max_workers = {}}}) first thing in main",
+                                    o.capacity(), slots, o.capacity()));
+        o.max_size = slots;  // "unlimited" processes: as many as there are slots
     }
-    return bound_slot;
+    admission_.configure(o);
+    pool_.configure(o);
+    wake();
 }
 
-void MpPool::detach_thread() noexcept {
-    if (bound_slot < 0) return;
-    const auto slot = static_cast<std::size_t>(bound_slot);
-    bound_slot = -1;
-    try {
-        workers_->retire(slot);
-    } catch (const std::exception& e) {
-        log(LogLevel::error, "process pool: could not end worker process on slot {}: {}", slot, e.what());
-    }
-    std::lock_guard lock(mutex_);
-    free_slots_.push_back(slot);
+void ProcessLane::describe(PoolInfo& info) const {
+    if (options_) info.options = *options_;
+    info.workers = pool_.threads();
+    info.idle = pool_.idle();
 }
 
-void run_mp_call(const MpCall& call, const Progress& progress) {
-    MpPool* pool = current_pool.load();
-    if (pool == nullptr || bound_slot < 0)
-        throw Error("process task has no worker process; the process pool could not start one (see the log)");
-    auto& workers = pool->workers();
-    const auto slot = static_cast<std::size_t>(bound_slot);
-    std::optional<std::chrono::steady_clock::time_point> deadline;
-    if (call.timeout.count() > 0) deadline = std::chrono::steady_clock::now() + call.timeout;
+std::optional<std::size_t> ProcessLane::claim(bool idle_only) noexcept {
+    std::vector<std::size_t>& from = !idle_.empty() || idle_only ? idle_ : free_;
+    if (from.empty()) return std::nullopt;
+    const std::size_t k = from.back();
+    from.pop_back();
+    return k;
+}
 
-    // FunctionRef refers, so the callables must outlive the request.
-    auto write = [&](ByteWriter& out) { call.write_args(call.context, out); };
-    auto read = [&](ByteReader& in) { call.read_result(call.context, in); };
-    CallRequest request{.task_index = call.task_index, .write_args = write, .read_result = read, .tag = call.id};
-    for (int carry = 0;; ++carry) {
-        if (!workers.running(slot)) workers.replace(slot);  // the last one died: a fresh worker
-        request.outcome = {};
-        call.running_slot->store(bound_slot, std::memory_order_release);
-        workers.call_batch(slot, std::span(&request, 1), deadline);
-        call.running_slot->store(-1, std::memory_order_release);
-        if (never_reached(request.outcome) && carry < max_carries) continue;
-        const double p = workers.progress(slot);
-        if (p > 0.0 && p <= 1.0) progress.report(p);
-        if (never_reached(request.outcome))
-            throw Error(fmt::format("process task {} could not reach a worker process after {} tries", call.id,
-                                    max_carries + 1));
-        if (auto failure = failure_of(request.outcome, call)) std::rethrow_exception(failure);
+void ProcessLane::release(std::size_t slot) noexcept {
+    slots_[slot] = Job{};
+    idle_.push_back(slot);  // reserved for every slot when the workers were made
+}
+
+Job ProcessLane::take(std::int64_t now) noexcept {
+    // Every claimed slot holds a running task, so a slot is at hand unless
+    // workers are being started or ended right now; a thread then finds
+    // the task once one is (thread_started wakes it).
+    if (idle_.empty() && free_.empty()) return {};
+    Job job = host_.take(*this, now);
+    if (job.task == nullptr) return job;
+    job.ticket = *claim(false);
+    slots_[job.ticket] = job;
+    return job;
+}
+
+void ProcessLane::run(const Job& job) noexcept {
+    WaitingCarrier carrier(*this, job);
+    job.task->run(RunContext{.progress = {}, .carrier = &carrier});
+}
+
+std::string ProcessLane::finish(const Job& job, std::int64_t now) {
+    release(job.ticket);
+    return host_.complete(job.task, now);
+}
+
+void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept {
+    ProcessCall pc;
+    pc.prepare(*workers_, slot, call);
+    for (int carries = 1;; ++carries) {
+        if (!workers_->running(slot)) {
+            try {
+                workers_->replace(slot);  // the last one died, or none was started: a fresh worker
+            } catch (...) {
+                call.task->set_error(std::current_exception());
+                return;
+            }
+        }
+        const ProcessCall::Sent sent = pc.send(no_bell);
+        if (sent == ProcessCall::Sent::failed) return;
+        if (sent == ProcessCall::Sent::sent) pc.receive(true);
+        if (pc.never_reached() && carries <= ProcessCall::max_carries) continue;
+        if (const double p = pc.progress(); p > 0.0 && p <= 1.0) progress->store(static_cast<float>(p), std::memory_order_relaxed);
+        pc.store(carries);
         return;
     }
 }
 
-bool never_reached(const CallOutcome& o) noexcept {
-    return o.kind == CallOutcome::Kind::not_run || (o.kind == CallOutcome::Kind::killed && !o.started) ||
-           (o.kind == CallOutcome::Kind::died && !o.started);
+std::optional<Job> ProcessLane::start_here(TaskBase* task, std::atomic<float>* progress) noexcept {
+    InlineCarrier* carrier = InlineCarrier::current();
+    if (carrier == nullptr || !carrier->open() || !workers_) return std::nullopt;
+    const std::optional<std::size_t> slot = claim(true);
+    if (!slot) return std::nullopt;
+    const Job job{.task = task, .progress = progress, .ticket = *slot};
+    slots_[*slot] = job;
+    return job;
 }
 
-std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call) {
-    switch (o.kind) {
-        case CallOutcome::Kind::ok: return nullptr;
-        case CallOutcome::Kind::remote_error:
-        case CallOutcome::Kind::died: return std::make_exception_ptr(RemoteError(o.error_type, o.error_message));
-        case CallOutcome::Kind::timed_out:
-            return std::make_exception_ptr(TimeoutError(
-                fmt::format("process task {} ran longer than its timeout of {}; its worker process was killed",
-                            call.id, std::chrono::duration_cast<std::chrono::milliseconds>(call.timeout))));
-        case CallOutcome::Kind::killed:
-        case CallOutcome::Kind::canceled:
-            return std::make_exception_ptr(CanceledError(
-                fmt::format("process task {} was canceled while running; its worker process was killed", call.id)));
-        case CallOutcome::Kind::not_run: break;
+void ProcessLane::run_here(const Job& job) noexcept {
+    InlineStart carrier(*this, job);
+    job.task->run(RunContext{.progress = {}, .carrier = &carrier});
+}
+
+void ProcessLane::end_here(TaskBase* task, std::size_t slot, double progress) noexcept {
+    std::string log_line;
+    {
+        std::lock_guard lock(host_.supervisor_mutex());
+        if (progress > 0.0 && progress <= 1.0)
+            slots_[slot].progress->store(static_cast<float>(progress), std::memory_order_relaxed);
+        release(slot);
+        log_line = host_.complete(task, wall_now());
+        wake();
     }
-    return std::make_exception_ptr(Error(fmt::format("process task {} never reached a worker process", call.id)));
+    host_.settle(task, log_line);
 }
 
-bool cancel_mp_call(int slot, TaskId id) noexcept {
-    MpPool* pool = current_pool.load();
-    if (pool == nullptr || slot < 0) return false;
-    return pool->workers().cancel(static_cast<std::size_t>(slot), id);
+void ProcessLane::carry_again(TaskBase* task, std::size_t slot) noexcept {
+    std::lock_guard lock(host_.supervisor_mutex());
+    release(slot);
+    host_.requeue(task);
 }
 
-float mp_call_progress(int slot) noexcept {
-    MpPool* pool = current_pool.load();
-    if (pool == nullptr || slot < 0) return -1.0F;
-    return static_cast<float>(pool->workers().progress(static_cast<std::size_t>(slot)));
+float ProcessLane::live_progress(const TaskBase& task) const noexcept {
+    for (std::size_t k = 0; k < slots_.size(); ++k)
+        if (slots_[k].task == &task) return static_cast<float>(workers_->progress(k));
+    return -1.0F;
+}
+
+bool ProcessLane::request_stop(TaskBase* task) noexcept {
+    std::lock_guard lock(host_.supervisor_mutex());
+    for (std::size_t k = 0; k < slots_.size(); ++k)
+        if (slots_[k].task == task) return workers_->cancel(k, task->id);
+    return false;
+}
+
+void ProcessLane::thread_started() noexcept {
+    // One worker process per lane thread, started with the thread so that
+    // min_size workers wait warm.
+    std::optional<std::size_t> slot;
+    {
+        std::lock_guard lock(host_.supervisor_mutex());
+        if (live() < pool_.threads() && !free_.empty()) {
+            slot = free_.back();
+            free_.pop_back();
+        }
+    }
+    if (!slot) return;
+    try {
+        workers_->spawn(*slot);
+    } catch (const std::exception& e) {
+        // The first call on this slot tries again and fails with the reason.
+        log(LogLevel::error, "process pool: could not start a worker process: {}", e.what());
+    }
+    std::lock_guard lock(host_.supervisor_mutex());
+    idle_.push_back(*slot);
+    wake();
+}
+
+void ProcessLane::thread_exiting() noexcept {
+    // Ends idle workers past one per remaining thread.
+    for (;;) {
+        std::size_t slot = 0;
+        {
+            std::lock_guard lock(host_.supervisor_mutex());
+            if (live() <= pool_.threads() || idle_.empty()) return;
+            slot = idle_.back();
+            idle_.pop_back();
+        }
+        try {
+            workers_->retire(slot);
+        } catch (const std::exception& e) {
+            log(LogLevel::error, "process pool: could not end the worker process on slot {}: {}", slot, e.what());
+        }
+        std::lock_guard lock(host_.supervisor_mutex());
+        free_.push_back(slot);
+    }
+}
+
+void ProcessLane::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
+    pool_.join(lock, all);
+    if (!pool_.empty() || !workers_) return;
+    // Every worker and the zygote's hold on them end with it.
+    std::unique_ptr<WorkerProcesses> ended = std::move(workers_);
+    slots_.clear();
+    idle_.clear();
+    free_.clear();
+    lock.unlock();
+    ended.reset();
+    lock.lock();
 }
 
 }  // namespace atasker::detail

@@ -1,56 +1,109 @@
 #pragma once
-// MpPool: the process pool's worker processes, one bound to each thread of
-// the supervisor's process-pool ThreadPool. That thread carries its tasks to
-// its worker and waits for the answer, so admission, idling and retiring are
-// the thread pool's, unchanged. At most one MpPool exists at a time.
+// ProcessLane: process tasks, carried to worker processes. Each call claims
+// an idle worker's slot for as long as it runs; the lane keeps as many
+// worker processes as it has threads, each of which carries one call at a
+// time and waits for the answer. A thread that carries calls without
+// waiting (a fiber loop, see InlineCarrier) may start a task it puts itself,
+// on an idle worker. Every call goes through the ProcessCall steps.
+//
+// Slots, under the supervisor's mutex: idle (a worker runs, no call), free
+// (no worker), or claimed (a call runs, or a worker is being started or
+// ended). At most one ProcessLane has worker processes at a time.
 
 #include <cstddef>
-#include <exception>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include <atasker/detail/mp_call.hpp>
 
+#include "core/lane.hpp"
+#include "process/process_call.hpp"
 #include "process/worker_processes.hpp"
+#include "thread/thread_pool.hpp"
 
 namespace atasker::detail {
 
-class MpPool {
+class ProcessLane;
+
+/// A thread that carries process calls without waiting for their answers
+/// (a fiber loop): it sends a call, goes on with other work, and ends the
+/// task when the answer arrives, through ProcessLane::end_here() (or
+/// carry_again() when the call never reached its worker).
+class InlineCarrier {
 public:
-    /// Takes over the zygote (calling at::init() first if nobody did) and
-    /// checks the MpTask registry. \throws Error on duplicate task names, or
-    /// when another process pool runs.
-    MpPool();
-    /// Ends and reaps every worker. The zygote stays for the next pool.
-    ~MpPool();
-    MpPool(const MpPool&) = delete;
-    MpPool& operator=(const MpPool&) = delete;
+    /// The calling thread's carrier; nullptr on threads that have none.
+    [[nodiscard]] static InlineCarrier* current() noexcept;
+    static void set_current(InlineCarrier* carrier) noexcept;
 
-    /// Worker slots reserved by at::init(): the most workers the pool can hold.
-    [[nodiscard]] std::size_t slot_count() const noexcept { return workers_->slot_count(); }
+    /// Whether it takes calls now.
+    [[nodiscard]] virtual bool open() const noexcept = 0;
+    /// Sends `call` on `slot` of `lane`'s workers (claimed for it).
+    virtual void start(ProcessLane& lane, WorkerProcesses& workers, std::size_t slot, const MpCall& call) noexcept = 0;
 
-    /// Binds a free slot to the calling pool thread and starts its worker.
-    /// \returns the slot, or -1 when none is free.
-    int attach_thread() noexcept;
-    /// Ends the calling thread's worker and frees its slot.
-    void detach_thread() noexcept;
-
-    [[nodiscard]] WorkerProcesses& workers() noexcept { return *workers_; }
-
-private:
-    std::optional<WorkerProcesses> workers_;  // ends before the zygote
-    std::mutex mutex_;
-    std::vector<std::size_t> free_slots_;
+protected:
+    ~InlineCarrier() = default;
 };
 
-/// The call never reached a worker (it died or was killed before taking
-/// it): it may be carried again, on a fresh worker.
-[[nodiscard]] bool never_reached(const CallOutcome& o) noexcept;
-/// What the task's caller should see for a failed outcome (RemoteError,
-/// TimeoutError, CanceledError, Error); null for ok. Made without throwing:
-/// the direct path runs on fiber stacks, where AddressSanitizer cannot follow
-/// an unwind (it leaves stale redzones behind and reports them later).
-[[nodiscard]] std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call);
+class ProcessLane final : public Lane, ThreadPool::Host {
+public:
+    explicit ProcessLane(LaneHost& host);
+    ~ProcessLane() override;
+
+    [[nodiscard]] std::optional<PoolOptions> options() const override { return options_; }
+    void configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) override;
+    void start(std::unique_lock<SupervisorMutex>& lock) override;
+    void wake() noexcept override { pool_.wake_for(admission_); }
+    void take_wakeups(Wakeups& out) noexcept override { pool_.take_wakeups(out); }
+    void describe(PoolInfo& info) const override;
+    [[nodiscard]] std::optional<Job> start_here(TaskBase* task, std::atomic<float>* progress) noexcept override;
+    [[nodiscard]] float live_progress(const TaskBase& task) const noexcept override;
+    void begin_stop() override { pool_.begin_stop(); }
+    void join(std::unique_lock<SupervisorMutex>& lock, bool all) override;
+    [[nodiscard]] bool empty() const noexcept override { return pool_.empty(); }
+    void run_here(const Job& job) noexcept override;
+    bool request_stop(TaskBase* task) noexcept override;
+    [[nodiscard]] bool runs_this_thread() const noexcept override { return ThreadPool::current_host() == this; }
+
+    /// Without the mutex, from an InlineCarrier: the call on `slot` ended
+    /// (its outcome is stored in `task`), with the worker's last progress
+    /// report (outside (0, 1]: none).
+    void end_here(TaskBase* task, std::size_t slot, double progress) noexcept;
+    /// Without the mutex, from an InlineCarrier: the call on `slot` never
+    /// reached its worker; one of the lane's threads carries it again.
+    void carry_again(TaskBase* task, std::size_t slot) noexcept;
+
+private:
+    class WaitingCarrier;
+    class InlineStart;
+
+    // ThreadPool::Host
+    Job take(std::int64_t now) noexcept override;
+    void run(const Job& job) noexcept override;
+    std::string finish(const Job& job, std::int64_t now) override;
+    void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
+    void thread_started() noexcept override;
+    void thread_exiting() noexcept override;
+
+    /// Makes the worker processes if there are none; applies the options
+    /// to the admission and the threads.
+    void ensure_workers(std::unique_lock<SupervisorMutex>& lock);
+    /// Under the mutex: a slot for a call, idle first, else free (its worker
+    /// starts when the call is sent); nullopt when none is either.
+    [[nodiscard]] std::optional<std::size_t> claim(bool idle_only) noexcept;
+    /// Under the mutex: the call on `slot` is over.
+    void release(std::size_t slot) noexcept;
+    /// A lane thread's call: carried again while it never reaches a worker.
+    void carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept;
+    /// Slots with a worker (idle or claimed): all but the free ones.
+    [[nodiscard]] std::size_t live() const noexcept { return slots_.size() - free_.size(); }
+
+    std::optional<PoolOptions> options_;  // empty until set_mp_pool()
+    ThreadPool pool_;
+    std::unique_ptr<WorkerProcesses> workers_;
+    std::vector<Job> slots_;          // the job running on each slot
+    std::vector<std::size_t> idle_;   // slots whose worker waits for a call
+    std::vector<std::size_t> free_;   // slots with no worker
+};
 
 }  // namespace atasker::detail

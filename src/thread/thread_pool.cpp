@@ -10,15 +10,10 @@
 #include "sync/futex.hpp"
 #include "sync/saturating.hpp"
 #include "sync/system_error.hpp"
-#include "core/task_outcome.hpp"
 #include "core/task_table.hpp"
 
 namespace atasker::detail {
 namespace {
-void store_progress(void* context, double value) noexcept {
-    static_cast<std::atomic<float>*>(context)->store(static_cast<float>(value), std::memory_order_relaxed);
-}
-
 /// The time slice of the pool thread running on this thread (null on any
 /// other thread), for the threads it starts to inherit (spawn()).
 thread_local const SchedSlice* this_thread_slice = nullptr;
@@ -34,9 +29,20 @@ void ThreadPool::configure(const PoolOptions& options) {
     wake_all_idle();
 }
 
-void ThreadPool::notify(const Unsent& unsent) noexcept {
-    for (std::size_t i = 0; i < unsent.count; ++i) futex_wake(unsent.sleepers[i]->word);
-    if (!unsent.error.empty()) log_message(LogLevel::error, unsent.error);
+void ThreadPool::take_wakeups(Wakeups& out) noexcept {
+    for (std::size_t i = 0; i < unsent_.count; ++i) out.add(*unsent_.words[i]);
+    unsent_.count = 0;
+    if (!unsent_.error.empty()) {
+        if (out.error.empty()) out.error = std::move(unsent_.error);
+        unsent_.error.clear();
+    }
+}
+
+void ThreadPool::wake_for(const Admission& admission) noexcept {
+    // Threads already woken or starting will each take one of the startable tasks.
+    const std::size_t n = admission.startable(0);
+    const std::size_t already = pending();
+    if (n > already) wake(n - already, admission.critical_waiting());
 }
 
 void ThreadPool::wake_all_idle() noexcept {
@@ -62,21 +68,17 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
         s->signaled = true;
         ++signals_;
         s->word.store(1, std::memory_order_relaxed);
-        if (unsent_.count < Unsent::capacity) {
-            unsent_.sleepers[unsent_.count++] = s;
-            mutex_.defer();
-        } else {
-            futex_wake(s->word);
-        }
+        unsent_.add(s->word);
+        mutex_.defer();
     }
     const std::size_t cap = options_.capacity();
-    const std::size_t critical_cap = saturating_add(cap, critical_extra_);
+    const std::size_t critical_cap = saturating_add(cap, behaviour_.critical_extra);
     for (; startable > 0 && (count_ < cap || (critical_waiting && count_ < critical_cap)); --startable) {
         try {
             spawn();
         } catch (const std::exception& e) {
             // Logged by notify(), once the supervisor's lock is released.
-            unsent_error_ = fmt::format("{}; the task waits for a free one of the {} running", e.what(), count_);
+            unsent_.error = fmt::format("{}; the task waits for a free one of the {} running", e.what(), count_);
             mutex_.defer();
             return;
         }
@@ -87,30 +89,6 @@ std::size_t ThreadPool::ending() const noexcept {
     std::size_t n = 0;
     for (const Sleeper& s : sleepers_) n += s.ending.load(std::memory_order_relaxed) ? 1 : 0;
     return n;
-}
-
-ThreadPool::Sleeper* ThreadPool::borrow_idle() noexcept {
-    for (Sleeper** p = &idle_list_; *p != nullptr; p = &(*p)->next) {
-        Sleeper* s = *p;
-        if (s->binding < 0) continue;
-        *p = s->next;
-        --idle_;
-        s->borrowed = true;
-        return s;
-    }
-    return nullptr;
-}
-
-void ThreadPool::give_back(Sleeper* s) noexcept {
-    s->borrowed = false;
-    s->next = idle_list_;
-    idle_list_ = s;
-    ++idle_;
-    const bool may_retire = s->retire_at != std::chrono::steady_clock::time_point::max();  // spares a clock read
-    if (stopping_ || count_ > idle_limit() || (may_retire && std::chrono::steady_clock::now() >= s->retire_at)) {
-        s->word.store(1, std::memory_order_relaxed);
-        futex_wake(s->word);
-    }
 }
 
 void ThreadPool::spawn() {
@@ -125,7 +103,7 @@ void ThreadPool::spawn() {
     // task putting another) passes on what it knows of its own slice.
     const SchedSlice inherited = this_thread_slice != nullptr ? this_thread_slice->for_new_thread() : SchedSlice{};
     try {
-        *self = start_thread(type_ == TaskType::thread ? "a thread pool" : "a process pool",
+        *self = start_thread(fmt::format("a {}", behaviour_.name),
                              [this, self, me, inherited] { main(self, *me, inherited); });
     } catch (...) {
         me->next = spare_sleepers_;
@@ -144,7 +122,7 @@ std::size_t ThreadPool::idle_limit() const noexcept {
     // one: a critical task put as the previous one returns (its thread not
     // yet back at the mutex, see wake()) finds the other.
     const std::size_t cap = options_.capacity();
-    const std::size_t standby = critical_extra_ > 0 ? 2 : 0;
+    const std::size_t standby = behaviour_.critical_extra > 0 ? 2 : 0;
     return saturating_add(cap, standby);
 }
 
@@ -165,16 +143,15 @@ void ThreadPool::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
 void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice) {
     this_thread_slice = &slice;
     this_thread_host = &host_;
-    const int binding = host_.thread_started(type_);
+    host_.thread_started();
     std::unique_lock lock(mutex_);
-    me.binding = binding;
     --starting_;
     bool retired = false;
     bool yielded = false;
     for (;;) {
-        if (auto taken = host_.take_task(type_, wall_now()); taken.task != nullptr) {
+        if (Job job = host_.take(wall_now()); job.task != nullptr) {
             lock.unlock();
-            run_chain(me, taken, slice);
+            run_chain(me, job, slice);
             lock.lock();
             yielded = false;
             continue;
@@ -186,11 +163,10 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedS
         // woken, instead of a wake-up and two context switches every few
         // tasks (atasker-bench section 1, everything on CPU 0: 2.6M -> 4.8M
         // tasks/s). Where it has a CPU to itself the yield returns at once.
-        // Not for process tasks: each takes microseconds anyway, and a
-        // yielding thread cannot be lent to a fiber loop (borrow_idle). Not
-        // above capacity either: such a thread is there for critical tasks,
-        // and one put while it yields would find no idle thread to wake.
-        if (type_ == TaskType::thread && !yielded && !on_standby()) {
+        // Not for process tasks (behaviour_): each takes microseconds anyway.
+        // Not above capacity either: such a thread is there for critical
+        // tasks, and one put while it yields would find no idle thread to wake.
+        if (behaviour_.yield_when_idle && !yielded && !on_standby()) {
             yielded = true;
             ++yielding_;
             lock.unlock();
@@ -206,7 +182,6 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedS
             break;
         }
     }
-    me.binding = -1;
     me.next = spare_sleepers_;
     spare_sleepers_ = &me;
     // No longer a pool thread from here on: a resize or a put must not count
@@ -222,9 +197,9 @@ void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedS
     const auto idle_timeout = options_.idle_timeout;
     lock.unlock();
     if (retired)
-        log(LogLevel::debug, "{} pool: a thread retired after {} idle, {} left", type_,
+        log(LogLevel::debug, "{}: a thread retired after {} idle, {} left", behaviour_.name,
             std::chrono::duration_cast<std::chrono::milliseconds>(idle_timeout), left);
-    host_.thread_exiting(type_);
+    host_.thread_exiting();
     lock.lock();
     --exiting_;
     exited_threads_.splice(exited_threads_.end(), threads_, self);
@@ -248,11 +223,9 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     // computing: p99 25 us with a 50 us spin, 2 us without).
     const bool standby = on_standby();
     for (;;) {
-        // A borrowed thread sleeps until give_back(), which wakes it if its time is up.
-        const bool timed = may_retire && !me.borrowed;
         lock.unlock();
         if (standby) slice.shorten();
-        if (timed) {
+        if (may_retire) {
             const std::chrono::nanoseconds left = deadline - std::chrono::steady_clock::now();
             futex_wait(me.word, 0, &left);
         } else {
@@ -263,7 +236,6 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
             --signals_;
             return Woken::signaled;
         }
-        if (me.borrowed) continue;  // its timeout passed while lent, or spurious
         if (stopping_ || count_ > idle_limit()) break;
         if (may_retire && std::chrono::steady_clock::now() >= deadline) {
             how = Woken::timed_out;
@@ -281,16 +253,14 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
     return how;
 }
 
-void ThreadPool::run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice) {
+void ThreadPool::run_chain(Sleeper& me, Job job, SchedSlice& slice) {
     // Run, then record the end and take the next task in one critical section,
     // so a busy thread locks once per task.
-    while (taken.task != nullptr) {
-        TaskBase* task = taken.task;
-        if (slice.is_short() && task->priority() != Priority::critical) slice.restore();
-        task->run(Progress(&store_progress, taken.progress));
-        auto [status, error] = outcome_of(*task);
+    while (job.task != nullptr) {
+        if (slice.is_short() && job.task->priority() != Priority::critical) slice.restore();
+        host_.run(job);
         const std::int64_t now = wall_now();  // ends one task and starts the next
-        Host::Taken next;
+        Job next;
         std::string log_line;
         {
             // Seen under the mutex, the flag says the thread has not yet
@@ -299,11 +269,11 @@ void ThreadPool::run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice) {
             mutex_.prefetch_inbox();
             std::lock_guard lock(mutex_);
             me.ending.store(false, std::memory_order_relaxed);
-            log_line = host_.complete_task(task, status, std::move(error), now);
-            next = host_.take_task(type_, now);
+            log_line = host_.finish(job, now);
+            next = host_.take(now);
         }
-        host_.settle_task(task, log_line);
-        taken = next;
+        host_.settle(job, log_line);
+        job = next;
     }
 }
 

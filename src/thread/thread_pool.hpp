@@ -22,48 +22,57 @@
 #include <atasker/log.hpp>
 #include <atasker/pool_options.hpp>
 
-#include "thread/sched_slice.hpp"
+#include "core/admission.hpp"
+#include "core/lane.hpp"
 #include "core/supervisor_mutex.hpp"
+#include "thread/sched_slice.hpp"
 
 namespace atasker::detail {
 
 class ATASKER_API ThreadPool {
 public:
-    /// What the pool calls back into. take_task and complete_task are called
+    /// What the pool's threads run: a lane. take() and finish() are called
     /// with the supervisor's mutex held; the others without it.
     class Host {
     public:
-        struct Taken {
-            TaskBase* task = nullptr;
-            std::atomic<float>* progress = nullptr;
-        };
-        /// Pops the next admissible task of this pool and records it as
-        /// started at `now` (wall-clock nanoseconds, read before locking).
-        virtual Taken take_task(TaskType pool, std::int64_t now) = 0;
-        /// Records how a task ended at `now` (its outcome is already stored in
-        /// it) and returns the log line to write about it (empty for none).
-        virtual std::string complete_task(TaskBase* task, TaskStatus status, std::string error, std::int64_t now) = 0;
+        /// The next job to run, recorded as started at `now` (wall-clock
+        /// nanoseconds, read before locking); no task when there is none.
+        virtual Job take(std::int64_t now) noexcept = 0;
+        /// Runs the job on the calling thread.
+        virtual void run(const Job& job) noexcept = 0;
+        /// Records that the job ended at `now` and returns the line to log.
+        virtual std::string finish(const Job& job, std::int64_t now) = 0;
         /// Wakes waiters, runs the callback, logs, releases.
-        virtual void settle_task(TaskBase* task, const std::string& log_line) noexcept = 0;
-        /// A pool thread begins and ends (the process pool binds a worker
-        /// process to each of its threads). thread_started() returns what the
-        /// thread is bound to (its worker slot), or -1.
-        virtual int thread_started(TaskType /*pool*/) noexcept { return -1; }
-        virtual void thread_exiting(TaskType /*pool*/) noexcept {}
+        virtual void settle(const Job& job, const std::string& log_line) noexcept = 0;
+        /// A pool thread begins and ends (the process lane keeps a worker
+        /// process per thread).
+        virtual void thread_started() noexcept {}
+        virtual void thread_exiting() noexcept {}
 
     protected:
         ~Host() = default;
     };
 
-    /// `critical_extra`: how far critical tasks may grow the pool past its
-    /// capacity (the thread pool's critical_extra_threads; 0 for processes).
-    ThreadPool(SupervisorMutex& mutex, Host& host, TaskType type, std::size_t critical_extra)
-        : mutex_(mutex), host_(host), type_(type), critical_extra_(critical_extra) {}
+    /// How a pool's threads behave.
+    struct Behaviour {
+        const char* name;  ///< "thread pool", "process pool": in errors and logs
+        /// How far critical tasks may grow the pool past its capacity
+        /// (critical_extra_threads for tasks on threads, 0 for processes).
+        std::size_t critical_extra = 0;
+        /// A thread out of work yields its CPU once before it sleeps (see main()).
+        bool yield_when_idle = false;
+    };
+
+    ThreadPool(SupervisorMutex& mutex, Host& host, Behaviour behaviour)
+        : mutex_(mutex), host_(host), behaviour_(behaviour) {}
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     /// Applies new options and starts min_size threads (idempotent).
     void configure(const PoolOptions& options);
+    /// Wakes or starts threads for the tasks `admission` lets start now,
+    /// past those already woken or starting.
+    void wake_for(const Admission& admission) noexcept;
     /// `startable` more tasks could start now: wake or start threads for
     /// them. Critical tasks may grow the pool past its capacity, by at most
     /// critical_extra. A thread that cannot be started is logged, and its
@@ -75,38 +84,15 @@ public:
     struct Sleeper {
         std::atomic<std::uint32_t> word{0};  ///< set to 1 to wake it
         bool signaled = false;               ///< woken for a task (counted in signals_)
-        bool borrowed = false;               ///< lent by borrow_idle(): asleep, not idle
         /// Its task has returned and it is on its way to the mutex, where it
         /// takes the most urgent task: set and cleared by the thread itself.
         std::atomic<bool> ending{false};
-        int binding = -1;                    ///< what Host::thread_started() returned
         std::chrono::steady_clock::time_point retire_at = std::chrono::steady_clock::time_point::max();
         Sleeper* next = nullptr;             ///< in the idle list, or the spare list
     };
-    /// Takes an idle thread bound to something (binding >= 0) off the idle
-    /// list without waking it: the caller runs one admitted task on what the
-    /// thread is bound to (its worker process), and give_back()s it after.
-    /// nullptr when no such thread is idle.
-    [[nodiscard]] Sleeper* borrow_idle() noexcept;
-    /// Returns a borrowed thread to the idle list; wakes it when it has to
-    /// go (stop, shrink, idle too long).
-    void give_back(Sleeper* sleeper) noexcept;
-    /// Wake-ups wake() decided on but has not sent: the supervisor's mutex
-    /// sends them with notify() once released (SupervisorMutex::defer), so a
-    /// woken thread does not block on the mutex at once.
-    struct Unsent {
-        static constexpr std::size_t capacity = 4;  ///< more are sent at once, under the mutex
-        std::array<Sleeper*, capacity> sleepers{};
-        std::size_t count = 0;
-        std::string error;  ///< a thread that could not start, to log
-    };
-    [[nodiscard]] Unsent take_unsent() noexcept {
-        Unsent out = std::exchange(unsent_, Unsent{});
-        out.error = std::exchange(unsent_error_, {});
-        return out;
-    }
-    /// Without the mutex held.
-    void notify(const Unsent& unsent) noexcept;
+    /// Moves the wake-ups wake() decided on but has not sent into `out`:
+    /// the supervisor's mutex sends them once released (SupervisorMutex::defer).
+    void take_wakeups(Wakeups& out) noexcept;
     /// Threads already woken or started that have not yet taken a task.
     [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
     /// Makes idle threads exit once nothing is left to take.
@@ -153,18 +139,17 @@ private:
     /// Whether this is a thread pool grown past its capacity: its threads
     /// beyond it are there for critical tasks.
     [[nodiscard]] bool on_standby() const noexcept {
-        return type_ == TaskType::thread && count_ > options_.capacity();
+        return behaviour_.critical_extra > 0 && count_ > options_.capacity();
     }
     /// `slice`: what the thread inherited from the one that started it.
     void main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice);
     /// Runs `taken` and the tasks it takes after; a task that is not
     /// critical runs with the thread's own time slice.
-    void run_chain(Sleeper& me, Host::Taken taken, SchedSlice& slice);
+    void run_chain(Sleeper& me, Job job, SchedSlice& slice);
 
     SupervisorMutex& mutex_;
     Host& host_;
-    TaskType type_;
-    std::size_t critical_extra_;
+    Behaviour behaviour_;
     PoolOptions options_;
     std::condition_variable_any exited_;   // join(all) waits here
     std::deque<Sleeper> sleepers_;     // one per thread that ever ran at once
@@ -176,8 +161,7 @@ private:
     std::size_t idle_ = 0;      // threads in idle_list_
     std::size_t yielding_ = 0;  // threads yielding their CPU once before they sleep
     std::size_t signals_ = 0;   // threads woken for a task that have not yet taken the mutex
-    Unsent unsent_;             // of those, not yet notified (see take_unsent)
-    std::string unsent_error_;  // a failed thread start, not yet logged
+    Wakeups unsent_;            // of those, not yet notified (see take_wakeups)
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;

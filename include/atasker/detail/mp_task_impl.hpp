@@ -3,7 +3,6 @@
 /// MpTaskImpl: a process task's arguments, result and callback in one
 /// allocation; its run() carries the call to a worker process.
 
-#include <atomic>
 #include <chrono>
 #include <tuple>
 #include <type_traits>
@@ -27,14 +26,6 @@ struct is_mp_task_ref : std::false_type {};
 template <class F>
 struct is_mp_task_ref<MpTaskRef<F>> : std::true_type {};
 
-template <class R>
-struct FiberPromiseCallback;
-/// A callback that only fulfils a fiber promise (co_mp_apply's).
-template <class Cb>
-inline constexpr bool fiber_promise_callback = false;
-template <class R>
-inline constexpr bool fiber_promise_callback<FiberPromiseCallback<R>> = true;
-
 template <class F, class Cb, class... Args>
 class MpTaskImpl final : public ResultTask<typename MpTask<F>::result_type> {
     using R = typename MpTask<F>::result_type;
@@ -44,29 +35,13 @@ public:
     MpTaskImpl(const MpTask<F>& task, std::chrono::nanoseconds timeout, CC&& callback, AA&&... args)
         : task_(&task), timeout_(timeout), callback_(std::forward<CC>(callback)), args_(std::forward<AA>(args)...) {
         this->type = TaskType::mp;
+        if constexpr (PromiseOnlyCallback<Cb>) {
+            if (timeout.count() == 0) this->set_ends_anywhere();
+        }
     }
 
-    void run(const Progress& progress) noexcept override {
-        try {
-            run_mp_call(call(), progress);
-        } catch (...) {
-            this->set_error(std::current_exception());
-        }
-    }
-    bool fiber_mp_call(MpCall& out) noexcept override {
-        if constexpr (!fiber_promise_callback<Cb>) {
-            return false;
-        } else {
-            out = call();
-            return true;
-        }
-    }
-    bool request_stop() noexcept override { return cancel_mp_call(slot_.load(std::memory_order_acquire), this->id); }
+    void run(const RunContext& context) noexcept override { context.carrier->carry(call()); }
     void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor_); }
-    [[nodiscard]] float live_progress() const noexcept override {
-        const int slot = slot_.load(std::memory_order_acquire);
-        return slot < 0 ? -1.0F : mp_call_progress(slot);
-    }
 
     /// The handle a completion callback receives needs the supervisor; a
     /// task without a callback does not keep it.
@@ -76,13 +51,12 @@ public:
 
 private:
     [[nodiscard]] MpCall call() noexcept {
-        return MpCall{.id = this->id,
+        return MpCall{.task = this,
                       .task_index = task_->index(),
                       .context = this,
                       .write_args = &write_args,
                       .read_result = &read_result,
-                      .timeout = timeout_,
-                      .running_slot = &slot_};
+                      .timeout = timeout_};
     }
     static void write_args(void* self, ByteWriter& out) {
         auto* me = static_cast<MpTaskImpl*>(self);
@@ -103,7 +77,6 @@ private:
     std::chrono::nanoseconds timeout_;
     [[no_unique_address]] Cb callback_;
     [[no_unique_address]] std::tuple<Args...> args_;  // empty for no arguments
-    std::atomic<int> slot_{-1};
 };
 
 }  // namespace atasker::detail

@@ -16,7 +16,14 @@
 
 namespace atasker::detail {
 
-struct MpCall;
+class CallCarrier;
+
+/// What a lane hands the task it runs: where progress reports go and, for a
+/// process task, what carries its call to a worker process.
+struct RunContext {
+    Progress progress;
+    CallCarrier* carrier = nullptr;
+};
 
 class ATASKER_API TaskBase {
 public:
@@ -29,19 +36,13 @@ public:
     static void* operator new(std::size_t size);
     static void operator delete(void* p) noexcept;
 
-    /// Runs the function on this thread and stores its result or exception.
-    virtual void run(const Progress& progress) noexcept = 0;
+    /// Runs the function on this thread and stores its result or exception
+    /// (a process task hands its call to `context.carrier`).
+    virtual void run(const RunContext& context) noexcept = 0;
     /// Asks a running task to stop; false when its function takes no stop token.
     virtual bool request_stop() noexcept { return false; }
     /// Runs the completion callback, if any (after the outcome is stored).
     virtual void run_callback() noexcept {}
-    /// A process task awaited only through a fiber future (co_mp_apply):
-    /// fills `out` and returns true, so a fiber loop may carry the call to a
-    /// worker itself and complete the task on its own thread.
-    virtual bool fiber_mp_call(MpCall& /*out*/) noexcept { return false; }
-    /// Progress read from where the task runs (a worker process); negative
-    /// when the task's record already holds it.
-    [[nodiscard]] virtual float live_progress() const noexcept { return -1.0F; }
 
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
     /// Before the task is shared with anyone: start with `n` references
@@ -71,6 +72,12 @@ public:
 
     [[nodiscard]] Priority priority() const noexcept { return priority_of_rank(rank); }
 
+    /// Whether any thread may end this task, a fiber loop's included: its
+    /// completion only fulfils a promise, and nothing must watch it while it
+    /// runs (no run timeout). Set before the task is put.
+    [[nodiscard]] bool ends_anywhere() const noexcept { return ends_anywhere_; }
+    void set_ends_anywhere() noexcept { ends_anywhere_ = true; }
+
     // Laid out to keep a task's header at 32 bytes. One word has two lives:
     // the queue link while the task waits in an admission queue, then its
     // error (see set_error); a task with an outcome is never queued again.
@@ -92,7 +99,8 @@ public:
     TaskType type = TaskType::thread;
 
 private:
-    bool has_error_ = false;
+    bool has_error_ : 1 = false;
+    bool ends_anywhere_ : 1 = false;
 };
 static_assert(sizeof(TaskBase) == 32 || sizeof(void*) != 8, "a task's header is 32 bytes on 64-bit targets");
 

@@ -18,6 +18,12 @@ namespace atasker::detail {
 
 struct NoCallback {};
 
+/// A completion callback that only fulfils a promise, cheap and never
+/// blocking, so any thread may run it: its type says
+/// `static constexpr bool fulfils_only = true;`.
+template <class Cb>
+concept PromiseOnlyCallback = requires { requires Cb::fulfils_only; };
+
 /// How a function of type F is called with arguments Args: what leads.
 template <class F, class... Args>
 struct CallShape {
@@ -68,12 +74,12 @@ public:
     TaskImpl(FF&& fn, CC&& callback, AA&&... args)
         : fn_(std::forward<FF>(fn)), callback_(std::forward<CC>(callback)), args_(std::forward<AA>(args)...) {}
 
-    void run(const Progress& progress) noexcept override {
+    void run(const RunContext& context) noexcept override {
         try {
             if constexpr (std::is_void_v<R>) {
-                call(progress);
+                call(context.progress);
             } else {
-                this->value.emplace(call(progress));
+                this->value.emplace(call(context.progress));
             }
         } catch (...) {
             this->set_error(std::current_exception());

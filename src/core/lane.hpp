@@ -1,0 +1,158 @@
+#pragma once
+// Lane: one admission, one runner and its options. The supervisor holds its
+// lanes in an array indexed by TaskType and talks to each only through this
+// interface; the thread lane runs tasks on threads, the process lane carries
+// them to worker processes. A lane reaches back into the core through
+// LaneHost.
+//
+// Locks, in the order they may be taken: the supervisor's mutex
+// (SupervisorMutex), then the timers' mutex or the worker processes' own.
+// Nothing that holds one of the latter calls back into the supervisor. A
+// lane's members say whether they expect the supervisor's mutex held
+// ("under the mutex") or not.
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <atasker/detail/task_base.hpp>
+#include <atasker/log.hpp>
+#include <atasker/pool_options.hpp>
+#include <atasker/task_info.hpp>
+
+#include "core/admission.hpp"
+#include "core/supervisor_mutex.hpp"
+#include "sync/futex.hpp"
+
+namespace atasker::detail {
+
+/// A task a lane took to run: the task, where its progress goes, and what
+/// the lane attached to it (the process lane: the worker slot it claimed).
+struct Job {
+    TaskBase* task = nullptr;
+    std::atomic<float>* progress = nullptr;
+    std::size_t ticket = 0;
+};
+
+/// Wake-ups decided under the mutex and sent after it is released (so a
+/// woken thread does not block on the mutex at once), and a failure to log.
+struct Wakeups {
+    static constexpr std::size_t capacity = 8;  ///< more are sent at once, under the mutex
+    std::array<std::atomic<std::uint32_t>*, capacity> words{};
+    std::size_t count = 0;
+    std::string error;
+
+    /// Adds a wake-up of `word`, or sends it now when there is no room.
+    void add(std::atomic<std::uint32_t>& word) noexcept {
+        if (count < capacity) {
+            words[count++] = &word;
+        } else {
+            futex_wake(word);
+        }
+    }
+    /// Without the mutex: sends them all and logs the error.
+    void send() const noexcept {
+        for (std::size_t i = 0; i < count; ++i) futex_wake(*words[i]);
+        if (!error.empty()) log_message(LogLevel::error, error);
+    }
+};
+
+class Lane;
+
+/// The core as a lane sees it: implemented by the supervisor.
+class LaneHost {
+public:
+    [[nodiscard]] virtual SupervisorMutex& supervisor_mutex() noexcept = 0;
+    /// Under the mutex: the next task of `lane` its admission lets start,
+    /// recorded as started at `now` (wall-clock nanoseconds); no task when
+    /// none may start.
+    [[nodiscard]] virtual Job take(Lane& lane, std::int64_t now) noexcept = 0;
+    /// Under the mutex: records that `task` ended at `now` (its outcome is
+    /// stored in it) and frees its place in the admission; returns the line
+    /// to log about it (empty for none). The caller then settles the task.
+    [[nodiscard]] virtual std::string complete(TaskBase* task, std::int64_t now) = 0;
+    /// Under the mutex: a started task never ran (its call never reached a
+    /// worker): it frees its place and waits in the queue again.
+    virtual void requeue(TaskBase* task) noexcept = 0;
+    /// Without the mutex: marks the task done, runs its callback, logs
+    /// `log_line`, drops the supervisor's reference.
+    virtual void settle(TaskBase* task, const std::string& log_line) noexcept = 0;
+
+protected:
+    ~LaneHost() = default;
+};
+
+class Lane {
+public:
+    /// critical_unbounded: critical tasks start whatever the load (threads);
+    /// otherwise they only jump the line (processes).
+    Lane(LaneHost& host, bool critical_unbounded) noexcept : host_(host), admission_(critical_unbounded) {}
+    Lane(const Lane&) = delete;
+    Lane& operator=(const Lane&) = delete;
+    virtual ~Lane() = default;
+
+    [[nodiscard]] Admission& admission() noexcept { return admission_; }
+    [[nodiscard]] const Admission& admission() const noexcept { return admission_; }
+
+    // ---- under the mutex
+    /// The options set for this lane; empty while it is not set up (a
+    /// process lane before set_mp_pool()).
+    [[nodiscard]] virtual std::optional<PoolOptions> options() const = 0;
+    /// Takes `options` (validated by the caller): admission limits always;
+    /// with `active`, the runner too (threads, worker processes). May release
+    /// `lock` for slow work (forking). On failure the lane keeps what it had.
+    virtual void configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) = 0;
+    /// Starts the runner with the options it has (start()); may release `lock`.
+    virtual void start(std::unique_lock<SupervisorMutex>& lock) = 0;
+    /// Wakes (or starts) runners for the tasks its admission lets start.
+    virtual void wake() noexcept = 0;
+    /// Moves the wake-ups decided so far into `out` (SupervisorMutex::defer).
+    virtual void take_wakeups(Wakeups& out) noexcept = 0;
+    /// Fills the runner's part of `info` (workers, idle).
+    virtual void describe(PoolInfo& info) const = 0;
+    /// For a task that ends_anywhere() and that admission lets start now
+    /// (its record's progress at `progress`): claims what running it on the
+    /// calling thread needs and returns the job, which run_here() then runs
+    /// once the mutex is released; nothing when this lane runs no task on
+    /// the putting thread.
+    [[nodiscard]] virtual std::optional<Job> start_here(TaskBase* /*task*/, std::atomic<float>* /*progress*/) noexcept {
+        return std::nullopt;
+    }
+    /// Whether a task queued now could start now (a runner is free or may be
+    /// started): puts that skip the mutex count on it (supervisor_mutex.hpp).
+    [[nodiscard]] virtual bool hungry() const noexcept { return false; }
+    /// A started task's progress as seen where it runs; negative when its
+    /// record holds it.
+    [[nodiscard]] virtual float live_progress(const TaskBase& /*task*/) const noexcept { return -1.0F; }
+    /// Runners finish what they run, then end; nothing new starts.
+    virtual void begin_stop() = 0;
+    /// Joins runners that have ended; with `all`, waits for every one first
+    /// (releasing `lock` meanwhile). Once none is left, frees what it ran on.
+    virtual void join(std::unique_lock<SupervisorMutex>& lock, bool all) = 0;
+    /// No runner left, not even one on its way out.
+    [[nodiscard]] virtual bool empty() const noexcept = 0;
+
+    // ---- without the mutex
+    /// Runs what start_here() returned.
+    virtual void run_here(const Job& /*job*/) noexcept {}
+    /// Asks the running `task` to stop; false when it cannot be asked.
+    virtual bool request_stop(TaskBase* task) noexcept { return task->request_stop(); }
+    /// Whether the calling thread is one of this lane's runners.
+    [[nodiscard]] virtual bool runs_this_thread() const noexcept = 0;
+
+protected:
+    LaneHost& host_;
+    Admission admission_;
+};
+
+/// Every lane, indexed by TaskType. Defined where every lane is known (the
+/// highest layer that holds one), so the core names none of them.
+[[nodiscard]] std::vector<std::unique_ptr<Lane>> make_lanes(LaneHost& host);
+
+}  // namespace atasker::detail

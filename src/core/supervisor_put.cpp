@@ -1,0 +1,193 @@
+// Puts, the inbox, queueing and cancel.
+
+#include <string>
+#include <utility>
+
+#include <atasker/error.hpp>
+
+#include "core/put_lock.hpp"
+#include "core/supervisor_impl.hpp"
+
+namespace atasker {
+
+using detail::Record;
+using detail::TaskBase;
+using detail::WallNanos;
+using detail::wall_now;
+
+namespace {
+
+bool known_priority(Priority p) noexcept {
+    return p == Priority::critical || p == Priority::high || p == Priority::normal || p == Priority::low;
+}
+
+}  // namespace
+
+TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
+    // Until the record holds it, the reference handed over must not leak.
+    struct ReleaseUnlessKept {
+        TaskBase* task;
+        ~ReleaseUnlessKept() {
+            if (task != nullptr) task->release();
+        }
+    } guard{task};
+    if (!known_priority(o.priority))
+        throw Error(fmt::format("unknown priority {}; use Priority::critical, high, normal or low",
+                                static_cast<int>(o.priority)));
+    if (o.delay.count() < 0) throw Error("a task's delay must not be negative; pass 0 to queue it at once");
+    task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
+    std::string name = o.name;  // copied before the lock is taken
+    const WallNanos now = wall_now();
+    // A thread task with nothing to set up under the mutex goes to the
+    // inbox, with an id reserved for it. Not a critical one: it may have to
+    // grow a saturated pool at once. Not with wait thresholds: their timers
+    // start when the task is queued.
+    detail::ReservedIds::Reserved reserved;
+    if (task->type == TaskType::thread && o.priority != Priority::critical && o.delay.count() == 0 &&
+        name.empty() && !has_wait_timeouts.load(std::memory_order_relaxed)) {
+        reserved = reserved_ids.take();
+        if (reserved.id != 0) {
+            task->id = reserved.id;
+            reserved.record->queued = now;
+            guard.task = nullptr;  // the inbox's from here
+            if (mutex.push(task)) return reserved.id;
+            guard.task = task;  // the inbox is closed: the supervisor is stopped
+        }
+    }
+    detail::PutLock put_lock(mutex, puts_in_flight);
+    auto& held = put_lock.lock();
+    if (reserved.id != 0) table.unreserve(reserved.id);
+    if (!active)
+        throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
+                                 : "task supervisor is not started; call start() before putting tasks");
+    detail::Lane& to = lane(task->type);
+    if (!to.options())
+        throw Error("the process pool is not set up; call set_mp_pool() before putting process tasks");
+    Record* r = nullptr;
+    const TaskId id = table.insert(r);
+    try {
+        // What can still fail (memory, the timer thread's start) comes before
+        // the task is linked: a put that throws leaves no record behind. The
+        // delay's timer cannot fire before the record says delayed: its
+        // callback takes the mutex held here.
+        table.set_name(*r, std::move(name));
+        if (o.delay.count() > 0) timers.schedule(detail::Timers::Clock::now() + o.delay, &on_delay_end, this, id);
+    } catch (...) {
+        table.erase(id);
+        throw;
+    }
+    task->id = id;
+    link_record(*r, task);
+    guard.task = nullptr;
+    r->queued = now;
+    if (o.delay.count() > 0) {
+        r->status = TaskStatus::delayed;
+        ++delayed;
+        return id;
+    }
+    // A task any thread may end, put where its lane can run it at once (a
+    // fiber loop's process call): started here, as a lane thread would.
+    if (task->ends_anywhere() && to.admission().may_start(task->rank)) {
+        if (const auto job = to.start_here(task, &r->progress)) {
+            to.admission().start(task->rank);
+            r->status = TaskStatus::started;
+            r->started = now;
+            held.unlock();
+            to.run_here(*job);
+            return id;
+        }
+    }
+    enqueue(task, *r, now);
+    return id;
+}
+
+void TaskSupervisor::Impl::queue_from_inbox(TaskBase* oldest) noexcept {
+    for (TaskBase* task = oldest; task != nullptr;) {
+        TaskBase* next = task->next;
+        task->next = nullptr;
+        Record& r = table.publish(task->id);
+        link_record(r, task);
+        enqueue(task, r, r.queued);  // the put wrote its time
+        task = next;
+    }
+    refill_reserved_ids();
+}
+
+void TaskSupervisor::Impl::link_record(Record& r, TaskBase* task) noexcept {
+    r.rank = task->rank;
+    r.type = task->type;
+    r.task = task;  // the supervisor's reference, until the task is settled
+}
+
+void TaskSupervisor::Impl::refill_reserved_ids() noexcept {
+    reserved_ids.refill([this] {
+        const TaskId id = table.reserve();
+        return detail::ReservedIds::Reserved{id, &table.reserved(id)};
+    });
+}
+
+bool TaskSupervisor::Impl::hungry() const noexcept { return lane(TaskType::thread).hungry(); }
+
+void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) noexcept {
+    r.status = TaskStatus::queued;
+    r.queued = now;
+    detail::Lane& to = lane(task->type);
+    r.queue_before = to.admission().push(task);
+    if (wait_timeouts) schedule_wait_timeouts(task->id);
+    to.wake();
+}
+
+void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {
+    auto* impl = static_cast<Impl*>(self);
+    const WallNanos now = wall_now();
+    std::unique_lock lock(impl->mutex);
+    Record* r = impl->table.find(id);
+    if (r == nullptr || r->status != TaskStatus::delayed) return;  // canceled meanwhile
+    --impl->delayed;
+    impl->enqueue(r->task, *r, now);
+}
+
+void TaskSupervisor::Impl::cancel_locked(TaskBase* task, Record& r, WallNanos now, std::vector<TaskBase*>& to_settle) {
+    r.started = 0;  // it held the queue's back link
+    std::string message = fmt::format("task {} was canceled before it started", task->id);
+    task->set_error(std::make_exception_ptr(CanceledError(message)));
+    finish_record(task, r, TaskStatus::canceled, std::move(message), now);
+    to_settle.push_back(task);
+}
+
+bool TaskSupervisor::Impl::cancel(TaskId id) {
+    std::vector<TaskBase*> to_settle;
+    TaskBase* running = nullptr;
+    {
+        std::lock_guard held(mutex);
+        Record* r = table.find(id);
+        if (r == nullptr || r->live_task() == nullptr) return false;
+        TaskBase* t = r->task;
+        switch (r->status) {
+            case TaskStatus::queued:
+                if (TaskBase* after = lane(t->type).admission().remove(t, r->queue_before); after != nullptr)
+                    table.find(after->id)->queue_before = r->queue_before;
+                cancel_locked(t, *r, wall_now(), to_settle);
+                break;
+            case TaskStatus::delayed:
+                --delayed;  // its timer finds the record finished and does nothing
+                cancel_locked(t, *r, wall_now(), to_settle);
+                break;
+            case TaskStatus::started:
+                running = t;
+                running->add_ref();
+                break;
+            default: return false;
+        }
+    }
+    if (running != nullptr) {
+        // Outside the lock: stop callbacks registered by the task run here.
+        const bool asked = lane(running->type).request_stop(running);
+        running->release();
+        return asked;
+    }
+    for (TaskBase* t : to_settle) settle(t, {});
+    return true;
+}
+
+}  // namespace atasker

@@ -1,0 +1,85 @@
+#pragma once
+// ProcessCall: one process task's call on one worker slot, in the steps
+// every carrier takes (a process-lane thread that waits, a fiber loop that
+// does not): the slot is claimed by the lane; send(); receive() until the
+// answer is in; then either the call never reached a worker (it died or was
+// killed before taking it), and the call may be carried again on a fresh
+// worker, or store() leaves the outcome in the task.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <span>
+
+#include <atasker/detail/mp_call.hpp>
+
+#include "process/worker_processes.hpp"
+
+namespace atasker::detail {
+
+class ProcessCall {
+public:
+    /// How often a call that never reached a worker is carried again, on a
+    /// fresh worker, before the task fails.
+    static constexpr int max_carries = 3;
+
+    ProcessCall() = default;
+    ProcessCall(const ProcessCall&) = delete;
+    ProcessCall& operator=(const ProcessCall&) = delete;
+
+    /// Prepares `call` for `slot` of `workers` (which must outlive the call).
+    void prepare(WorkerProcesses& workers, std::size_t slot, const MpCall& call) noexcept;
+
+    enum class Sent {
+        sent,      ///< on its way; receive() the answer
+        no_worker, ///< none runs on the slot: nothing was sent, it may be carried again
+        failed,    ///< the arguments could not be sent (too large, not encodable): stored in the task
+    };
+    /// Sends the call; the worker rings doorbell `bell` (or no_bell) when it
+    /// answers. A call with a run timeout is timed from here.
+    Sent send(std::uint32_t bell) noexcept;
+    /// Consumes what arrived; with `block`, waits for the rest. True once
+    /// the outcome is in (false only without `block`).
+    bool receive(bool block) noexcept;
+    /// True when an answer waits for receive() (does not block).
+    [[nodiscard]] bool answered() const noexcept { return workers_->response_waiting(slot_); }
+    /// The call never reached a worker: it may be carried again.
+    [[nodiscard]] bool never_reached() const noexcept;
+    /// Stores the outcome in the task: its result was decoded by receive();
+    /// a failure becomes the task's error. `carries`: how often it was sent.
+    void store(int carries) noexcept;
+    /// The progress the worker last reported for it (outside (0, 1]: none).
+    [[nodiscard]] double progress() const noexcept { return workers_->progress(slot_); }
+
+    [[nodiscard]] std::size_t slot() const noexcept { return slot_; }
+    [[nodiscard]] const MpCall& call() const noexcept { return call_; }
+
+private:
+    // FunctionRef refers: the encoders live here, as long as the request.
+    struct Write {
+        const MpCall* call;
+        void operator()(ByteWriter& out) const { call->write_args(call->context, out); }
+    };
+    struct Read {
+        const MpCall* call;
+        void operator()(ByteReader& in) const { call->read_result(call->context, in); }
+    };
+
+    WorkerProcesses* workers_ = nullptr;
+    std::size_t slot_ = 0;
+    MpCall call_{};
+    Write write_{&call_};
+    Read read_{&call_};
+    CallRequest request_{.task_index = 0, .write_args = write_, .read_result = read_};
+    WorkerProcesses::Flight flight_{};
+};
+
+/// What the task's caller should see for a failed outcome (RemoteError,
+/// TimeoutError, CanceledError, Error); null for ok. Made without throwing:
+/// fiber loops run calls on fiber stacks, where AddressSanitizer cannot
+/// follow an unwind (it leaves stale redzones behind and reports them later).
+[[nodiscard]] std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call);
+
+}  // namespace atasker::detail
