@@ -164,14 +164,16 @@ void DirectCalls::end(Call& c, std::exception_ptr error) noexcept {
         c.host->requeue_direct(c.task, c.borrowed);
         return;
     }
+    TaskStatus status = TaskStatus::failed;
     if (!error) {
         try {
             error = failure_of(o, c.call);
+            status = failure_status(o);
         } catch (...) {  // no memory for the message
             error = std::current_exception();
         }
     }
-    if (error) c.task->set_error(std::move(error));
+    if (error) c.task->set_error(std::move(error), status);
     c.host->finish_direct(c.task, c.borrowed, c.workers->progress(c.slot));
 }
 

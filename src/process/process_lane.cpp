@@ -130,6 +130,11 @@ std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call) {
     return std::make_exception_ptr(Error(fmt::format("process task {} never reached a worker process", call.id)));
 }
 
+TaskStatus failure_status(const CallOutcome& o) noexcept {
+    return o.kind == CallOutcome::Kind::killed || o.kind == CallOutcome::Kind::canceled ? TaskStatus::canceled
+                                                                                       : TaskStatus::failed;
+}
+
 bool cancel_mp_call(int slot, TaskId id) noexcept {
     MpPool* pool = current_pool.load();
     if (pool == nullptr || slot < 0) return false;

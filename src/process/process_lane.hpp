@@ -52,5 +52,8 @@ private:
 /// the direct path runs on fiber stacks, where AddressSanitizer cannot follow
 /// an unwind (it leaves stale redzones behind and reports them later).
 [[nodiscard]] std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call);
+/// How a task whose call ended in failure_of(o) ended: canceled for the
+/// outcomes failure_of makes a CanceledError of, failed otherwise.
+[[nodiscard]] TaskStatus failure_status(const CallOutcome& o) noexcept;
 
 }  // namespace atasker::detail

@@ -11,6 +11,7 @@
 
 #include <atasker/detail/mp_call.hpp>
 #include <atasker/detail/task_impl.hpp>
+#include <atasker/error.hpp>
 #include <atasker/mp_task.hpp>
 
 namespace atasker::detail {
@@ -49,6 +50,9 @@ public:
     void run(const Progress& progress) noexcept override {
         try {
             run_mp_call(call(), progress);
+        } catch (const CanceledError&) {
+            // The call was canceled or its worker killed under it (failure_of).
+            this->set_error(std::current_exception(), TaskStatus::canceled);
         } catch (...) {
             this->set_error(std::current_exception());
         }

@@ -5,6 +5,7 @@
 /// result. Supervisor internals and Task<R> handles share it.
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -51,16 +52,23 @@ public:
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
 
-    /// Stores `error` as the outcome. Never while the task is queued.
-    void set_error(std::exception_ptr error) noexcept {
-        if (has_error_) {
+    /// Stores `error` as the outcome and `status` (failed or canceled) as how
+    /// the task ended. Whoever catches or makes the error says which it is, so
+    /// no reader has to rethrow it to find out. Never while the task is queued.
+    void set_error(std::exception_ptr error, TaskStatus status = TaskStatus::failed) noexcept {
+        assert(error && (status == TaskStatus::failed || status == TaskStatus::canceled));
+        if (has_error()) {
             error_ = std::move(error);
         } else {
             std::construct_at(&error_, std::move(error));
-            has_error_ = true;
         }
+        end_status_ = status;
     }
-    [[nodiscard]] const std::exception_ptr& error() const noexcept { return has_error_ ? error_ : no_error_; }
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return has_error() ? error_ : no_error_; }
+    /// How the task ended: completed, or the status set_error() stored.
+    /// Meaningful once the outcome is stored (on the running thread after
+    /// run(), elsewhere after is_done()).
+    [[nodiscard]] TaskStatus end_status() const noexcept { return end_status_; }
 
     /// Marks the outcome visible to waiters and wakes them. Called once.
     void mark_done() noexcept;
@@ -92,7 +100,8 @@ public:
     TaskType type = TaskType::thread;
 
 private:
-    bool has_error_ = false;
+    [[nodiscard]] bool has_error() const noexcept { return end_status_ != TaskStatus::completed; }
+    TaskStatus end_status_ = TaskStatus::completed;  ///< not completed: error_ is constructed
 };
 static_assert(sizeof(TaskBase) == 32 || sizeof(void*) != 8, "a task's header is 32 bytes on 64-bit targets");
 
