@@ -643,7 +643,7 @@ void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
 
 void TaskSupervisor::set_retention(const RetentionOptions& options) {
     std::lock_guard lock(impl_->mutex);
-    impl_->table.set_retention({options.max_finished, options.max_age}, wall_now());
+    impl_->table.set_retention(options, wall_now());
 }
 
 void TaskSupervisor::set_wait_timeouts(WaitTimeouts timeouts) {
