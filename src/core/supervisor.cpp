@@ -58,29 +58,7 @@ PoolOptions default_thread_pool() {
 
 TaskSupervisor::Impl::Impl() : thread_options(default_thread_pool()) { thread_admission.configure(thread_options); }
 
-TaskSupervisor::Impl::~Impl() { drop_calls(); }
-
-void TaskSupervisor::Impl::on_call(void* call, std::uint64_t) noexcept {
-    auto* c = static_cast<Call*>(call);
-    {
-        std::lock_guard lock(c->owner->calls_mutex);
-        c->owner->calls.erase(c->id);
-    }
-    try {
-        c->fn();
-    } catch (const std::exception& e) {
-        log(LogLevel::error, "scheduled call {} threw: {}", c->id, e.what());
-    } catch (...) {
-        log(LogLevel::error, "scheduled call {} threw a non-standard exception", c->id);
-    }
-    delete c;
-}
-
-void TaskSupervisor::Impl::drop_calls() noexcept {
-    std::lock_guard lock(calls_mutex);
-    for (auto& [id, c] : calls) delete c;
-    calls.clear();
-}
+TaskSupervisor::Impl::~Impl() = default;
 
 TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     // Until the record holds it, the reference handed over must not leak.
@@ -478,7 +456,6 @@ bool TaskSupervisor::Impl::stop(const StopOptions& o) {
     mp_threads.begin_stop();
     lock.unlock();
     timers.stop();  // without the lock: a timer callback may be waiting for it
-    drop_calls();
     lock.lock();
     thread_pool.join(lock, finished && !own_thread);
     mp_threads.join(lock, finished && !own_thread);
@@ -732,26 +709,6 @@ SupervisorInfo TaskSupervisor::get_info() const {
 }
 
 bool TaskSupervisor::cancel_task(TaskId id) { return impl_->cancel(id); }
-
-TimerId TaskSupervisor::call_at(std::chrono::steady_clock::time_point when, std::function<void()> fn) {
-    auto call = std::make_unique<Impl::Call>(Impl::Call{impl_.get(), 0, std::move(fn)});
-    std::lock_guard lock(impl_->calls_mutex);
-    const TimerId id = impl_->timers.schedule(when, &Impl::on_call, call.get(), 0);
-    if (id == 0) return 0;
-    call->id = id;
-    impl_->calls.emplace(id, call.release());
-    return id;
-}
-
-bool TaskSupervisor::cancel_call(TimerId id) {
-    if (!impl_->timers.cancel(id)) return false;
-    std::lock_guard lock(impl_->calls_mutex);
-    if (auto it = impl_->calls.find(id); it != impl_->calls.end()) {
-        delete it->second;
-        impl_->calls.erase(it);
-    }
-    return true;
-}
 
 void TaskSupervisor::attach_service(detail::Service* service) {
     std::lock_guard lock(impl_->mutex);

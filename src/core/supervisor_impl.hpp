@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <unordered_map>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -94,7 +93,6 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     [[nodiscard]] bool drained() const noexcept;
 
     static void on_delay_end(void* self, std::uint64_t id) noexcept;
-    static void on_call(void* call, std::uint64_t) noexcept;
     static void on_wait_warning(void* self, std::uint64_t id) noexcept;
     static void on_wait_critical(void* self, std::uint64_t id) noexcept;
     void on_wait_timeout(TaskId id, bool critical) noexcept;
@@ -122,17 +120,6 @@ struct TaskSupervisor::Impl final : detail::ThreadPool::Host, detail::DirectHost
     std::size_t delayed = 0;
     std::uint64_t stop_calls = 0;  // block() returns when this changes
     std::vector<detail::Service*> services;
-
-    // call_at(): scheduled functions by timer id. Its own mutex, taken before
-    // the timers' and never with the supervisor's.
-    struct Call {
-        Impl* owner;
-        TimerId id;
-        std::function<void()> fn;
-    };
-    std::mutex calls_mutex;
-    std::unordered_map<TimerId, Call*> calls;
-    void drop_calls() noexcept;
 };
 
 }  // namespace atasker
