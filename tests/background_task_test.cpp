@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -244,6 +245,44 @@ TEST_CASE("background_task: a running task that takes a stop token is asked to s
     plain.get();
     CHECK(plain.status() == at::TaskStatus::completed);
     sup.stop();
+}
+
+namespace {
+
+class GaveUp : public at::CanceledError {
+public:
+    using at::CanceledError::CanceledError;
+};
+
+}  // namespace
+
+TEST_CASE("background_task: a function throwing a CanceledError subclass ends canceled, one throwing "
+          "std::runtime_error ends failed" *
+          doctest::timeout(30)) {
+    LogCapture log;
+    at::TaskSupervisor sup;
+    sup.start();
+    auto gave_up = at::background_task([]() -> int { throw GaveUp("gave up halfway"); }, {.supervisor = &sup})();
+    // CanceledError is itself a std::runtime_error: the base must not pass for it.
+    auto broke = at::background_task([]() -> int { throw std::runtime_error("disk full"); }, {.supervisor = &sup})();
+    CHECK_THROWS_WITH_AS(gave_up.get(), "gave up halfway", GaveUp);
+    CHECK_THROWS_WITH_AS(broke.get(), "disk full", std::runtime_error);
+    CHECK(gave_up.status() == at::TaskStatus::canceled);
+    CHECK(broke.status() == at::TaskStatus::failed);
+    const auto gave_up_info = sup.get_task_info(gave_up.id());
+    REQUIRE(gave_up_info);
+    CHECK(gave_up_info->status == at::TaskStatus::canceled);
+    CHECK(gave_up_info->error == "gave up halfway");
+    const auto broke_info = sup.get_task_info(broke.id());
+    REQUIRE(broke_info);
+    CHECK(broke_info->status == at::TaskStatus::failed);
+    CHECK(broke_info->error == "disk full");
+    sup.stop();
+    // Only a failure is logged as one.
+    std::vector<std::string> errors;
+    for (const auto& [level, line] : log.lines())
+        if (level == at::LogLevel::error) errors.push_back(line);
+    CHECK(errors == std::vector<std::string>{fmt::format("task {} '' (thread) failed: disk full", broke.id())});
 }
 
 TEST_CASE("background_task: wait_completed on several tasks throws TimeoutError when one is late" *

@@ -6,9 +6,11 @@
 #include <fstream>
 #include <future>
 #include <latch>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "test_support.hpp"
@@ -470,6 +472,60 @@ TEST_CASE("supervisor: call_at runs on the timer thread, cancel_call drops a pen
     sup.stop();
     CHECK_FALSE(late.load());
     CHECK(sup.call_at(std::chrono::steady_clock::now(), [] {}) == 0);  // stopped: nothing scheduled
+}
+
+TEST_CASE("supervisor: what a scheduled call throws is logged with the call's id" * doctest::timeout(30)) {
+    test_support::LogCapture log;
+    at::TaskSupervisor sup;
+    sup.start();
+    // One deadline: the timer thread runs them in the order they were scheduled.
+    const auto when = std::chrono::steady_clock::now();
+    const auto standard = sup.call_at(when, [] { throw std::runtime_error("no route to host"); });
+    const auto other = sup.call_at(when, [] { throw 42; });
+    std::promise<void> after;
+    (void)sup.call_at(when, [&] { after.set_value(); });
+    after.get_future().get();
+    std::vector<std::string> errors;
+    for (const auto& [level, line] : log.lines())
+        if (level == at::LogLevel::error) errors.push_back(line);
+    CHECK(errors == std::vector<std::string>{fmt::format("scheduled call {} threw: no route to host", standard),
+                                             fmt::format("scheduled call {} threw a non-standard exception", other)});
+    sup.stop();
+}
+
+TEST_CASE("supervisor: stop drops pending scheduled calls uncalled; cancel_call waits for a running one" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    std::latch entered{1};
+    Gate gate;
+    std::atomic<bool> finished{false};
+    auto held = std::make_shared<int>(0);
+    std::weak_ptr<int> running_capture = held;
+    const auto running = sup.call_at(std::chrono::steady_clock::now(), [&, held] {
+        entered.count_down();
+        gate.wait();
+        finished = true;
+    });
+    held.reset();
+    entered.wait();
+    auto canceled = std::async(std::launch::async, [&] {
+        const bool dropped = sup.cancel_call(running);
+        return std::pair{dropped, finished.load() && running_capture.expired()};
+    });
+    gate.open();
+    // False: it had started; by then it has ended and its function is gone.
+    CHECK(canceled.get() == std::pair{false, true});
+
+    std::atomic<bool> called{false};
+    held = std::make_shared<int>(0);
+    std::weak_ptr<int> pending_capture = held;
+    CHECK(sup.call_at(std::chrono::steady_clock::now() + 1h, [&called, held] { called = true; }) != 0);
+    held.reset();
+    CHECK_FALSE(pending_capture.expired());
+    sup.stop();
+    CHECK(pending_capture.expired());
+    CHECK_FALSE(called.load());
 }
 
 namespace {

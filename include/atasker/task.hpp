@@ -66,14 +66,7 @@ public:
             auto i = info();
             return i ? i->status : TaskStatus::started;
         }
-        if (!ref_->error()) return TaskStatus::completed;
-        try {
-            std::rethrow_exception(ref_->error());
-        } catch (const CanceledError&) {
-            return TaskStatus::canceled;
-        } catch (...) {
-            return TaskStatus::failed;
-        }
+        return ref_->end_status();
     }
     /// See TaskSupervisor::cancel_task(); false once the supervisor was destroyed.
     bool cancel() const { return supervisor_.cancel_task(id()); }

@@ -48,29 +48,7 @@ LiveSupervisors& live_supervisors() {
 
 TaskSupervisor::Impl::Impl() : lanes(detail::make_lanes(*this)) {}
 
-TaskSupervisor::Impl::~Impl() { drop_calls(); }
-
-void TaskSupervisor::Impl::on_call(void* call, std::uint64_t) noexcept {
-    auto* c = static_cast<Call*>(call);
-    {
-        std::lock_guard lock(c->owner->calls_mutex);
-        c->owner->calls.erase(c->id);
-    }
-    try {
-        c->fn();
-    } catch (const std::exception& e) {
-        log(LogLevel::error, "scheduled call {} threw: {}", c->id, e.what());
-    } catch (...) {
-        log(LogLevel::error, "scheduled call {} threw a non-standard exception", c->id);
-    }
-    delete c;
-}
-
-void TaskSupervisor::Impl::drop_calls() noexcept {
-    std::lock_guard lock(calls_mutex);
-    for (auto& [id, c] : calls) delete c;
-    calls.clear();
-}
+TaskSupervisor::Impl::~Impl() = default;
 
 void TaskSupervisor::Impl::configure(TaskType t, const PoolOptions& options) {
     std::unique_lock lock(mutex);
@@ -137,7 +115,7 @@ void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
 
 void TaskSupervisor::set_retention(const RetentionOptions& options) {
     std::lock_guard lock(impl_->mutex);
-    impl_->table.set_retention({options.max_finished, options.max_age}, wall_now());
+    impl_->table.set_retention(options, wall_now());
 }
 
 void TaskSupervisor::start() {
@@ -210,26 +188,6 @@ SupervisorInfo TaskSupervisor::get_info() const {
 }
 
 bool TaskSupervisor::cancel_task(TaskId id) { return impl_->cancel(id); }
-
-TimerId TaskSupervisor::call_at(std::chrono::steady_clock::time_point when, std::function<void()> fn) {
-    auto call = std::make_unique<Impl::Call>(Impl::Call{impl_.get(), 0, std::move(fn)});
-    std::lock_guard lock(impl_->calls_mutex);
-    const TimerId id = impl_->timers.schedule(when, &Impl::on_call, call.get(), 0);
-    if (id == 0) return 0;
-    call->id = id;
-    impl_->calls.emplace(id, call.release());
-    return id;
-}
-
-bool TaskSupervisor::cancel_call(TimerId id) {
-    if (!impl_->timers.cancel(id)) return false;
-    std::lock_guard lock(impl_->calls_mutex);
-    if (auto it = impl_->calls.find(id); it != impl_->calls.end()) {
-        delete it->second;
-        impl_->calls.erase(it);
-    }
-    return true;
-}
 
 void TaskSupervisor::attach_service(detail::Service* service) {
     std::lock_guard lock(impl_->mutex);

@@ -13,9 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <mutex>
-#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -106,18 +104,6 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     std::size_t delayed = 0;
     std::uint64_t stop_calls = 0;  // block() returns when this changes
     std::vector<detail::Service*> services;
-
-    // call_at(): scheduled functions by timer id. Its own mutex, taken before
-    // the timers' and never with the supervisor's.
-    struct Call {
-        Impl* owner;
-        TimerId id;
-        std::function<void()> fn;
-    };
-    std::mutex calls_mutex;
-    std::unordered_map<TimerId, Call*> calls;
-    static void on_call(void* call, std::uint64_t) noexcept;
-    void drop_calls() noexcept;
 };
 
 }  // namespace atasker

@@ -150,7 +150,7 @@ void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {
 void TaskSupervisor::Impl::cancel_locked(TaskBase* task, Record& r, WallNanos now, std::vector<TaskBase*>& to_settle) {
     r.started = 0;  // it held the queue's back link
     std::string message = fmt::format("task {} was canceled before it started", task->id);
-    task->set_error(std::make_exception_ptr(CanceledError(message)));
+    task->set_error(std::make_exception_ptr(CanceledError(message)), TaskStatus::canceled);
     finish_record(task, r, TaskStatus::canceled, std::move(message), now);
     to_settle.push_back(task);
 }

@@ -120,7 +120,6 @@ bool TaskSupervisor::Impl::stop(const StopOptions& o) {
     for (const auto& l : lanes) l->begin_stop();
     lock.unlock();
     timers.stop();  // without the lock: a timer callback may be waiting for it
-    drop_calls();
     lock.lock();
     for (const auto& l : lanes) l->join(lock, finished && !own_thread);
     stopping = false;

@@ -30,7 +30,7 @@ Stripe& stripe_of(const void* p) noexcept {
 }  // namespace
 
 TaskBase::~TaskBase() {
-    if (has_error_) std::destroy_at(&error_);
+    if (has_error()) std::destroy_at(&error_);
 }
 
 void TaskBase::mark_done() noexcept {

@@ -1,6 +1,7 @@
 #include "core/task_table.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <new>
 #include <utility>
@@ -88,15 +89,15 @@ void TaskTable::release(std::uint32_t index) noexcept {
 }
 
 void TaskTable::finished(TaskId id, WallNanos now) {
-    if (limits_.max_finished == 0 || limits_.max_age.count() <= 0) {
+    if (retention_.max_finished == 0 || retention_.max_age.count() <= 0) {
         release(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
         return;
     }
-    if (kept_count_ == limits_.max_finished) drop_oldest();
+    if (kept_count_ == retention_.max_finished) drop_oldest();
     if (kept_count_ == kept_.size()) {
         // Grow the ring, unrolling it so the oldest entry comes first.
         std::vector<Kept> bigger;
-        bigger.reserve(std::min(limits_.max_finished, std::max<std::size_t>(64, kept_.size() * 2)));
+        bigger.reserve(std::min(retention_.max_finished, std::max<std::size_t>(64, kept_.size() * 2)));
         for (std::size_t i = 0; i < kept_count_; ++i) bigger.push_back(kept_at(i));
         bigger.resize(bigger.capacity());
         kept_ = std::move(bigger);
@@ -114,16 +115,16 @@ void TaskTable::drop_oldest() noexcept {
 }
 
 void TaskTable::expire(WallNanos now) {
-    const WallNanos oldest_allowed = now - limits_.max_age.count();
+    const WallNanos oldest_allowed = now - retention_.max_age.count();
     while (kept_count_ > 0 &&
-           (kept_count_ > limits_.max_finished || kept_[kept_head_].completed < oldest_allowed))
+           (kept_count_ > retention_.max_finished || kept_[kept_head_].completed < oldest_allowed))
         drop_oldest();
 }
 
-void TaskTable::set_retention(const RetentionLimits& limits, WallNanos now) {
-    limits_ = limits;
-    if (limits_.max_finished == 0 || limits_.max_age.count() <= 0) {
-        limits_.max_finished = 0;
+void TaskTable::set_retention(const RetentionOptions& retention, WallNanos now) {
+    retention_ = retention;
+    if (retention_.max_finished == 0 || retention_.max_age.count() <= 0) {
+        retention_.max_finished = 0;
         while (kept_count_ > 0) drop_oldest();
         return;
     }

@@ -7,7 +7,6 @@
 // supervisor's mutex guards it.
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include <atasker/detail/task_base.hpp>
+#include <atasker/supervisor.hpp>
 #include <atasker/task_info.hpp>
 
 namespace atasker::detail {
@@ -55,11 +55,6 @@ struct Record {
 };
 static_assert(sizeof(Record) == 40, "a task record is 40 bytes: the memory target per queued task is 96");
 
-struct RetentionLimits {
-    std::size_t max_finished = 10000;
-    std::chrono::nanoseconds max_age = std::chrono::hours(1);
-};
-
 class TaskTable {
 public:
     TaskTable();
@@ -86,7 +81,7 @@ public:
     void finished(TaskId id, WallNanos now);
     /// Forgets finished records past the retention limits.
     void expire(WallNanos now);
-    void set_retention(const RetentionLimits& limits, WallNanos now);
+    void set_retention(const RetentionOptions& retention, WallNanos now);
 
     /// A task's name ("" when unnamed) and error (null when none), kept
     /// beside the records.
@@ -142,7 +137,7 @@ private:
     std::vector<Extra> extras_;
     std::vector<std::uint32_t> free_extras_;
 
-    RetentionLimits limits_;
+    RetentionOptions retention_;
     // Finished records in completion order: a ring that grows up to
     // max_finished. Each entry carries its completion time, so expiry reads
     // the ring, not the (cold) record.

@@ -1,14 +1,52 @@
 #include "core/timers.hpp"
 
+#include <exception>
+#include <utility>
+
+#include <atasker/log.hpp>
+
 #include "sync/system_error.hpp"
 
 namespace atasker::detail {
+namespace {
+
+void call_logged(std::uint64_t id, const std::function<void()>& fn) noexcept {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "scheduled call {} threw: {}", id, e.what());
+    } catch (...) {
+        log(LogLevel::error, "scheduled call {} threw a non-standard exception", id);
+    }
+}
+
+}  // namespace
 
 Timers::~Timers() { stop(); }
 
 std::uint64_t Timers::schedule(Clock::time_point when, Callback callback, void* context, std::uint64_t argument) {
     std::lock_guard lock(mutex_);
     if (stopping_) return 0;
+    return push_locked(when, callback, context, argument);
+}
+
+std::uint64_t Timers::schedule(Clock::time_point when, std::function<void()> fn) {
+    std::unique_lock lock(mutex_);
+    if (stopping_) return 0;
+    // The function goes in first, under the id its entry will get: an entry
+    // is never in the heap without it.
+    const std::uint64_t id = sequence_ + 1;
+    functions_.emplace(id, std::move(fn));
+    try {
+        return push_locked(when, nullptr, nullptr, 0);
+    } catch (...) {
+        auto dropped = functions_.extract(id);
+        lock.unlock();  // its captures are destroyed without the lock
+        throw;
+    }
+}
+
+std::uint64_t Timers::push_locked(Clock::time_point when, Callback callback, void* context, std::uint64_t argument) {
     // Started before the entry goes in: a refused thread leaves nothing behind.
     const bool started = !thread_.joinable();
     if (started) thread_ = start_thread("the timer", [this] { loop(); });
@@ -30,17 +68,21 @@ bool Timers::cancel(std::uint64_t id) {
     // comes up.
     if (pending_.erase(id) == 0) return false;
     canceled_.insert(id);
+    auto dropped = functions_.extract(id);
+    lock.unlock();  // its captures are destroyed without the lock
     return true;
 }
 
 void Timers::stop() {
     std::thread t;
+    Functions dropped;  // destroyed last, without the lock
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
         heap_ = {};
         pending_.clear();
         canceled_.clear();
+        dropped.swap(functions_);
         t = std::move(thread_);
     }
     cv_.notify_one();
@@ -74,9 +116,18 @@ void Timers::loop() {
         heap_.pop();
         if (canceled_.erase(e.sequence) != 0) continue;
         pending_.erase(e.sequence);
+        Functions::node_type owned;
+        if (e.callback == nullptr) owned = functions_.extract(e.sequence);
         running_ = e.sequence;
         lock.unlock();
-        e.callback(e.context, e.argument);
+        if (e.callback != nullptr) {
+            e.callback(e.context, e.argument);
+        } else if (!owned.empty()) {  // empty only when schedule() failed after pushing
+            call_logged(e.sequence, owned.mapped());
+            // Destroyed while still running_: once cancel() returns, nothing
+            // of the call is left.
+            owned = {};
+        }
         lock.lock();
         running_ = 0;
         ran_.notify_all();

@@ -55,17 +55,20 @@ bool ProcessCall::never_reached() const noexcept {
 
 void ProcessCall::store(int carries) noexcept {
     std::exception_ptr error = std::exchange(flight_.decode_error, nullptr);
+    TaskStatus status = TaskStatus::failed;
     try {
         if (!error && never_reached()) {
             error = std::make_exception_ptr(Error(fmt::format(
                 "process task {} could not reach a worker process after {} tries", call_.task->id, carries)));
         } else if (!error) {
             error = failure_of(request_.outcome, call_);
+            const CallOutcome::Kind kind = request_.outcome.kind;
+            if (kind == CallOutcome::Kind::killed || kind == CallOutcome::Kind::canceled) status = TaskStatus::canceled;
         }
     } catch (...) {  // no memory for the message
         error = std::current_exception();
     }
-    if (error) call_.task->set_error(std::move(error));
+    if (error) call_.task->set_error(std::move(error), status);
 }
 
 std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call) {

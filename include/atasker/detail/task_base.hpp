@@ -5,6 +5,7 @@
 /// result. Supervisor internals and Task<R> handles share it.
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -52,16 +53,23 @@ public:
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
 
-    /// Stores `error` as the outcome. Never while the task is queued.
-    void set_error(std::exception_ptr error) noexcept {
-        if (has_error_) {
+    /// Stores `error` as the outcome and `status` (failed or canceled) as how
+    /// the task ended. Whoever catches or makes the error says which it is, so
+    /// no reader has to rethrow it to find out. Never while the task is queued.
+    void set_error(std::exception_ptr error, TaskStatus status = TaskStatus::failed) noexcept {
+        assert(error && (status == TaskStatus::failed || status == TaskStatus::canceled));
+        if (has_error()) {
             error_ = std::move(error);
         } else {
             std::construct_at(&error_, std::move(error));
-            has_error_ = true;
         }
+        end_status_ = status;
     }
-    [[nodiscard]] const std::exception_ptr& error() const noexcept { return has_error_ ? error_ : no_error_; }
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return has_error() ? error_ : no_error_; }
+    /// How the task ended: completed, or the status set_error() stored.
+    /// Meaningful once the outcome is stored (on the running thread after
+    /// run(), elsewhere after is_done()).
+    [[nodiscard]] TaskStatus end_status() const noexcept { return end_status_; }
 
     /// Marks the outcome visible to waiters and wakes them. Called once.
     void mark_done() noexcept;
@@ -75,8 +83,10 @@ public:
     /// Whether any thread may end this task, a fiber loop's included: its
     /// completion only fulfils a promise, and nothing must watch it while it
     /// runs (no run timeout). Set before the task is put.
-    [[nodiscard]] bool ends_anywhere() const noexcept { return ends_anywhere_; }
-    void set_ends_anywhere() noexcept { ends_anywhere_ = true; }
+    [[nodiscard]] bool ends_anywhere() const noexcept {
+        return (state_.load(std::memory_order_relaxed) & ends_anywhere_bit) != 0;
+    }
+    void set_ends_anywhere() noexcept { state_.fetch_or(ends_anywhere_bit, std::memory_order_relaxed); }
 
     // Laid out to keep a task's header at 32 bytes. One word has two lives:
     // the queue link while the task waits in an admission queue, then its
@@ -91,6 +101,7 @@ private:
     static inline const std::exception_ptr no_error_{};
     static constexpr std::uint8_t done_bit = 1;
     static constexpr std::uint8_t waiters_bit = 2;
+    static constexpr std::uint8_t ends_anywhere_bit = 4;
     std::atomic<std::uint32_t> refs_{1};
     mutable std::atomic<std::uint8_t> state_{0};
 
@@ -99,8 +110,8 @@ public:
     TaskType type = TaskType::thread;
 
 private:
-    bool has_error_ : 1 = false;
-    bool ends_anywhere_ : 1 = false;
+    [[nodiscard]] bool has_error() const noexcept { return end_status_ != TaskStatus::completed; }
+    TaskStatus end_status_ = TaskStatus::completed;  ///< not completed: error_ is constructed
 };
 static_assert(sizeof(TaskBase) == 32 || sizeof(void*) != 8, "a task's header is 32 bytes on 64-bit targets");
 

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <atasker/error.hpp>
 #include <atasker/log.hpp>
 #include <atasker/progress.hpp>
 #include <atasker/task.hpp>
@@ -81,6 +82,10 @@ public:
             } else {
                 this->value.emplace(call(context.progress));
             }
+        } catch (const CanceledError&) {
+            // A function gives up with CanceledError (a stop token's usual
+            // answer): the task was canceled, not failed.
+            this->set_error(std::current_exception(), TaskStatus::canceled);
         } catch (...) {
             this->set_error(std::current_exception());
         }
