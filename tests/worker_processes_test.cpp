@@ -34,6 +34,7 @@
 
 #include <atasker/atasker.hpp>
 
+#include "process/shm_slots.hpp"
 #include "process/worker_processes.hpp"
 #include "process/zygote.hpp"
 
@@ -176,6 +177,18 @@ int wait_exit(pid_t pid) {
 }
 
 }  // namespace
+
+TEST_CASE("shared slots: a mapping the system refuses is an at::SystemError that says what to lower") {
+    // Slots of an exabyte each: more than any address space holds.
+    const std::size_t exabyte = std::size_t{1} << 60;
+    try {
+        at::detail::SharedSlots refused(4, exabyte);
+        FAIL("a mapping of four exabytes was granted");
+    } catch (const at::SystemError& e) {
+        CHECK(e.code() == std::errc::not_enough_memory);
+        CHECK(std::string(e.what()).find("lower max_workers or slot_size") != std::string::npos);
+    }
+}
 
 TEST_CASE("process workers: an int and a string make the round trip" * doctest::timeout(30)) {
     WorkerProcesses pool;

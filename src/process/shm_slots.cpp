@@ -1,9 +1,9 @@
 #include "process/shm_slots.hpp"
 
-#include <sys/mman.h>
-
-#include <cerrno>
 #include <new>
+
+#include <boost/interprocess/anonymous_shared_memory.hpp>
+#include <boost/interprocess/exceptions.hpp>
 
 #include "sync/system_error.hpp"
 
@@ -19,11 +19,16 @@ SharedSlots::SharedSlots(std::size_t count, std::size_t capacity)
     // Control block on a page of its own, then the two buffers page-aligned,
     // so a slot's hot control words never share a line with another slot.
     stride_ = round_up(sizeof(SlotControl), page) + 2 * round_up(capacity_, page);
-    length_ = stride_ * count_ + round_up(sizeof(Doorbell) * doorbell_count, page);
-    void* p = ::mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        throw_system_error(errno, "cannot map the process pool's shared memory; lower max_workers or slot_size");
-    base_ = static_cast<std::byte*>(p);
+    const std::size_t length = stride_ * count_ + round_up(sizeof(Doorbell) * doorbell_count, page);
+    try {
+        // Anonymous and shared: inherited by the zygote and every worker it
+        // forks, named nowhere, gone with the last process that maps it.
+        region_ = boost::interprocess::anonymous_shared_memory(length);
+    } catch (const boost::interprocess::interprocess_exception& e) {
+        throw_system_error(e.get_native_error(),
+                           "cannot map the process pool's shared memory; lower max_workers or slot_size");
+    }
+    base_ = static_cast<std::byte*>(region_.get_address());
     for (std::uint32_t i = doorbell_count; i > 0; --i) {
         new (&doorbell(i - 1)) Doorbell{};
         free_doorbells_.push_back(i - 1);
@@ -47,9 +52,7 @@ void SharedSlots::release_doorbell(std::uint32_t i) {
     free_doorbells_.push_back(i);
 }
 
-SharedSlots::~SharedSlots() {
-    if (base_ != nullptr) ::munmap(base_, length_);
-}
+SharedSlots::~SharedSlots() = default;
 
 SlotView SharedSlots::slot(std::size_t k) const noexcept {
     std::byte* s = base_ + k * stride_;

@@ -1,6 +1,6 @@
 #pragma once
-// Per-worker slots in one anonymous MAP_SHARED mapping, and the wire layout
-// of the requests and responses carried in them.
+// Per-worker slots in one anonymous shared mapping (Boost.Interprocess), and
+// the wire layout of the requests and responses carried in them.
 //
 // A slot belongs to one worker process at a time. It holds no mutex,
 // condition variable or allocator: only two process-shared semaphores and
@@ -10,11 +10,15 @@
 
 #include <semaphore.h>
 
+#include <boost/interprocess/mapped_region.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <vector>
+
+#include <atasker/export.hpp>
 
 #include "sync/doorbell.hpp"
 
@@ -95,11 +99,11 @@ struct SlotView {
 
 /// The mapping holding every slot. Created once by at::init() before the
 /// zygote forks, so the zygote and every worker share it.
-class SharedSlots {
+class ATASKER_API SharedSlots {
 public:
     /// Maps `count` slots whose request and response buffers hold `capacity`
-    /// bytes each. MAP_NORESERVE: pages cost nothing until touched.
-    /// \throws std::system_error when mmap fails.
+    /// bytes each (Boost.Interprocess anonymous_shared_memory); pages cost
+    /// nothing until touched. \throws SystemError when the mapping fails.
     SharedSlots(std::size_t count, std::size_t capacity);
     ~SharedSlots();
     SharedSlots(const SharedSlots&) = delete;
@@ -123,11 +127,11 @@ public:
     void reset(std::size_t k, std::uint64_t generation);
 
 private:
+    boost::interprocess::mapped_region region_;
     std::byte* base_ = nullptr;
     std::size_t count_;
     std::size_t capacity_;
     std::size_t stride_;
-    std::size_t length_;
     std::mutex doorbells_mutex_;  // the parent's own: who holds which doorbell
     std::vector<std::uint32_t> free_doorbells_;
 };
