@@ -78,7 +78,7 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
         return {.task = t, .progress = nullptr, .ticket = 0};
     }
     void run(const Job& job) noexcept override { job.task->run({}); }
-    std::string finish(const Job&, std::int64_t) override { return {}; }
+    void finish(const Job&, std::int64_t, std::string&) override {}
     void settle(const Job&, const std::string&) noexcept override {}
 
     ~QueueHost() {

@@ -74,14 +74,15 @@ public:
     /// none may start.
     [[nodiscard]] virtual Job take(Lane& lane, std::int64_t now) noexcept = 0;
     /// Under the mutex: records that `task` ended at `now` (its outcome is
-    /// stored in it) and frees its place in the admission; returns the line
-    /// to log about it (empty for none). The caller then settles the task.
-    [[nodiscard]] virtual std::string complete(TaskBase* task, std::int64_t now) = 0;
+    /// stored in it) and frees its place in the admission; a failure leaves
+    /// the line to log about it in `log_line` (left as it is otherwise). The
+    /// caller then settles the task.
+    virtual void complete(TaskBase* task, std::int64_t now, std::string& log_line) = 0;
     /// Under the mutex: a started task never ran (its call never reached a
     /// worker): it frees its place and waits in the queue again.
     virtual void requeue(TaskBase* task) noexcept = 0;
     /// Without the mutex: marks the task done, runs its callback, logs
-    /// `log_line`, drops the supervisor's reference.
+    /// `log_line` (when not empty), drops the supervisor's reference.
     virtual void settle(TaskBase* task, const std::string& log_line) noexcept = 0;
 
 protected:

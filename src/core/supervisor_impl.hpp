@@ -35,7 +35,7 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     // LaneHost
     [[nodiscard]] detail::SupervisorMutex& supervisor_mutex() noexcept override { return mutex; }
     [[nodiscard]] detail::Job take(detail::Lane& lane, std::int64_t now) noexcept override;
-    [[nodiscard]] std::string complete(detail::TaskBase* task, std::int64_t now) override;
+    void complete(detail::TaskBase* task, std::int64_t now, std::string& log_line) override;
     void requeue(detail::TaskBase* task) noexcept override;
     void settle(detail::TaskBase* task, const std::string& log_line) noexcept override;
 
@@ -59,15 +59,16 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     /// (std::exit from a task): stops without waiting for that thread.
     void abandon() noexcept;
 
-    /// Queues a task whose record is already in the table (put or delay end).
+    /// Queues a task whose record is already in the table (put or delay end);
+    /// the caller then wakes its lane.
     void enqueue(detail::TaskBase* task, detail::Record& record, detail::WallNanos now) noexcept;
     /// Marks a queued or delayed task canceled; it is settled later, outside the lock.
     void cancel_locked(detail::TaskBase* task, detail::Record& record, detail::WallNanos now,
                        std::vector<detail::TaskBase*>& to_settle);
-    /// Records that a task ended and returns the line to log about it. The
-    /// supervisor's reference passes to whoever settles the task.
-    std::string finish_record(detail::TaskBase* task, detail::Record& record, TaskStatus status, std::string error,
-                              detail::WallNanos now);
+    /// Records how a task ended (its outcome is stored in it) and leaves the
+    /// line to log about a failure in `log_line`. The supervisor's reference
+    /// passes to whoever settles the task.
+    void finish_record(detail::TaskBase* task, detail::Record& record, detail::WallNanos now, std::string& log_line);
     /// Cancels every queued task and collects running ones to ask to stop.
     void cancel_all_locked(std::vector<detail::TaskBase*>& to_settle, std::vector<detail::TaskBase*>& to_stop);
     /// Without the lock: settles canceled tasks, asks running ones to stop.

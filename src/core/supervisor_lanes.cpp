@@ -8,7 +8,6 @@
 #include <atasker/log.hpp>
 
 #include "core/supervisor_impl.hpp"
-#include "core/task_outcome.hpp"
 
 namespace atasker {
 
@@ -25,30 +24,34 @@ detail::Job TaskSupervisor::Impl::take(detail::Lane& from, std::int64_t now) noe
     return {.task = t, .progress = &r->progress, .ticket = 0};
 }
 
-std::string TaskSupervisor::Impl::complete(TaskBase* task, std::int64_t now) {
-    auto [status, error] = detail::outcome_of(*task);
-    lane(task->type).admission().finished(task->priority());
-    return finish_record(task, *table.find(task->id), status, std::move(error), now);
+void TaskSupervisor::Impl::complete(TaskBase* task, std::int64_t now, std::string& log_line) {
+    detail::Lane& from = lane(task->type);
+    from.admission().finished(task->priority());
+    finish_record(task, *table.find(task->id), now, log_line);
 }
 
 void TaskSupervisor::Impl::requeue(TaskBase* task) noexcept {
-    lane(task->type).admission().finished(task->priority());
+    detail::Lane& to = lane(task->type);
+    to.admission().finished(task->priority());
     Record& r = *table.find(task->id);
     enqueue(task, r, r.queued);
+    to.wake();
 }
 
-std::string TaskSupervisor::Impl::finish_record(TaskBase* task, Record& r, TaskStatus status, std::string error,
-                                                WallNanos now) {
-    std::string line;
-    if (status == TaskStatus::failed && log_enabled(LogLevel::error))
-        line = fmt::format("task {} '{}' ({}) failed: {}", task->id, table.name(r), r.type, error);
+void TaskSupervisor::Impl::finish_record(TaskBase* task, Record& r, WallNanos now, std::string& log_line) {
+    const TaskStatus status = task->end_status();
+    if (status == TaskStatus::completed) {
+        r.progress.store(1.0F, std::memory_order_relaxed);
+    } else {
+        std::string error = detail::describe(task->error());
+        if (status == TaskStatus::failed && log_enabled(LogLevel::error))
+            log_line = fmt::format("task {} '{}' ({}) failed: {}", task->id, table.name(r), r.type, error);
+        table.set_error(r, std::move(error));
+    }
     r.status = status;
     r.completed = now;  // in place of the task pointer: the caller holds the reference
-    if (status == TaskStatus::completed) r.progress.store(1.0F, std::memory_order_relaxed);
-    if (!error.empty()) table.set_error(r, std::move(error));
     table.finished(task->id, now);
     if (stopping && drained()) state_cv.notify_all();
-    return line;
 }
 
 void TaskSupervisor::Impl::settle(TaskBase* task, const std::string& log_line) noexcept {

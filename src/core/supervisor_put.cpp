@@ -98,18 +98,24 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         }
     }
     enqueue(task, *r, now);
+    to.wake();
     return id;
 }
 
 void TaskSupervisor::Impl::queue_from_inbox(TaskBase* oldest) noexcept {
+    // Lanes are woken once, after the whole batch is queued.
+    std::uint32_t queued_to = 0;  // a bit per lane
     for (TaskBase* task = oldest; task != nullptr;) {
         TaskBase* next = task->next;
         task->next = nullptr;
         Record& r = table.publish(task->id);
         link_record(r, task);
         enqueue(task, r, r.queued);  // the put wrote its time
+        queued_to |= 1U << static_cast<unsigned>(task->type);
         task = next;
     }
+    for (std::size_t i = 0; i < lanes.size(); ++i)
+        if ((queued_to & (1U << i)) != 0) lanes[i]->wake();
     refill_reserved_ids();
 }
 
@@ -134,7 +140,6 @@ void TaskSupervisor::Impl::enqueue(TaskBase* task, Record& r, WallNanos now) noe
     detail::Lane& to = lane(task->type);
     r.queue_before = to.admission().push(task);
     if (wait_timeouts) schedule_wait_timeouts(task->id);
-    to.wake();
 }
 
 void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {
@@ -145,13 +150,15 @@ void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {
     if (r == nullptr || r->status != TaskStatus::delayed) return;  // canceled meanwhile
     --impl->delayed;
     impl->enqueue(r->task, *r, now);
+    impl->lane(r->type).wake();
 }
 
 void TaskSupervisor::Impl::cancel_locked(TaskBase* task, Record& r, WallNanos now, std::vector<TaskBase*>& to_settle) {
     r.started = 0;  // it held the queue's back link
-    std::string message = fmt::format("task {} was canceled before it started", task->id);
-    task->set_error(std::make_exception_ptr(CanceledError(message)), TaskStatus::canceled);
-    finish_record(task, r, TaskStatus::canceled, std::move(message), now);
+    task->set_error(std::make_exception_ptr(CanceledError(fmt::format("task {} was canceled before it started", task->id))),
+                    TaskStatus::canceled);
+    std::string no_line;  // a cancel is not logged
+    finish_record(task, r, now, no_line);
     to_settle.push_back(task);
 }
 

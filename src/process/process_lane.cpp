@@ -145,9 +145,9 @@ void ProcessLane::run(const Job& job) noexcept {
     job.task->run(RunContext{.progress = {}, .carrier = &carrier});
 }
 
-std::string ProcessLane::finish(const Job& job, std::int64_t now) {
+void ProcessLane::finish(const Job& job, std::int64_t now, std::string& log_line) {
     release(job.ticket);
-    return host_.complete(job.task, now);
+    host_.complete(job.task, now, log_line);
 }
 
 void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept {
@@ -194,7 +194,7 @@ void ProcessLane::end_here(TaskBase* task, std::size_t slot, double progress) no
         if (progress > 0.0 && progress <= 1.0)
             slots_[slot].progress->store(static_cast<float>(progress), std::memory_order_relaxed);
         release(slot);
-        log_line = host_.complete(task, wall_now());
+        host_.complete(task, wall_now(), log_line);
         wake();
     }
     host_.settle(task, log_line);

@@ -80,7 +80,7 @@ private:
     // ThreadPool::Host
     Job take(std::int64_t now) noexcept override;
     void run(const Job& job) noexcept override;
-    std::string finish(const Job& job, std::int64_t now) override;
+    void finish(const Job& job, std::int64_t now, std::string& log_line) override;
     void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
     void thread_started() noexcept override;
     void thread_exiting() noexcept override;

@@ -256,12 +256,12 @@ ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMute
 void ThreadPool::run_chain(Sleeper& me, Job job, SchedSlice& slice) {
     // Run, then record the end and take the next task in one critical section,
     // so a busy thread locks once per task.
+    std::string log_line;  // the rare failure's, logged by settle()
     while (job.task != nullptr) {
         if (slice.is_short() && job.task->priority() != Priority::critical) slice.restore();
         host_.run(job);
         const std::int64_t now = wall_now();  // ends one task and starts the next
         Job next;
-        std::string log_line;
         {
             // Seen under the mutex, the flag says the thread has not yet
             // had it since its task returned (cleared under the mutex).
@@ -269,10 +269,11 @@ void ThreadPool::run_chain(Sleeper& me, Job job, SchedSlice& slice) {
             mutex_.prefetch_inbox();
             std::lock_guard lock(mutex_);
             me.ending.store(false, std::memory_order_relaxed);
-            log_line = host_.finish(job, now);
+            host_.finish(job, now, log_line);
             next = host_.take(now);
         }
         host_.settle(job, log_line);
+        if (!log_line.empty()) log_line.clear();
         job = next;
     }
 }

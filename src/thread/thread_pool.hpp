@@ -40,8 +40,9 @@ public:
         virtual Job take(std::int64_t now) noexcept = 0;
         /// Runs the job on the calling thread.
         virtual void run(const Job& job) noexcept = 0;
-        /// Records that the job ended at `now` and returns the line to log.
-        virtual std::string finish(const Job& job, std::int64_t now) = 0;
+        /// Records that the job ended at `now`; a failure leaves the line to
+        /// log in `log_line`.
+        virtual void finish(const Job& job, std::int64_t now, std::string& log_line) = 0;
         /// Wakes waiters, runs the callback, logs, releases.
         virtual void settle(const Job& job, const std::string& log_line) noexcept = 0;
         /// A pool thread begins and ends (the process lane keeps a worker
