@@ -36,7 +36,6 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
                                 static_cast<int>(o.priority)));
     if (o.delay.count() < 0) throw Error("a task's delay must not be negative; pass 0 to queue it at once");
     task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
-    std::string name = o.name;  // copied before the lock is taken
     const WallNanos now = wall_now();
     // A thread task with nothing to set up under the mutex goes to the
     // inbox, with an id reserved for it. Not a critical one: it may have to
@@ -44,7 +43,7 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     // start when the task is queued.
     detail::ReservedIds::Reserved reserved;
     if (task->type == TaskType::thread && o.priority != Priority::critical && o.delay.count() == 0 &&
-        name.empty() && !has_wait_timeouts.load(std::memory_order_relaxed)) {
+        o.name.empty() && !has_wait_timeouts.load(std::memory_order_relaxed)) {
         reserved = reserved_ids.take();
         if (reserved.id != 0) {
             task->id = reserved.id;
@@ -54,6 +53,7 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
             guard.task = task;  // the inbox is closed: the supervisor is stopped
         }
     }
+    std::string name = o.name;  // copied before the lock is taken
     detail::PutLock put_lock(mutex, puts_in_flight);
     auto& held = put_lock.lock();
     if (reserved.id != 0) table.unreserve(reserved.id);

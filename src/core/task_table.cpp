@@ -109,7 +109,8 @@ void TaskTable::finished(TaskId id, WallNanos now) {
 }
 
 void TaskTable::drop_oldest() noexcept {
-    erase(kept_[kept_head_].id);
+    // A kept record is finished: nothing else frees it.
+    release(static_cast<std::uint32_t>(kept_[kept_head_].id & 0xFFFFFFFFU));
     kept_head_ = kept_head_ + 1 < kept_.size() ? kept_head_ + 1 : 0;
     --kept_count_;
 }
