@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "process/mp_registry.hpp"
+
 namespace at = atasker;
 using at::detail::ByteReader;
 using at::detail::ByteWriter;

@@ -4,12 +4,9 @@
 // interface; the thread lane runs tasks on threads, the process lane carries
 // them to worker processes. A lane reaches back into the core through
 // LaneHost.
-//
-// Locks, in the order they may be taken: the supervisor's mutex
-// (SupervisorMutex), then the timers' mutex or the worker processes' own.
-// Nothing that holds one of the latter calls back into the supervisor. A
-// lane's members say whether they expect the supervisor's mutex held
-// ("under the mutex") or not.
+// A lane's members say whether they expect the supervisor's mutex held
+// ("under the mutex") or not; the order locks are taken in is in
+// supervisor_mutex.hpp.
 
 #include <array>
 #include <atomic>
@@ -102,9 +99,9 @@ public:
     [[nodiscard]] const Admission& admission() const noexcept { return admission_; }
 
     // ---- under the mutex
-    /// The options set for this lane; empty while it is not set up (a
-    /// process lane before set_mp_pool()).
-    [[nodiscard]] virtual std::optional<PoolOptions> options() const = 0;
+    /// Why a task cannot be put on this lane now (it is not set up), as the
+    /// message of the error a put throws; null when it can.
+    [[nodiscard]] virtual const char* refusal() const noexcept { return nullptr; }
     /// Takes `options` (validated by the caller): admission limits always;
     /// with `active`, the runner too (threads, worker processes). May release
     /// `lock` for slow work (forking). On failure the lane keeps what it had.

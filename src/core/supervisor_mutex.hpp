@@ -19,6 +19,10 @@
 // unlock() also sends the wake-ups decided under the mutex (defer()), so a
 // woken thread does not block on the mutex at once.
 //
+// Locks, in the order they may be taken: this mutex, then the timers' mutex
+// (timers.hpp) or the worker processes' own (worker_processes.hpp). Nothing
+// that holds one of the latter calls back into the supervisor.
+//
 // Why (atasker-bench section 1, 2 vCPUs, 1 submitter): puts that took the
 // mutex made it change hands between CPUs twice per task, and in slow rounds
 // nearly every syscall was a futex on it, each a wake-up of an idle vCPU.

@@ -61,8 +61,7 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
                                  : "task supervisor is not started; call start() before putting tasks");
     detail::Lane& to = lane(task->type);
-    if (!to.options())
-        throw Error("the process pool is not set up; call set_mp_pool() before putting process tasks");
+    if (const char* why = to.refusal()) throw Error(why);
     Record* r = nullptr;
     const TaskId id = table.insert(r);
     try {

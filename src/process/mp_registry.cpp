@@ -1,4 +1,4 @@
-#include <atasker/detail/mp_registry.hpp>
+#include "process/mp_registry.hpp"
 
 #include <deque>
 #include <mutex>

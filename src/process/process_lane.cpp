@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
-#include <atasker/detail/mp_registry.hpp>
 #include <atasker/error.hpp>
 #include <atasker/init.hpp>
 #include <atasker/log.hpp>
 
+#include "process/mp_registry.hpp"
 #include "core/task_table.hpp"
 #include "process/shm_slots.hpp"
 

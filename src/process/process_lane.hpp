@@ -50,7 +50,9 @@ public:
     explicit ProcessLane(LaneHost& host);
     ~ProcessLane() override;
 
-    [[nodiscard]] std::optional<PoolOptions> options() const override { return options_; }
+    [[nodiscard]] const char* refusal() const noexcept override {
+        return options_ ? nullptr : "the process pool is not set up; call set_mp_pool() before putting process tasks";
+    }
     void configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) override;
     void start(std::unique_lock<SupervisorMutex>& lock) override;
     void wake() noexcept override { pool_.wake_for(admission_); }

@@ -14,8 +14,9 @@
 
 #include <atasker/detail/bytes.hpp>
 #include <atasker/error.hpp>
-#include <atasker/detail/mp_registry.hpp>
 #include <atasker/progress.hpp>
+
+#include "process/mp_registry.hpp"
 
 namespace atasker::detail {
 

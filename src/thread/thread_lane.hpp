@@ -11,7 +11,6 @@ class ThreadLane final : public Lane, ThreadPool::Host {
 public:
     explicit ThreadLane(LaneHost& host);
 
-    [[nodiscard]] std::optional<PoolOptions> options() const override { return options_; }
     void configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) override;
     void start(std::unique_lock<SupervisorMutex>& lock) override;
     void wake() noexcept override { pool_.wake_for(admission_); }
