@@ -28,7 +28,6 @@ using atasker::detail::SupervisorMutex;
 using atasker::detail::TaskBase;
 using atasker::detail::Job;
 using atasker::detail::ThreadPool;
-using atasker::detail::Wakeups;
 
 struct FnTask final : TaskBase {
     explicit FnTask(std::function<void()> body, Priority priority = Priority::normal) : fn(std::move(body)) {
@@ -62,12 +61,6 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
     // SupervisorMutex::Host
     void queue_from_inbox(TaskBase*) noexcept override {}
     bool hungry() const noexcept override { return false; }
-    void unlock_and_send(std::mutex& raw) noexcept override {
-        Wakeups wakeups;
-        pool.take_wakeups(wakeups);
-        raw.unlock();
-        wakeups.send();
-    }
 
     // ThreadPool::Host
     Job take(std::int64_t) noexcept override {

@@ -19,13 +19,11 @@
 #include <vector>
 
 #include <atasker/detail/task_base.hpp>
-#include <atasker/log.hpp>
 #include <atasker/pool_options.hpp>
 #include <atasker/task_info.hpp>
 
 #include "core/admission.hpp"
 #include "core/supervisor_mutex.hpp"
-#include "sync/futex.hpp"
 
 namespace atasker::detail {
 
@@ -35,29 +33,6 @@ struct Job {
     TaskBase* task = nullptr;
     std::atomic<float>* progress = nullptr;
     std::size_t ticket = 0;
-};
-
-/// Wake-ups decided under the mutex and sent after it is released (so a
-/// woken thread does not block on the mutex at once), and a failure to log.
-struct Wakeups {
-    static constexpr std::size_t capacity = 8;  ///< more are sent at once, under the mutex
-    std::array<std::atomic<std::uint32_t>*, capacity> words{};
-    std::size_t count = 0;
-    std::string error;
-
-    /// Adds a wake-up of `word`, or sends it now when there is no room.
-    void add(std::atomic<std::uint32_t>& word) noexcept {
-        if (count < capacity) {
-            words[count++] = &word;
-        } else {
-            futex_wake(word);
-        }
-    }
-    /// Without the mutex: sends them all and logs the error.
-    void send() const noexcept {
-        for (std::size_t i = 0; i < count; ++i) futex_wake(*words[i]);
-        if (!error.empty()) log_message(LogLevel::error, error);
-    }
 };
 
 class Lane;
@@ -110,8 +85,6 @@ public:
     virtual void start(std::unique_lock<SupervisorMutex>& lock) = 0;
     /// Wakes (or starts) runners for the tasks its admission lets start.
     virtual void wake() noexcept = 0;
-    /// Moves the wake-ups decided so far into `out` (SupervisorMutex::defer).
-    virtual void take_wakeups(Wakeups& out) noexcept = 0;
     /// Fills the runner's part of `info` (workers, idle).
     virtual void describe(PoolInfo& info) const = 0;
     /// For a task that ends_anywhere() and that admission lets start now

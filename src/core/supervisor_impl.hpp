@@ -42,7 +42,6 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     // SupervisorMutex::Host
     void queue_from_inbox(detail::TaskBase* oldest) noexcept override;
     [[nodiscard]] bool hungry() const noexcept override;
-    void unlock_and_send(std::mutex& mutex) noexcept override;
 
     [[nodiscard]] detail::Lane& lane(TaskType t) const noexcept { return *lanes[static_cast<std::size_t>(t)]; }
     /// Sets a lane's options (already validated); see Lane::configure.
@@ -78,7 +77,7 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     /// Tops up the ids a put may take without the mutex.
     void refill_reserved_ids() noexcept;
     /// Never throws: a task whose thresholds cannot be set is queued without
-    /// them, and unlock_and_send() says so.
+    /// them, and the mutex says so once released.
     void schedule_wait_timeouts(TaskId id) noexcept;
     [[nodiscard]] bool drained() const noexcept;
     /// Whether the calling thread is one of the lanes' threads.
@@ -96,7 +95,6 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     detail::TaskTable table;
     std::vector<std::unique_ptr<detail::Lane>> lanes;  // by TaskType
     detail::Timers timers;
-    std::size_t thresholds_lost = 0;  // since the last unlock_and_send()
     std::shared_ptr<const WaitTimeouts> wait_timeouts;
     std::atomic<bool> has_wait_timeouts{false};  // read by puts without the mutex
     bool active = false;

@@ -1,6 +1,5 @@
 // What lanes call back into: take the next task, record how one ended,
-// queue again one that never ran, settle; and the wake-ups sent after the
-// mutex is released.
+// queue again one that never ran, settle.
 
 #include <string>
 #include <utility>
@@ -59,21 +58,6 @@ void TaskSupervisor::Impl::settle(TaskBase* task, const std::string& log_line) n
     task->run_callback();
     if (!log_line.empty()) log_message(LogLevel::error, log_line);
     task->release();
-}
-
-void TaskSupervisor::Impl::unlock_and_send(std::mutex& raw) noexcept {
-    detail::Wakeups wakeups;
-    for (const auto& l : lanes) l->take_wakeups(wakeups);
-    const std::size_t lost = std::exchange(thresholds_lost, 0);
-    raw.unlock();
-    wakeups.send();
-    if (lost > 0) {
-        try {
-            log(LogLevel::error, "{} task(s) queued without their wait-time thresholds: the timers could not take them",
-                lost);
-        } catch (...) {  // no memory for the message either
-        }
-    }
 }
 
 }  // namespace atasker

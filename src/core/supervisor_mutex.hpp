@@ -16,8 +16,9 @@
 //    it is free, and unlock() looks at the inbox after releasing the mutex and
 //    takes it back to queue what came meanwhile (the putter whose try_lock
 //    failed counted on that).
-// unlock() also sends the wake-ups decided under the mutex (defer()), so a
-// woken thread does not block on the mutex at once.
+// unlock() also sends the wake-ups decided under the mutex (defer_wake()),
+// after releasing it, so a woken thread does not block on the mutex at once;
+// they are the mutex's own list, so unlocking calls nothing else.
 //
 // Locks, in the order they may be taken: this mutex, then the timers' mutex
 // (timers.hpp) or the worker processes' own (worker_processes.hpp). Nothing
@@ -27,14 +28,45 @@
 // mutex made it change hands between CPUs twice per task, and in slow rounds
 // nearly every syscall was a futex on it, each a wake-up of an idle vCPU.
 
+#include <array>
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <mutex>
+#include <string>
+#include <utility>
 
 #include <atasker/detail/task_base.hpp>
+#include <atasker/log.hpp>
 
+#include "sync/futex.hpp"
 #include "sync/inbox.hpp"
 
 namespace atasker::detail {
+
+/// What was decided under the mutex and is sent once it is released:
+/// wake-ups of sleeping threads, and what to log.
+struct Wakeups {
+    static constexpr std::size_t capacity = 8;  ///< more are sent at once, under the mutex
+    std::array<std::atomic<std::uint32_t>*, capacity> words{};
+    std::size_t count = 0;
+    std::string error;                 ///< a thread that could not start
+    std::size_t thresholds_lost = 0;   ///< tasks queued without their wait-time thresholds
+
+    /// Sends them all and logs; without the mutex.
+    void send() const noexcept {
+        for (std::size_t i = 0; i < count; ++i) futex_wake(*words[i]);
+        if (!error.empty()) log_message(LogLevel::error, error);
+        if (thresholds_lost > 0) {
+            try {
+                log(LogLevel::error,
+                    "{} task(s) queued without their wait-time thresholds: the timers could not take them",
+                    thresholds_lost);
+            } catch (...) {  // no memory for the message either
+            }
+        }
+    }
+};
 
 class SupervisorMutex {
 public:
@@ -44,8 +76,6 @@ public:
         virtual void queue_from_inbox(TaskBase* oldest) noexcept = 0;
         /// With the mutex held: whether a task queued now could start now.
         [[nodiscard]] virtual bool hungry() const noexcept = 0;
-        /// Releases `mutex`, held, then sends what was deferred under it.
-        virtual void unlock_and_send(std::mutex& mutex) noexcept = 0;
 
     protected:
         ~Host() = default;
@@ -70,7 +100,9 @@ public:
             if (hungry != hungry_.load(std::memory_order_relaxed)) hungry_.store(hungry, std::memory_order_relaxed);
             if (deferred_) {
                 deferred_ = false;
-                host_.unlock_and_send(mutex_);
+                const Wakeups wakeups = std::exchange(wakeups_, Wakeups{});
+                mutex_.unlock();
+                wakeups.send();
             } else {
                 mutex_.unlock();
             }
@@ -83,8 +115,26 @@ public:
     /// Without the mutex, just before lock(): see Inbox::prefetch.
     void prefetch_inbox() const noexcept { inbox_.prefetch(); }
 
-    /// With the mutex held: unlock() has wake-ups (or a log line) to send.
-    void defer() noexcept { deferred_ = true; }
+    /// With the mutex held: unlock() wakes the thread sleeping on `word`
+    /// (sent at once when the list is full).
+    void defer_wake(std::atomic<std::uint32_t>& word) noexcept {
+        deferred_ = true;
+        if (wakeups_.count < Wakeups::capacity) {
+            wakeups_.words[wakeups_.count++] = &word;
+        } else {
+            futex_wake(word);
+        }
+    }
+    /// With the mutex held: unlock() logs `error` (the first one deferred).
+    void defer_error(std::string error) noexcept {
+        deferred_ = true;
+        if (wakeups_.error.empty()) wakeups_.error = std::move(error);
+    }
+    /// With the mutex held: unlock() says a task lost its wait-time thresholds.
+    void defer_thresholds_lost() noexcept {
+        deferred_ = true;
+        ++wakeups_.thresholds_lost;
+    }
 
     /// Without the mutex: hands `task` to the mutex's holders. False when
     /// the inbox is closed (the supervisor is stopped).
@@ -121,6 +171,7 @@ private:
     alignas(64) std::atomic<bool> hungry_{true};  // read by every push, written when it changes
     alignas(64) std::mutex mutex_;
     bool deferred_ = false;
+    Wakeups wakeups_;  // what unlock() sends, decided under the mutex
     Host& host_;
 };
 

@@ -32,9 +32,8 @@ void TaskSupervisor::Impl::schedule_wait_timeouts(TaskId id) noexcept {
             timers.schedule(now + wait_timeouts->critical, &on_wait_critical, this, id);
     } catch (...) {
         // The task is queued all the same; only its thresholds are lost. Said
-        // once the lock is released (unlock_and_send).
-        ++thresholds_lost;
-        mutex.defer();
+        // once the mutex is released.
+        mutex.defer_thresholds_lost();
     }
 }
 

@@ -56,7 +56,6 @@ public:
     void configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) override;
     void start(std::unique_lock<SupervisorMutex>& lock) override;
     void wake() noexcept override { pool_.wake_for(admission_); }
-    void take_wakeups(Wakeups& out) noexcept override { pool_.take_wakeups(out); }
     void describe(PoolInfo& info) const override;
     [[nodiscard]] std::optional<Job> start_here(TaskBase* task, std::atomic<float>* progress) noexcept override;
     [[nodiscard]] float live_progress(const TaskBase& task) const noexcept override;

@@ -14,7 +14,6 @@ public:
     void configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) override;
     void start(std::unique_lock<SupervisorMutex>& lock) override;
     void wake() noexcept override { pool_.wake_for(admission_); }
-    void take_wakeups(Wakeups& out) noexcept override { pool_.take_wakeups(out); }
     void describe(PoolInfo& info) const override;
     void begin_stop() override { pool_.begin_stop(); }
     void join(std::unique_lock<SupervisorMutex>& lock, bool all) override { pool_.join(lock, all); }

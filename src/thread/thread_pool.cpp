@@ -29,15 +29,6 @@ void ThreadPool::configure(const PoolOptions& options) {
     wake_all_idle();
 }
 
-void ThreadPool::take_wakeups(Wakeups& out) noexcept {
-    for (std::size_t i = 0; i < unsent_.count; ++i) out.add(*unsent_.words[i]);
-    unsent_.count = 0;
-    if (!unsent_.error.empty()) {
-        if (out.error.empty()) out.error = std::move(unsent_.error);
-        unsent_.error.clear();
-    }
-}
-
 void ThreadPool::wake_for(const Admission& admission) noexcept {
     // Threads already woken or starting will each take one of the startable tasks.
     const std::size_t n = admission.startable(0);
@@ -68,8 +59,7 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
         s->signaled = true;
         ++signals_;
         s->word.store(1, std::memory_order_relaxed);
-        unsent_.add(s->word);
-        mutex_.defer();
+        mutex_.defer_wake(s->word);
     }
     const std::size_t cap = options_.capacity();
     const std::size_t critical_cap = saturating_add(cap, behaviour_.critical_extra);
@@ -78,8 +68,7 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
             spawn();
         } catch (const std::exception& e) {
             // Logged by notify(), once the supervisor's lock is released.
-            unsent_.error = fmt::format("{}; the task waits for a free one of the {} running", e.what(), count_);
-            mutex_.defer();
+            mutex_.defer_error(fmt::format("{}; the task waits for a free one of the {} running", e.what(), count_));
             return;
         }
     }

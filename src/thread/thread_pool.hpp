@@ -91,9 +91,6 @@ public:
         std::chrono::steady_clock::time_point retire_at = std::chrono::steady_clock::time_point::max();
         Sleeper* next = nullptr;             ///< in the idle list, or the spare list
     };
-    /// Moves the wake-ups wake() decided on but has not sent into `out`:
-    /// the supervisor's mutex sends them once released (SupervisorMutex::defer).
-    void take_wakeups(Wakeups& out) noexcept;
     /// Threads already woken or started that have not yet taken a task.
     [[nodiscard]] std::size_t pending() const noexcept { return signals_ + starting_; }
     /// Makes idle threads exit once nothing is left to take.
@@ -162,7 +159,6 @@ private:
     std::size_t idle_ = 0;      // threads in idle_list_
     std::size_t yielding_ = 0;  // threads yielding their CPU once before they sleep
     std::size_t signals_ = 0;   // threads woken for a task that have not yet taken the mutex
-    Wakeups unsent_;            // of those, not yet notified (see take_wakeups)
     std::size_t starting_ = 0;  // threads started that have not yet taken the lock
     std::size_t exiting_ = 0;   // threads past their last task, not yet exited
     bool stopping_ = false;
