@@ -4,11 +4,11 @@
 // interface; the thread lane runs tasks on threads, the process lane carries
 // them to worker processes. A lane reaches back into the core through
 // LaneHost.
+//
 // A lane's members say whether they expect the supervisor's mutex held
 // ("under the mutex") or not; the order locks are taken in is in
 // supervisor_mutex.hpp.
 
-#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
