@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Checks that src/ keeps its layers: every file lives in a layer folder, and
 # includes private headers only from its own layer or a lower one. Services
-# use the public API only. Run from anywhere; exits 1 on the first report.
+# use the public API only. Run from anywhere; exits 1 after reporting every
+# include that breaks the rule.
 #
 #   sync < core < thread < process < fiber < remote < services
+#
+#   bash scripts/check-layers.sh            # the project's src/
+#   bash scripts/check-layers.sh DIR        # another tree laid out the same way (tests/layers_test.sh)
 set -euo pipefail
-cd "$(dirname "$0")/../src"
+cd "${1:-$(dirname "$0")/../src}"
 
 layers=(sync core thread process fiber remote services)
 rank() {
