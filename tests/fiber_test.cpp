@@ -159,7 +159,7 @@ TEST_CASE("aloop: 1,000 fibers of one loop await co_mp_apply at once; values and
     CHECK(error == "std::out_of_range: too far");
     const auto info = at::task_supervisor.get_info();
     CHECK(info.mp_pool.running[0] + info.mp_pool.running[1] + info.mp_pool.running[2] + info.mp_pool.running[3] == 0);
-    CHECK(info.mp_pool.idle == 2);  // every worker lent to the loop came back
+    CHECK(info.mp_pool.idle == 2);  // every lane thread idle again: nothing left running
     CHECK(at::task_supervisor.stop_aloop("many"));
 }
 
@@ -229,7 +229,7 @@ TEST_CASE("aloop: on one CPU with its workers, a loop's calls bring back values,
     const auto info = at::task_supervisor.get_info();
     CHECK(info.mp_pool.running[0] + info.mp_pool.running[1] + info.mp_pool.running[2] + info.mp_pool.running[3] == 0);
     CHECK(info.mp_pool.workers >= 1);
-    CHECK(info.mp_pool.idle == info.mp_pool.workers);  // every thread lent to the loop came back
+    CHECK(info.mp_pool.idle == info.mp_pool.workers);  // every lane thread idle again
     CHECK(at::task_supervisor.stop_aloop("one cpu"));
 }
 
