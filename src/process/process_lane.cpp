@@ -46,7 +46,8 @@ InlineCarrier* InlineCarrier::current() noexcept { return current_carrier; }
 void InlineCarrier::set_current(InlineCarrier* carrier) noexcept { current_carrier = carrier; }
 
 ProcessLane::ProcessLane(LaneHost& host)
-    : Lane(host, false), pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false}) {}
+    : Lane(host, false),
+      pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false}) {}
 
 ProcessLane::~ProcessLane() = default;
 
@@ -78,10 +79,18 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
         // Without the lock: it may fork the zygote and waits for it.
         lock.unlock();
         std::unique_ptr<WorkerProcesses> made;
+        std::vector<Job> slots;
+        std::vector<std::size_t> idle;
+        std::vector<std::size_t> free;
         try {
             if (!initialized()) init();
             check_mp_registry();
             made = std::make_unique<WorkerProcesses>();
+            // Full size now: releasing a slot (noexcept) never allocates.
+            slots.resize(made->slot_count());
+            idle.reserve(slots.size());
+            free.reserve(slots.size());
+            for (std::size_t k = slots.size(); k > 0; --k) free.push_back(k - 1);
         } catch (...) {
             lock.lock();
             throw;
@@ -89,10 +98,9 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
         lock.lock();
         if (!workers_) {
             workers_ = std::move(made);
-            slots_.assign(workers_->slot_count(), Job{});
-            idle_.clear();
-            free_.clear();
-            for (std::size_t k = slots_.size(); k > 0; --k) free_.push_back(k - 1);
+            slots_ = std::move(slots);
+            idle_ = std::move(idle);
+            free_ = std::move(free);
         }
     }
     PoolOptions o = *options_;
@@ -125,7 +133,7 @@ std::optional<std::size_t> ProcessLane::claim(bool idle_only) noexcept {
 
 void ProcessLane::release(std::size_t slot) noexcept {
     slots_[slot] = Job{};
-    idle_.push_back(slot);  // reserved for every slot when the workers were made
+    idle_.push_back(slot);  // room for every slot was reserved when the workers were made (ensure_workers)
 }
 
 Job ProcessLane::take(std::int64_t now) noexcept {
