@@ -185,7 +185,7 @@ TEST_CASE("reserved ids: takers on several threads never get the same id" * doct
     CHECK(all.size() == total);
 }
 
-TEST_CASE("supervisor mutex: lock drains what was pushed before; unlock sends what was deferred under it") {
+TEST_CASE("supervisor mutex: a holder drains what was pushed before; unlock sends what was deferred under it") {
     FakeHost host;
     SupervisorMutex mutex(host);
     mutex.lock();
@@ -197,6 +197,8 @@ TEST_CASE("supervisor mutex: lock drains what was pushed before; unlock sends wh
     REQUIRE(mutex.push(&b));
     CHECK(host.queued.empty());
     mutex.lock();
+    CHECK(host.queued.empty());  // locking only locks
+    mutex.drain_inbox();
     CHECK(host.queued == std::vector<TaskBase*>{&a, &b});
     // What was deferred under the mutex goes out once it is released, by
     // the mutex itself (a failed thread start's error, here).

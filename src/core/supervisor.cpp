@@ -154,6 +154,7 @@ bool TaskSupervisor::is_active() const {
 
 std::optional<TaskInfo> TaskSupervisor::get_task_info(TaskId id) const {
     std::lock_guard lock(impl_->mutex);
+    impl_->mutex.drain_inbox();  // a put's id is found as soon as the put returns
     impl_->table.expire(wall_now());
     const Record* r = impl_->table.find(id);
     if (r == nullptr) return std::nullopt;
@@ -163,6 +164,7 @@ std::optional<TaskInfo> TaskSupervisor::get_task_info(TaskId id) const {
 std::vector<TaskInfo> TaskSupervisor::get_tasks(std::optional<TaskType> type) const {
     std::vector<TaskInfo> out;
     std::lock_guard lock(impl_->mutex);
+    impl_->mutex.drain_inbox();
     impl_->table.expire(wall_now());
     out.reserve(impl_->table.in_use());
     impl_->table.for_each([&](TaskId id, const Record& r) {
@@ -174,6 +176,7 @@ std::vector<TaskInfo> TaskSupervisor::get_tasks(std::optional<TaskType> type) co
 SupervisorInfo TaskSupervisor::get_info() const {
     SupervisorInfo s;
     std::lock_guard lock(impl_->mutex);
+    impl_->mutex.drain_inbox();  // tasks put count as queued at once
     s.active = impl_->active;
     for (TaskType t : {TaskType::thread, TaskType::mp}) {
         PoolInfo& pool = t == TaskType::thread ? s.thread_pool : s.mp_pool;

@@ -15,6 +15,7 @@ using detail::TaskBase;
 using detail::WallNanos;
 
 detail::Job TaskSupervisor::Impl::take(detail::Lane& from, std::int64_t now) noexcept {
+    mutex.drain_inbox();  // the most urgent task may have come through the inbox
     TaskBase* t = from.admission().pop();
     if (t == nullptr) return {};
     Record* r = table.find(t->id);

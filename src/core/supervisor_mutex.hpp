@@ -2,10 +2,12 @@
 // SupervisorMutex: the supervisor's one mutex, with the inbox of puts that do
 // not take it (inbox.hpp). Such a put pushes its task and returns; the
 // mutex's holders queue what the inbox holds, in batches:
-//  * lock() and try_lock() drain the inbox, so whoever holds the mutex has
-//    queued every task pushed before it took it: a reader finds the record of
-//    every id a put returned, a pool thread takes the most urgent task, and a
-//    put under the mutex comes after the same thread's inbox puts (FIFO).
+//  * lock() and try_lock() only lock. A holder that reads or takes tasks
+//    first queues what the inbox holds (drain_inbox(), a step of the core's
+//    take, put, cancel and queries), so it sees every task pushed before: a
+//    reader finds the record of every id a put returned, a pool thread takes
+//    the most urgent task, and a put under the mutex comes after the same
+//    thread's inbox puts (FIFO).
 //  * While the thread pool is saturated ("not hungry": as many threads busy
 //    as it may run), a pushed task waits in the inbox for the next holder,
 //    which is the next pool thread to end a task: queued now, it would not
@@ -85,15 +87,8 @@ public:
     SupervisorMutex(const SupervisorMutex&) = delete;
     SupervisorMutex& operator=(const SupervisorMutex&) = delete;
 
-    void lock() {
-        mutex_.lock();
-        drain();
-    }
-    [[nodiscard]] bool try_lock() noexcept {
-        if (!mutex_.try_lock()) return false;
-        drain();
-        return true;
-    }
+    void lock() { mutex_.lock(); }
+    [[nodiscard]] bool try_lock() noexcept { return mutex_.try_lock(); }
     void unlock() noexcept {
         for (;;) {
             const bool hungry = host_.hungry();
@@ -108,7 +103,7 @@ public:
             }
             full_fence();
             if (!hungry || inbox_.empty() || !mutex_.try_lock()) return;
-            drain();
+            drain_inbox();
         }
     }
 
@@ -141,8 +136,15 @@ public:
     [[nodiscard]] bool push(TaskBase* task) noexcept {
         if (!inbox_.push(task)) return false;
         full_fence();
-        if (hungry_.load(std::memory_order_relaxed) && try_lock()) unlock();  // queue it now
+        if (hungry_.load(std::memory_order_relaxed) && mutex_.try_lock()) {  // queue it now
+            drain_inbox();
+            unlock();
+        }
         return true;
+    }
+    /// With the mutex held: queues what the inbox holds, oldest first.
+    void drain_inbox() noexcept {
+        if (TaskBase* oldest = inbox_.take(); oldest != nullptr) host_.queue_from_inbox(oldest);
     }
     /// With the mutex held: puts fail (stop) or go through again (start).
     /// close() returns what the inbox held, oldest first.
@@ -150,9 +152,6 @@ public:
     void open_inbox() noexcept { inbox_.open(); }
 
 private:
-    void drain() noexcept {
-        if (TaskBase* oldest = inbox_.take(); oldest != nullptr) host_.queue_from_inbox(oldest);
-    }
     /// Orders a push, or a release of the mutex, before the load that follows
     /// it, so a putter and a holder cannot both miss each other: either the
     /// putter sees `hungry_` the holder stored before unlocking, or the holder

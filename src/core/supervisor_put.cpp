@@ -56,6 +56,7 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     std::string name = o.name;  // copied before the lock is taken
     detail::PutLock put_lock(mutex, puts_in_flight);
     auto& held = put_lock.lock();
+    mutex.drain_inbox();  // after this thread's earlier puts through the inbox (FIFO)
     if (reserved.id != 0) table.unreserve(reserved.id);
     if (!active)
         throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
@@ -166,6 +167,7 @@ bool TaskSupervisor::Impl::cancel(TaskId id) {
     TaskBase* running = nullptr;
     {
         std::lock_guard held(mutex);
+        mutex.drain_inbox();  // a task put through the inbox can be canceled at once
         Record* r = table.find(id);
         if (r == nullptr || r->live_task() == nullptr) return false;
         TaskBase* t = r->task;
