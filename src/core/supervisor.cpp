@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <mutex>
 #include <shared_mutex>
-#include <thread>
 #include <unordered_set>
 #include <utility>
 
@@ -18,8 +17,6 @@
 namespace atasker {
 
 using detail::Record;
-using detail::TaskBase;
-using detail::WallNanos;
 using detail::wall_now;
 
 namespace {
