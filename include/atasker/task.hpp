@@ -33,6 +33,16 @@ public:
 
 }  // namespace detail
 
+template <class R>
+class Task;
+
+namespace detail {
+/// The task behind a valid handle: what the library's composition
+/// (when_any, groups, awaiting) watches.
+template <class R>
+[[nodiscard]] TaskBase& base_of(const Task<R>& task) noexcept;
+}  // namespace detail
+
 /// A handle on one task whose function returns R. Thread-safe. A handle may
 /// outlive its supervisor: get(), status() and error() keep working, info()
 /// is then empty and cancel() false.
@@ -105,6 +115,7 @@ public:
     [[nodiscard]] std::exception_ptr error() const noexcept { return ref_->is_done() ? ref_->error() : nullptr; }
 
 private:
+    friend detail::TaskBase& detail::base_of<R>(const Task<R>& task) noexcept;
     [[nodiscard]] detail::ResultTask<R>& result() const noexcept {
         return *static_cast<detail::ResultTask<R>*>(ref_.get());
     }
@@ -112,6 +123,11 @@ private:
     detail::TaskRef ref_;
     detail::SupervisorLink supervisor_;
 };
+
+template <class R>
+detail::TaskBase& detail::base_of(const Task<R>& task) noexcept {
+    return *task.ref_.get();
+}
 
 /// Waits for one task and returns its result (rethrows its exception).
 template <class R>

@@ -14,17 +14,35 @@ namespace {
 
 // Waiters park on one of a few mutex/condition pairs picked by the task's
 // address, so a task costs a byte of state instead of its own pair.
+// Watchers hang in lists, also picked by the task's address, each guarded by
+// the stripe of its task; many more lists than stripes, so that ending a
+// task walks few watchers of others (as_completed over 100k tasks).
 struct Stripe {
     std::mutex mutex;
     std::condition_variable cv;
 };
 constexpr std::size_t stripe_count = 64;
+constexpr std::size_t bucket_count = 4096;  // a multiple of stripe_count
+
+struct Parking {
+    std::array<Stripe, stripe_count> stripes;
+    std::array<TaskWatcher*, bucket_count> buckets{};
+};
+
+Parking& parking() noexcept {
+    // Never destroyed: tasks end while the default supervisor stops at exit.
+    static auto* p = new Parking;
+    return *p;
+}
+
+std::size_t bucket_of(const void* p) noexcept {
+    // Tasks are 64-byte aligned at most; their low bits say nothing.
+    const auto bits = reinterpret_cast<std::uintptr_t>(p) >> 5;
+    return (bits ^ (bits >> 12)) % bucket_count;
+}
 
 Stripe& stripe_of(const void* p) noexcept {
-    // Never destroyed: tasks end while the default supervisor stops at exit.
-    static auto* stripes = new std::array<Stripe, stripe_count>;
-    auto bits = reinterpret_cast<std::uintptr_t>(p);
-    return (*stripes)[(bits >> 6) % stripe_count];
+    return parking().stripes[bucket_of(p) % stripe_count];
 }
 
 }  // namespace
@@ -35,11 +53,61 @@ TaskBase::~TaskBase() {
 
 void TaskBase::mark_done() noexcept {
     auto previous = state_.fetch_or(done_bit, std::memory_order_acq_rel);
-    if ((previous & waiters_bit) != 0) {
+    if ((previous & waiters_bit) == 0) return;
+    // Takes this task's watchers out of their list under the stripe, and
+    // tells them after releasing it: a watcher may wait for or watch other
+    // tasks, whose stripe may be this one.
+    TaskWatcher* mine = nullptr;
+    {
         auto& s = stripe_of(this);
         std::lock_guard lock(s.mutex);
         s.cv.notify_all();
+        for (TaskWatcher** p = &parking().buckets[bucket_of(this)]; *p != nullptr;) {
+            TaskWatcher* w = *p;
+            if (w->task_ == this) {
+                *p = w->next_;
+                w->next_ = mine;
+                mine = w;
+            } else {
+                p = &w->next_;
+            }
+        }
     }
+    // Registered order: the list holds the newest first, and was reversed above.
+    while (mine != nullptr) {
+        TaskWatcher* w = mine;
+        mine = w->next_;
+        w->task_ = nullptr;
+        w->next_ = nullptr;
+        w->task_ended();  // may destroy w
+    }
+}
+
+bool TaskBase::watch(TaskWatcher& w) const noexcept {
+    assert(w.task_ == nullptr);
+    if (is_done()) return false;
+    auto& s = stripe_of(this);
+    std::lock_guard lock(s.mutex);
+    if ((state_.fetch_or(waiters_bit, std::memory_order_acq_rel) & done_bit) != 0) return false;
+    TaskWatcher*& head = parking().buckets[bucket_of(this)];
+    w.task_ = this;
+    w.next_ = head;
+    head = &w;
+    return true;
+}
+
+bool TaskBase::unwatch(TaskWatcher& w) const noexcept {
+    auto& s = stripe_of(this);
+    std::lock_guard lock(s.mutex);
+    for (TaskWatcher** p = &parking().buckets[bucket_of(this)]; *p != nullptr; p = &(*p)->next_) {
+        if (*p == &w) {
+            *p = w.next_;
+            w.task_ = nullptr;
+            w.next_ = nullptr;
+            return true;
+        }
+    }
+    return false;
 }
 
 void TaskBase::wait() const noexcept {

@@ -18,6 +18,30 @@
 namespace atasker::detail {
 
 class CallCarrier;
+class TaskBase;
+
+/// Something told when a task ends, registered after the task was put
+/// (TaskBase::watch): what when_any, as_completed, task groups and
+/// coroutines wait with. A task costs nothing extra for it until watched.
+class ATASKER_API TaskWatcher {
+public:
+    /// Called once, when the watched task ends: on the thread that ended it,
+    /// after its outcome is visible to every reader (is_done()), with no
+    /// lock of the library held. It must not throw; it may destroy the
+    /// watcher, and may wait for or watch other tasks.
+    virtual void task_ended() noexcept = 0;
+
+protected:
+    TaskWatcher() noexcept = default;
+    TaskWatcher(const TaskWatcher&) noexcept {}  // a copy is not registered
+    TaskWatcher& operator=(const TaskWatcher&) noexcept { return *this; }
+    ~TaskWatcher() = default;
+
+private:
+    friend class TaskBase;
+    const TaskBase* task_ = nullptr;  // while registered
+    TaskWatcher* next_ = nullptr;     // in its bucket's list
+};
 
 /// What a lane hands the task it runs: where progress reports go and, for a
 /// process task, what carries its call to a worker process.
@@ -77,6 +101,14 @@ public:
     /// Blocks until mark_done(); the timed form returns false on timeout.
     void wait() const noexcept;
     [[nodiscard]] bool wait_until(std::chrono::steady_clock::time_point deadline) const noexcept;
+    /// Registers `w` to be told when this task ends. False when it has
+    /// already ended: `w` is then not registered and will not be called.
+    /// A watcher watches one task at a time.
+    [[nodiscard]] bool watch(TaskWatcher& w) const noexcept;
+    /// Takes `w` back. True: it will not be called. False: it has been
+    /// called, or is being called on another thread, so it must stay alive
+    /// until task_ended() (which is how its owner learns the call is over).
+    [[nodiscard]] bool unwatch(TaskWatcher& w) const noexcept;
 
     [[nodiscard]] Priority priority() const noexcept { return priority_of_rank(rank); }
 
