@@ -98,7 +98,7 @@ struct BusyPool {
         options.pool_size = 1;
         options.min_size = 1;
         std::unique_lock lock(host.mutex);
-        host.pool.configure(options);
+        host.pool.configure(options, lock);
         host.put(&busy);
     }
 };

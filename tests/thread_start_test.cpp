@@ -8,9 +8,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <future>
 #include <string>
 
 #include <atasker/atasker.hpp>
+
+#include "test_support.hpp"
 
 namespace {
 // > 0: the creation that brings it to 0, and every one after, fails.
@@ -93,5 +96,38 @@ TEST_CASE("thread start: a refused timer thread fails the delayed put with Syste
     CHECK(sup.get_info().delayed == 0);
     auto later = at::background_task([] { return 5; }, {.delay = std::chrono::milliseconds(1), .supervisor = &sup})();
     CHECK(later.get() == 5);
+    sup.stop();
+}
+
+TEST_CASE("thread start: a thread refused for a put task is logged and given back; the task runs on a running one" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 2, .min_size = 1});
+    sup.start();
+    std::promise<std::string> logged;
+    at::set_log_sink([&logged, first = true](at::LogLevel level, std::string_view line) mutable {
+        if (level == at::LogLevel::error && first) {
+            first = false;
+            logged.set_value(std::string(line));
+        }
+    });
+    test_support::Gate gate;
+    auto busy = test_support::occupy(sup, gate);
+    allow_only(0);
+    // The pool has room for a second thread: the put reserves one, which
+    // starts once the supervisor's mutex is released, and is refused.
+    auto waiting = at::background_task([] { return 6; }, {.supervisor = &sup})();
+    const std::string line = logged.get_future().get();
+    allow_all();
+    at::set_log_sink({});
+    CHECK(line ==
+          "could not start a thread pool thread (the system is out of threads or memory: see ulimit -u and "
+          "/proc/sys/kernel/threads-max): Resource temporarily unavailable; the task waits for a free one of the 1 "
+          "running");
+    CHECK(sup.get_info().thread_pool.workers == 1);  // the refused one is not counted
+    CHECK(waiting.status() == at::TaskStatus::queued);
+    gate.open();
+    busy.get();
+    CHECK(waiting.get() == 6);  // on the thread that was running
     sup.stop();
 }

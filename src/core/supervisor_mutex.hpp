@@ -18,9 +18,10 @@
 //    it is free, and unlock() looks at the inbox after releasing the mutex and
 //    takes it back to queue what came meanwhile (the putter whose try_lock
 //    failed counted on that).
-// unlock() also sends the wake-ups decided under the mutex (defer_wake()),
-// after releasing it, so a woken thread does not block on the mutex at once;
-// they are the mutex's own list, so unlocking calls nothing else.
+// unlock() also sends the wake-ups decided under the mutex (defer_wake()) and
+// starts the threads reserved under it (defer_start()), after releasing it:
+// a woken thread does not block on the mutex at once, and nobody waits for
+// the mutex while the system makes a thread.
 //
 // Locks, in the order they may be taken: this mutex, then the timers' mutex
 // (timers.hpp) or the worker processes' own (worker_processes.hpp). Nothing
@@ -46,18 +47,37 @@
 
 namespace atasker::detail {
 
-/// What was decided under the mutex and is sent once it is released:
-/// wake-ups of sleeping threads, and what to log.
+/// A thread reserved under the mutex (counted, its place made) and started
+/// once the mutex is released (ThreadPool).
+class DeferredStart {
+public:
+    /// Without the mutex: starts the thread, or takes the reservation back
+    /// and reports why it could not (the mutex taken again for that).
+    virtual void start() noexcept = 0;
+    DeferredStart* next_start = nullptr;  ///< in Wakeups::starts, until started
+
+protected:
+    ~DeferredStart() = default;
+};
+
+/// What was decided under the mutex and is done once it is released:
+/// wake-ups of sleeping threads, threads to start, and what to log.
 struct Wakeups {
     static constexpr std::size_t capacity = 8;  ///< more are sent at once, under the mutex
     std::array<std::atomic<std::uint32_t>*, capacity> words{};
     std::size_t count = 0;
+    DeferredStart* starts = nullptr;   ///< threads to start, the last reserved first
     std::string error;                 ///< a thread that could not start
     std::size_t thresholds_lost = 0;   ///< tasks queued without their wait-time thresholds
 
-    /// Sends them all and logs; without the mutex.
+    /// Sends them all, starts the threads, logs; without the mutex.
     void send() const noexcept {
         for (std::size_t i = 0; i < count; ++i) futex_wake(*words[i]);
+        for (DeferredStart* s = starts; s != nullptr;) {
+            DeferredStart* next = s->next_start;  // s is the started thread's from here on
+            s->start();
+            s = next;
+        }
         if (!error.empty()) log_message(LogLevel::error, error);
         if (thresholds_lost > 0) {
             try {
@@ -119,6 +139,12 @@ public:
         } else {
             futex_wake(word);
         }
+    }
+    /// With the mutex held: unlock() starts the thread `start` reserved.
+    void defer_start(DeferredStart& start) noexcept {
+        deferred_ = true;
+        start.next_start = wakeups_.starts;
+        wakeups_.starts = &start;
     }
     /// With the mutex held: unlock() logs `error` (the first one deferred).
     void defer_error(std::string error) noexcept {

@@ -113,7 +113,7 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
         o.max_size = slots;  // "unlimited" processes: as many as there are slots
     }
     admission_.configure(o);
-    pool_.configure(o);
+    pool_.configure(o, lock);
     wake();
 }
 

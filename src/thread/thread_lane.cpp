@@ -26,27 +26,27 @@ ThreadLane::ThreadLane(LaneHost& host)
     admission_.configure(options_);
 }
 
-void ThreadLane::configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>&) {
+void ThreadLane::configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) {
     const PoolOptions previous = options_;
     options_ = options;
     admission_.configure(options);
     if (!active) return;
     try {
-        pool_.configure(options);
+        pool_.configure(options, lock);
     } catch (...) {
         // The pool keeps the options it had; threads started meanwhile
         // retire when idle, as above any lowered min_size.
         options_ = previous;
         admission_.configure(previous);
-        pool_.configure(previous);
+        pool_.configure(previous, lock);
         throw;
     }
     wake();
 }
 
-void ThreadLane::start(std::unique_lock<SupervisorMutex>&) {
+void ThreadLane::start(std::unique_lock<SupervisorMutex>& lock) {
     pool_.resume();
-    pool_.configure(options_);
+    pool_.configure(options_, lock);
 }
 
 void ThreadLane::describe(PoolInfo& info) const {

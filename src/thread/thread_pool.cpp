@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include <fmt/chrono.h>
 
@@ -15,18 +16,38 @@
 namespace atasker::detail {
 namespace {
 /// The time slice of the pool thread running on this thread (null on any
-/// other thread), for the threads it starts to inherit (spawn()).
+/// other thread), for the threads it starts to inherit (reserve()).
 thread_local const SchedSlice* this_thread_slice = nullptr;
 thread_local const ThreadPool::Host* this_thread_host = nullptr;
 }  // namespace
 
 const ThreadPool::Host* ThreadPool::current_host() noexcept { return this_thread_host; }
 
-void ThreadPool::configure(const PoolOptions& options) {
+void ThreadPool::configure(const PoolOptions& options, std::unique_lock<SupervisorMutex>& lock) {
     options_ = options;
-    while (count_ < options_.min_size) spawn();
     // Threads above a lowered capacity retire as they go idle.
     wake_all_idle();
+    if (count_ >= options_.min_size) return;
+    std::vector<Sleeper*> reserved;
+    reserved.reserve(options_.min_size - count_);
+    try {
+        while (count_ < options_.min_size) reserved.push_back(&reserve());
+    } catch (...) {
+        for (Sleeper* s : reserved) unreserve(*s);
+        throw;
+    }
+    lock.unlock();
+    std::exception_ptr first;
+    std::size_t failed = 0;  // launch() fails for a suffix at most: move those to the front
+    for (Sleeper*& s : reserved) {
+        if (std::exception_ptr e = launch(*s)) {
+            if (!first) first = e;
+            std::swap(s, reserved[failed++]);
+        }
+    }
+    lock.lock();
+    for (std::size_t i = 0; i < failed; ++i) unreserve(*reserved[i]);
+    if (first) std::rethrow_exception(first);
 }
 
 void ThreadPool::wake_for(const Admission& admission) noexcept {
@@ -65,9 +86,8 @@ void ThreadPool::wake(std::size_t startable, bool critical_waiting) noexcept {
     const std::size_t critical_cap = saturating_add(cap, behaviour_.critical_extra);
     for (; startable > 0 && (count_ < cap || (critical_waiting && count_ < critical_cap)); --startable) {
         try {
-            spawn();
-        } catch (const std::exception& e) {
-            // Logged by notify(), once the supervisor's lock is released.
+            mutex_.defer_start(reserve());
+        } catch (const std::exception& e) {  // no memory for its place
             mutex_.defer_error(fmt::format("{}; the task waits for a free one of the {} running", e.what(), count_));
             return;
         }
@@ -80,28 +100,55 @@ std::size_t ThreadPool::ending() const noexcept {
     return n;
 }
 
-void ThreadPool::spawn() {
-    // Made here, where a failure is reported, not in the new thread.
+ThreadPool::Sleeper& ThreadPool::reserve() {
     Sleeper* me = spare_sleepers_ != nullptr ? spare_sleepers_ : &sleepers_.emplace_back();
     if (me == spare_sleepers_) spare_sleepers_ = me->next;
-    ++count_;
-    ++starting_;
-    threads_.emplace_front();
-    auto self = threads_.begin();
-    // A pool thread that starts one while it has the short slice (a critical
-    // task putting another) passes on what it knows of its own slice.
-    const SchedSlice inherited = this_thread_slice != nullptr ? this_thread_slice->for_new_thread() : SchedSlice{};
     try {
-        *self = start_thread(fmt::format("a {}", behaviour_.name),
-                             [this, self, me, inherited] { main(self, *me, inherited); });
+        threads_.emplace_front();
     } catch (...) {
         me->next = spare_sleepers_;
         spare_sleepers_ = me;
-        threads_.erase(self);
-        --count_;
-        --starting_;
         throw;
     }
+    me->pool = this;
+    me->self = threads_.begin();
+    me->launched.store(0, std::memory_order_relaxed);
+    // A pool thread that starts one while it has the short slice (a critical
+    // task putting another) passes on what it knows of its own slice.
+    me->inherited = this_thread_slice != nullptr ? this_thread_slice->for_new_thread() : SchedSlice{};
+    ++count_;
+    ++starting_;
+    return *me;
+}
+
+void ThreadPool::unreserve(Sleeper& me) noexcept {
+    threads_.erase(me.self);
+    me.next = spare_sleepers_;
+    spare_sleepers_ = &me;
+    --count_;
+    --starting_;
+    exited_.notify_all();  // join(all) may wait for this one
+}
+
+std::exception_ptr ThreadPool::launch(Sleeper& me) noexcept {
+    try {
+        // Nobody else touches the handle before `launched` says it is there.
+        *me.self = start_thread(fmt::format("a {}", behaviour_.name), [this, &me] { main(me); });
+    } catch (...) {
+        return std::current_exception();
+    }
+    me.launched.store(1, std::memory_order_release);
+    futex_wake(me.launched);
+    return nullptr;
+}
+
+void ThreadPool::launch_reserved(Sleeper& me) noexcept {
+    std::exception_ptr error = launch(me);
+    if (!error) return;
+    std::lock_guard lock(mutex_);
+    unreserve(me);
+    mutex_.defer_error(
+        fmt::format("{}; the task waits for a free one of the {} running", describe(error), count_));
 }
 
 std::size_t ThreadPool::idle_limit() const noexcept {
@@ -129,7 +176,12 @@ void ThreadPool::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
     lock.lock();
 }
 
-void ThreadPool::main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice) {
+void ThreadPool::main(Sleeper& me) {
+    // Its handle must be in *me.self before the thread can exit, where
+    // others join it; the starter stores it as soon as the thread exists.
+    while (me.launched.load(std::memory_order_acquire) == 0) futex_wait(me.launched, 0);
+    const auto self = me.self;  // me is a spare sleeper again before the thread is done
+    SchedSlice slice = me.inherited;
     this_thread_slice = &slice;
     this_thread_host = &host_;
     host_.thread_started();

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <list>
 #include <mutex>
 #include <string>
@@ -69,20 +70,33 @@ public:
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    /// Applies new options and starts min_size threads (idempotent).
-    void configure(const PoolOptions& options);
+    /// Applies new options and starts min_size threads (idempotent),
+    /// releasing `lock` while it starts them.
+    /// \throws SystemError when a thread cannot start (none of the threads
+    /// this call reserved is left behind).
+    void configure(const PoolOptions& options, std::unique_lock<SupervisorMutex>& lock);
     /// Wakes or starts threads for the tasks `admission` lets start now,
     /// past those already woken or starting.
     void wake_for(const Admission& admission) noexcept;
     /// `startable` more tasks could start now: wake or start threads for
     /// them. Critical tasks may grow the pool past its capacity, by at most
-    /// critical_extra. A thread that cannot be started is logged, and its
-    /// task waits for a free thread.
+    /// critical_extra. New threads start once the mutex is released (see
+    /// SupervisorMutex::defer_start); one that cannot start is logged, and
+    /// its task waits for a free thread.
     void wake(std::size_t startable, bool critical_waiting) noexcept;
     /// Where an idle thread sleeps: a futex word of its own (see futex.hpp).
     /// Kept until the pool is destroyed, so a wake-up sent after unlocking
     /// never touches freed memory.
-    struct Sleeper {
+    /// Also the reservation a thread is started from (DeferredStart).
+    struct Sleeper final : DeferredStart {
+        ThreadPool* pool = nullptr;
+        std::list<std::thread>::iterator self;  ///< its handle's place in threads_
+        SchedSlice inherited;                   ///< from the thread that reserved it
+        /// Set to 1 once its handle is stored in *self: it must not exit
+        /// (where others join the handle) before that.
+        std::atomic<std::uint32_t> launched{0};
+        void start() noexcept override { pool->launch_reserved(*this); }
+
         std::atomic<std::uint32_t> word{0};  ///< set to 1 to wake it
         bool signaled = false;               ///< woken for a task (counted in signals_)
         /// Its task has returned and it is on its way to the mutex, where it
@@ -122,7 +136,17 @@ public:
     static constexpr std::size_t critical_extra_threads = 64;
 
 private:
-    void spawn();
+    /// Under the mutex: counts a new thread and makes its place; the thread
+    /// starts from the returned Sleeper (launch()).
+    Sleeper& reserve();
+    /// Under the mutex: takes back a reservation whose thread did not start.
+    void unreserve(Sleeper& me) noexcept;
+    /// Without the mutex: starts the reserved thread; its error when it
+    /// could not (the reservation then stands until unreserve()).
+    std::exception_ptr launch(Sleeper& me) noexcept;
+    /// Without the mutex: launch() for defer_start(), unreserving and
+    /// logging on failure.
+    void launch_reserved(Sleeper& me) noexcept;
     enum class Woken { signaled, changed, timed_out };
     /// Waits idle on `me` until wake() picks it, the pool changes (stop,
     /// resize) or, when it may retire, idle_timeout passes.
@@ -139,8 +163,7 @@ private:
     [[nodiscard]] bool on_standby() const noexcept {
         return behaviour_.critical_extra > 0 && count_ > options_.capacity();
     }
-    /// `slice`: what the thread inherited from the one that started it.
-    void main(std::list<std::thread>::iterator self, Sleeper& me, SchedSlice slice);
+    void main(Sleeper& me);
     /// Runs `taken` and the tasks it takes after; a task that is not
     /// critical runs with the thread's own time slice.
     void run_chain(Sleeper& me, Job job, SchedSlice& slice);
