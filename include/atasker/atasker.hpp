@@ -20,3 +20,4 @@
 #include <atasker/aloop.hpp>
 #include <atasker/collections.hpp>
 #include <atasker/locker.hpp>
+#include <atasker/map.hpp>

@@ -3,6 +3,8 @@
 /// The exceptions the library throws. Every one derives from atasker::Error.
 
 #include <stdexcept>
+#include <cstddef>
+#include <exception>
 #include <string>
 #include <system_error>
 
@@ -58,6 +60,28 @@ public:
 
 private:
     std::string type_name_;
+};
+
+/// at::map(): an item's call failed. what() names the item ("at::map: item
+/// 17 of 1000 failed: ..."); error() is the item's own exception (a
+/// RemoteError for a process task), to rethrow or inspect. When several
+/// items failed, this is the one with the lowest index, and failures() says
+/// how many did. Every other item ran.
+class ATASKER_API MapError : public Error {
+public:
+    MapError(std::size_t index, std::size_t count, std::exception_ptr error, std::size_t failures);
+    ~MapError() override;
+    /// The failed item's position in the inputs.
+    [[nodiscard]] std::size_t index() const noexcept { return index_; }
+    /// The failed item's exception.
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+    /// How many items failed.
+    [[nodiscard]] std::size_t failures() const noexcept { return failures_; }
+
+private:
+    std::size_t index_;
+    std::exception_ptr error_;
+    std::size_t failures_;
 };
 
 }  // namespace atasker

@@ -16,37 +16,114 @@ void ProcessCall::prepare(WorkerProcesses& workers, std::size_t slot, const MpCa
     request_.tag = call.task->id;
     request_.outcome = {};
     flight_ = {};
+    next_ = 0;
+    if (!is_chunk()) return;
+    try {
+        items_.clear();
+        items_.reserve(call.items);
+        for (std::size_t i = 0; i < call.items; ++i) items_.push_back(Item{Write{&call_, i}, Read{&call_, i}});
+        batch_.clear();
+        batch_.reserve(call.items);
+        for (Item& item : items_)
+            batch_.push_back(CallRequest{.task_index = call.task_index, .write_args = item.write,
+                                         .read_result = item.read, .tag = call.task->id, .outcome = {}});
+    } catch (...) {  // no memory for the requests: the chunk fails as a whole
+        batch_.clear();
+        call_.task->set_error(std::current_exception());
+    }
+}
+
+void ProcessCall::Read::operator()(ByteReader& in) const {
+    if (call->fail_item == nullptr) {
+        call->read_result(call->context, item, in);  // a failure becomes the flight's decode_error
+        return;
+    }
+    try {
+        call->read_result(call->context, item, in);
+    } catch (...) {  // this item's result only: the chunk's others stand
+        call->fail_item(call->context, item, std::current_exception());
+    }
+}
+
+std::span<CallRequest> ProcessCall::unsent() noexcept {
+    if (!is_chunk()) return {&request_, 1};
+    return std::span(batch_).subspan(next_);
+}
+
+void ProcessCall::fail_item(std::size_t item, std::exception_ptr error) noexcept {
+    call_.fail_item(call_.context, item, std::move(error));
 }
 
 ProcessCall::Sent ProcessCall::send(std::uint32_t bell) noexcept {
-    request_.outcome = {};
+    const std::span<CallRequest> requests = unsent();
+    for (CallRequest& r : requests) r.outcome = {};
+    advanced_ = false;
     std::optional<std::chrono::steady_clock::time_point> deadline;
     if (call_.timeout.count() > 0) deadline = std::chrono::steady_clock::now() + call_.timeout;
     try {
-        std::optional<WorkerProcesses::Flight> flight =
-            workers_->begin_batch(slot_, std::span(&request_, 1), deadline, bell);
+        std::optional<WorkerProcesses::Flight> flight = workers_->begin_batch(slot_, requests, deadline, bell);
         if (!flight) return Sent::no_worker;  // it died since its last call
         flight_ = std::move(*flight);
         return Sent::sent;
     } catch (...) {
         if (!workers_->running(slot_)) return Sent::no_worker;  // it died just now
-        call_.task->set_error(std::current_exception());  // the arguments do not fit, or could not be encoded
+        // The (first) arguments do not fit, or could not be encoded.
+        if (is_chunk()) {
+            fail_item(next_++, std::current_exception());
+        } else {
+            call_.task->set_error(std::current_exception());
+        }
         return Sent::failed;
     }
 }
 
 bool ProcessCall::receive(bool block) noexcept {
+    const std::span<CallRequest> requests = unsent();
     try {
-        while (!workers_->advance_batch(slot_, std::span(&request_, 1), flight_, block))
+        while (!workers_->advance_batch(slot_, requests, flight_, block))
             if (!block) return false;
     } catch (...) {
         if (!flight_.decode_error) flight_.decode_error = std::current_exception();
         request_.outcome.kind = CallOutcome::Kind::not_run;
     }
+    if (is_chunk()) absorb();
     return true;
 }
 
+void ProcessCall::absorb() noexcept {
+    if (std::exception_ptr e = std::exchange(flight_.decode_error, nullptr)) {
+        // Not an item's result (each item's is caught where it is read):
+        // the exchange itself failed, and no outcome can be trusted.
+        for (; next_ < batch_.size(); ++next_) fail_item(next_, e);
+        advanced_ = true;
+        return;
+    }
+    for (; next_ < batch_.size(); ++next_) {
+        const CallOutcome& o = batch_[next_].outcome;
+        using Kind = CallOutcome::Kind;
+        if (o.kind == Kind::ok) {
+            advanced_ = true;
+            continue;
+        }
+        if (o.kind == Kind::not_run || ((o.kind == Kind::died || o.kind == Kind::killed) && !o.started)) return;
+        advanced_ = true;
+        std::exception_ptr error;
+        try {
+            error = failure_of(o, call_);
+        } catch (...) {  // no memory for the message
+            error = std::current_exception();
+        }
+        fail_item(next_, error);
+        if (o.kind == Kind::killed || o.kind == Kind::canceled) {
+            // The chunk task was canceled: nothing of it runs any more.
+            for (++next_; next_ < batch_.size(); ++next_) fail_item(next_, error);
+            return;
+        }
+    }
+}
+
 bool ProcessCall::never_reached() const noexcept {
+    if (is_chunk()) return !advanced_;
     if (flight_.decode_error) return false;
     const CallOutcome& o = request_.outcome;
     return o.kind == CallOutcome::Kind::not_run || (o.kind == CallOutcome::Kind::killed && !o.started) ||
@@ -54,6 +131,18 @@ bool ProcessCall::never_reached() const noexcept {
 }
 
 void ProcessCall::store(int carries) noexcept {
+    if (is_chunk()) {
+        if (!pending()) return;
+        std::exception_ptr error;
+        try {
+            error = std::make_exception_ptr(Error(fmt::format(
+                "process task {} could not reach a worker process after {} tries", call_.task->id, carries)));
+        } catch (...) {
+            error = std::current_exception();
+        }
+        for (; next_ < batch_.size(); ++next_) fail_item(next_, error);
+        return;
+    }
     std::exception_ptr error = std::exchange(flight_.decode_error, nullptr);
     TaskStatus status = TaskStatus::failed;
     try {

@@ -12,6 +12,7 @@
 #include <exception>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include <atasker/detail/mp_call.hpp>
 
@@ -35,20 +36,28 @@ public:
     enum class Sent {
         sent,      ///< on its way; receive() the answer
         no_worker, ///< none runs on the slot: nothing was sent, it may be carried again
-        failed,    ///< the arguments could not be sent (too large, not encodable): stored in the task
+        failed,    ///< the arguments could not be sent (too large, not encodable): stored in
+                   ///< the task (a chunk: in its first unsent item, and pending() tells what is left)
     };
-    /// Sends the call; the worker rings doorbell `bell` (or no_bell) when it
-    /// answers. A call with a run timeout is timed from here.
+    /// Sends the call (a chunk: the items without an outcome); the worker
+    /// rings doorbell `bell` (or no_bell) when it answers. A call with a run
+    /// timeout is timed from here.
     Sent send(std::uint32_t bell) noexcept;
     /// Consumes what arrived; with `block`, waits for the rest. True once
     /// the outcome is in (false only without `block`).
     bool receive(bool block) noexcept;
     /// True when an answer waits for receive() (does not block).
     [[nodiscard]] bool answered() const noexcept { return workers_->response_waiting(slot_); }
-    /// The call never reached a worker: it may be carried again.
+    /// The last send reached no worker (it died or was killed before taking
+    /// anything): the call may be carried again.
     [[nodiscard]] bool never_reached() const noexcept;
+    /// A chunk's items left to send after the last receive(): those after
+    /// an item whose worker died, or that did not fit behind the others.
+    /// Always false for a single call.
+    [[nodiscard]] bool pending() const noexcept { return next_ < batch_.size(); }
     /// Stores the outcome in the task: its result was decoded by receive();
-    /// a failure becomes the task's error. `carries`: how often it was sent.
+    /// a failure becomes the task's error (a chunk: of each item left).
+    /// `carries`: how often it was sent without reaching a worker.
     void store(int carries) noexcept;
     /// The progress the worker last reported for it (outside (0, 1]: none).
     [[nodiscard]] double progress() const noexcept { return workers_->progress(slot_); }
@@ -57,22 +66,39 @@ public:
     [[nodiscard]] const MpCall& call() const noexcept { return call_; }
 
 private:
-    // FunctionRef refers: the encoders live here, as long as the request.
+    // FunctionRef refers: the encoders live here, as long as the requests.
     struct Write {
         const MpCall* call;
-        void operator()(ByteWriter& out) const { call->write_args(call->context, out); }
+        std::size_t item;
+        void operator()(ByteWriter& out) const { call->write_args(call->context, item, out); }
     };
     struct Read {
         const MpCall* call;
-        void operator()(ByteReader& in) const { call->read_result(call->context, in); }
+        std::size_t item;
+        void operator()(ByteReader& in) const;
     };
+    struct Item {
+        Write write;
+        Read read;
+    };
+    [[nodiscard]] bool is_chunk() const noexcept { return call_.fail_item != nullptr; }
+    [[nodiscard]] std::span<CallRequest> unsent() noexcept;
+    /// A chunk's outcomes after receive(): fails the items that failed and
+    /// moves next_ past every item with an outcome.
+    void absorb() noexcept;
+    void fail_item(std::size_t item, std::exception_ptr error) noexcept;
 
     WorkerProcesses* workers_ = nullptr;
     std::size_t slot_ = 0;
     MpCall call_{};
-    Write write_{&call_};
-    Read read_{&call_};
+    Write write_{&call_, 0};
+    Read read_{&call_, 0};
     CallRequest request_{.task_index = 0, .write_args = write_, .read_result = read_};
+    // A chunk's: a request per item, and the first without an outcome.
+    std::vector<Item> items_;
+    std::vector<CallRequest> batch_;
+    std::size_t next_ = 0;
+    bool advanced_ = false;  // the last receive() gave some item an outcome
     WorkerProcesses::Flight flight_{};
 };
 

@@ -161,7 +161,9 @@ void ProcessLane::finish(const Job& job, std::int64_t now, std::string& log_line
 void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept {
     ProcessCall pc;
     pc.prepare(*workers_, slot, call);
-    for (int carries = 1;; ++carries) {
+    if (call.task->end_status() != TaskStatus::completed) return;  // a chunk without memory for its requests
+    int carries = 1;  // sends in a row that reached no worker, this one included
+    for (;;) {
         if (!workers_->running(slot)) {
             try {
                 workers_->replace(slot);  // the last one died, or none was started: a fresh worker
@@ -171,9 +173,20 @@ void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atom
             }
         }
         const ProcessCall::Sent sent = pc.send(no_bell);
-        if (sent == ProcessCall::Sent::failed) return;
+        if (sent == ProcessCall::Sent::failed) {
+            if (pc.pending()) continue;  // a chunk's next items
+            return;
+        }
         if (sent == ProcessCall::Sent::sent) pc.receive(true);
-        if (pc.never_reached() && carries <= ProcessCall::max_carries) continue;
+        if (pc.never_reached()) {
+            if (carries <= ProcessCall::max_carries) {
+                ++carries;
+                continue;
+            }
+        } else if (pc.pending()) {  // a chunk: the rest, after a death or what did not fit
+            carries = 1;
+            continue;
+        }
         if (const double p = pc.progress(); p > 0.0 && p <= 1.0) progress->store(static_cast<float>(p), std::memory_order_relaxed);
         pc.store(carries);
         return;

@@ -58,11 +58,11 @@ private:
                       .read_result = &read_result,
                       .timeout = timeout_};
     }
-    static void write_args(void* self, ByteWriter& out) {
+    static void write_args(void* self, std::size_t /*item*/, ByteWriter& out) {
         auto* me = static_cast<MpTaskImpl*>(self);
         std::apply([&](const auto&... a) { MpTask<F>::encode_args(out, a...); }, me->args_);
     }
-    static void read_result(void* self, ByteReader& in) {
+    static void read_result(void* self, std::size_t /*item*/, ByteReader& in) {
         auto* me = static_cast<MpTaskImpl*>(self);
         if constexpr (std::is_void_v<R>) {
             MpTask<F>::decode_result(in);
