@@ -28,6 +28,8 @@ struct Config {
     [[nodiscard]] std::size_t process_samples() const { return std::clamp<std::size_t>(tasks / 200, 50, 5'000); }
     /// Process tasks per throughput round (5).
     [[nodiscard]] std::size_t process_tasks() const { return std::clamp<std::size_t>(tasks / 20, 500, 50'000); }
+    /// Inputs of one bulk map (9): 100k with the default 200k tiny tasks.
+    [[nodiscard]] std::size_t map_inputs() const { return std::clamp<std::size_t>(tasks / 2, 1'000, 1'000'000); }
     /// Queued tasks and waiting fibers measured for memory (6).
     [[nodiscard]] std::size_t memory_items() const { return std::clamp<std::size_t>(tasks / 20, 1'000, 100'000); }
     /// Rounds of the slow scenarios (2 s idle windows, crashes).
@@ -78,6 +80,7 @@ void run_process_roundtrip(const Config& cfg, Report& report);
 void run_process_throughput(const Config& cfg, Report& report);
 void run_idle_and_memory(const Config& cfg, Report& report);
 void run_cancel_queued(const Config& cfg, Report& report);
+void run_bulk_map(const Config& cfg, Report& report);
 /// The child side of the memory-per-queued-task measure: prints "heap rss"
 /// (bytes per task) for the pool named `pool`; returns the exit status.
 int queued_memory_child(const std::string& pool, std::size_t n);

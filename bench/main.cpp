@@ -36,6 +36,7 @@ constexpr Scenario scenarios[] = {
     {"idle", "idle CPU, memory per queued task and per waiting fiber", run_idle_and_memory},
     {"crash", "crash recovery: worker death to error, to a replacement serving", run_crash_recovery},
     {"cancel", "canceling queued tasks one by one: cost per cancel as the queue grows", run_cancel_queued},
+    {"map", "bulk map over many small inputs against Python's Pool.map", run_bulk_map},
 };
 
 }  // namespace

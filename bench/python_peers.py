@@ -9,6 +9,7 @@ document on stdout: {"rows": [{group, peer, metric, unit, better, samples}],
     python_peers.py throughput --tasks N --rounds R --workers W
     python_peers.py idle       --seconds T --rounds R --workers W
     python_peers.py crash      --crashes K --rounds R --workers W
+    python_peers.py map        --tasks N --rounds R --workers W
 """
 
 import argparse
@@ -119,6 +120,20 @@ def cmd_throughput(a, rows):
             rows.add(group, "ProcessPoolExecutor.submit", "tasks/s", "tasks/s", "higher", n / dt)
 
 
+def cmd_map(a, rows):
+    n = a.tasks
+    group = f"{n} inputs, square in worker processes"
+    inputs = [i % 1000 for i in range(n)]
+    for _ in range(a.rounds):
+        with CTX.Pool(a.workers) as pool:
+            pool.map(square, range(4))
+            t0 = time.perf_counter()
+            out = pool.map(square, inputs)
+            dt = time.perf_counter() - t0
+            assert out[-1] == inputs[-1] * inputs[-1]
+            rows.add(group, "multiprocessing.Pool.map default chunksize", "tasks/s", "tasks/s", "higher", n / dt)
+
+
 def _others_cpu():
     """Nanoseconds of CPU run by each thread of this process but the calling
     one and of its live descendants, by thread id (schedstat, exact), as the
@@ -218,7 +233,7 @@ def cmd_crash(a, rows):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["roundtrip", "throughput", "idle", "crash"])
+    p.add_argument("mode", choices=["roundtrip", "throughput", "idle", "crash", "map"])
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--tasks", type=int, default=10000)
     p.add_argument("--rounds", type=int, default=5)
@@ -227,7 +242,9 @@ def main():
     p.add_argument("--crashes", type=int, default=5)
     a = p.parse_args()
     rows = Rows()
-    {"roundtrip": cmd_roundtrip, "throughput": cmd_throughput, "idle": cmd_idle, "crash": cmd_crash}[a.mode](a, rows)
+    modes = {"roundtrip": cmd_roundtrip, "throughput": cmd_throughput, "idle": cmd_idle, "crash": cmd_crash,
+             "map": cmd_map}
+    modes[a.mode](a, rows)
     rows.dump()
 
 
