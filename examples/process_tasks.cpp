@@ -134,6 +134,20 @@ int main() try {
     expect(first_result.get() == 49, "the process-task worker's result");
     squarer.stop();
 
+    // 7. Many inputs at once: at::map sends them to the workers in chunks,
+    // one request each, and returns the results in input order.
+    std::vector<int> inputs(10000);
+    for (int i = 0; i < 10000; ++i) inputs[static_cast<std::size_t>(i)] = i;
+    const std::vector<int> squares = at::map(square, inputs);
+    expect(squares.size() == 10000 && squares[9999] == 9999 * 9999, "map's results in input order");
+    try {
+        at::map(bill, std::vector<Order>{{"Cy", {1.0}, std::nullopt}, {"Di", {-1.0}, std::nullopt}});
+        expect(false, "a map with a failing item throws");
+    } catch (const at::MapError& e) {
+        expect(e.index() == 1, "the failed item is named");
+        fmt::print("map: {}\n", e.what());  // at::map: item 1 of 2 failed: std::invalid_argument: ...
+    }
+
     sup.stop();  // ends and reaps every worker process
     fmt::print("process_tasks: ok\n");
     return 0;
