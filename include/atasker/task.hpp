@@ -102,20 +102,30 @@ public:
     /// any handle on the task.
     decltype(auto) get() const& {
         wait();
-        if (ref_->error()) std::rethrow_exception(ref_->error());
+        if (ref_->error()) rethrow();
         if constexpr (!std::is_void_v<R>) return static_cast<const R&>(*result().value);
     }
     /// As get(), returning a copy (the handle is going away).
     R get() && {
         wait();
-        if (ref_->error()) std::rethrow_exception(ref_->error());
+        if (ref_->error()) rethrow();
         if constexpr (!std::is_void_v<R>) return *result().value;
     }
     /// The task's exception once it failed or was canceled; empty otherwise.
-    [[nodiscard]] std::exception_ptr error() const noexcept { return ref_->is_done() ? ref_->error() : nullptr; }
+    /// A failure read here, or rethrown by get(), counts as received: it is
+    /// logged at debug level only (see the guide, "Errors and logging").
+    [[nodiscard]] std::exception_ptr error() const noexcept {
+        if (!ref_->is_done() || !ref_->error()) return nullptr;
+        ref_->mark_error_received();
+        return ref_->error();
+    }
 
 private:
     friend detail::TaskBase& detail::base_of<R>(const Task<R>& task) noexcept;
+    [[noreturn]] void rethrow() const {
+        ref_->mark_error_received();
+        std::rethrow_exception(ref_->error());
+    }
     [[nodiscard]] detail::ResultTask<R>& result() const noexcept {
         return *static_cast<detail::ResultTask<R>*>(ref_.get());
     }
