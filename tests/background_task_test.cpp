@@ -365,6 +365,52 @@ TEST_CASE("background_task: wait_completed on several tasks throws TimeoutError 
     sup.stop();
 }
 
+TEST_CASE("background_task: wait_completed on several tasks names the first that failed, its exception nested "
+          "with its own type" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    std::vector<at::Task<int>> tasks;
+    tasks.push_back(at::background_task([] { return 1; }, {.supervisor = &sup})());
+    tasks.push_back(
+        at::background_task([]() -> int { throw std::invalid_argument("bad input 7"); }, {.name = "parse", .supervisor = &sup})());
+    tasks.push_back(at::background_task([]() -> int { throw std::runtime_error("later in the list"); },
+                                        {.supervisor = &sup})());
+    try {
+        (void)at::wait_completed(tasks, 20s);
+        FAIL("wait_completed did not throw");
+    } catch (const at::TaskFailedError& e) {
+        CHECK(std::string(e.what()) == fmt::format("task {} 'parse' (thread) failed: bad input 7", tasks[1].id()));
+        CHECK(e.task_id() == tasks[1].id());
+        CHECK(e.task_name() == "parse");
+        CHECK(e.index() == 1);
+        CHECK_THROWS_WITH_AS(std::rethrow_if_nested(e), "bad input 7", std::invalid_argument);
+        CHECK_THROWS_WITH_AS(e.rethrow_nested(), "bad input 7", std::invalid_argument);
+    }
+    // One task: its exception as it is.
+    CHECK_THROWS_WITH_AS((void)at::wait_completed(tasks[1]), "bad input 7", std::invalid_argument);
+    CHECK_THROWS_WITH_AS((void)at::wait_completed(tasks[2]), "later in the list", std::runtime_error);
+    sup.stop();
+}
+
+TEST_CASE("background_task: wait_completed on several tasks names a canceled one" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    std::vector<at::Task<void>> tasks;
+    tasks.push_back(at::background_task([] {}, {.name = "later", .delay = 1h, .supervisor = &sup})());
+    CHECK(tasks[0].cancel());
+    try {
+        at::wait_completed(tasks, 20s);
+        FAIL("wait_completed did not throw");
+    } catch (const at::TaskFailedError& e) {
+        const auto id = tasks[0].id();
+        CHECK(std::string(e.what()) ==
+              fmt::format("task {} 'later' (thread) was canceled: task {} was canceled before it started", id, id));
+        CHECK_THROWS_AS(std::rethrow_if_nested(e), at::CanceledError);
+    }
+    sup.stop();
+}
+
 TEST_CASE("background_task: putting on a supervisor that is not started throws and says what to do") {
     at::TaskSupervisor sup;
     CHECK_THROWS_WITH_AS(at::background_task([] {}, {.supervisor = &sup})(),

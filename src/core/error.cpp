@@ -1,6 +1,7 @@
 #include <atasker/error.hpp>
 
 #include <atasker/detail/bytes.hpp>
+#include <atasker/detail/task_base.hpp>
 
 #include <utility>
 
@@ -18,6 +19,26 @@ SystemError::~SystemError() = default;
 RemoteError::RemoteError(std::string type_name, const std::string& message)
     : Error(message), type_name_(std::move(type_name)) {}
 RemoteError::~RemoteError() = default;
+
+TaskFailedError::TaskFailedError(TaskId id, std::string name, std::size_t index, const std::string& what)
+    : Error(what), id_(id), name_(std::move(name)), index_(index) {}
+TaskFailedError::~TaskFailedError() = default;
+
+namespace {
+std::string group_message(const std::vector<TaskFailure>& failures) {
+    std::string out = fmt::format("{} of the group's tasks failed: ", failures.size());
+    for (std::size_t i = 0; i < failures.size(); ++i) {
+        const auto& f = failures[i];
+        out += fmt::format("{}task {} '{}': {}", i == 0 ? "" : "; ", f.id, f.name, detail::describe(f.error));
+    }
+    return out;
+}
+}  // namespace
+
+TaskGroupError::TaskGroupError(std::vector<TaskFailure> failures)
+    : Error(group_message(failures)),
+      failures_(std::make_shared<const std::vector<TaskFailure>>(std::move(failures))) {}
+TaskGroupError::~TaskGroupError() = default;
 
 namespace detail {
 SlotOverflow::~SlotOverflow() = default;

@@ -201,6 +201,17 @@ bool TaskBase::wait_until(std::chrono::steady_clock::time_point deadline) const 
     return s.cv.wait_until(lock, deadline, [this] { return is_done(); });
 }
 
+void throw_task_failed(const TaskBase& task, std::string name, std::size_t index) {
+    const std::string what =
+        fmt::format("task {} '{}' ({}) {}: {}", task.id, name, task.type,
+                    task.end_status() == TaskStatus::canceled ? "was canceled" : "failed", describe(task.error()));
+    try {
+        std::rethrow_exception(task.error());
+    } catch (...) {
+        throw TaskFailedError(task.id, std::move(name), index, what);  // nests what is being handled
+    }
+}
+
 std::string describe(const std::exception_ptr& e) {
     if (!e) return {};
     try {

@@ -190,4 +190,8 @@ private:
 /// The message of an exception, for records and logs.
 [[nodiscard]] ATASKER_API std::string describe(const std::exception_ptr& e);
 
+/// Throws a TaskFailedError naming `task` (which failed or was canceled),
+/// `name` and its `index` in a list, with the task's exception nested.
+[[noreturn]] ATASKER_API void throw_task_failed(const TaskBase& task, std::string name, std::size_t index);
+
 }  // namespace atasker::detail
