@@ -7,6 +7,8 @@
 #include <atasker/pool_options.hpp>
 #include <atasker/supervisor.hpp>
 #include <atasker/task.hpp>
+#include <atasker/when_any.hpp>
+#include <atasker/as_completed.hpp>
 #include <atasker/task_info.hpp>
 #include <atasker/task_options.hpp>
 #include <atasker/error.hpp>
