@@ -21,4 +21,5 @@
 #include <atasker/workers.hpp>
 #include <atasker/aloop.hpp>
 #include <atasker/collections.hpp>
+#include <atasker/task_group.hpp>
 #include <atasker/locker.hpp>
