@@ -29,13 +29,6 @@ namespace atasker {
 
 class TaskGroup;
 
-namespace detail {
-template <class T>
-struct is_mp_task : std::false_type {};
-template <class F>
-struct is_mp_task<MpTask<F>> : std::true_type {};
-}  // namespace detail
-
 /// The callable TaskGroup::background_task() returns: each call puts one
 /// task through the group and returns its Task<R> handle. Copyable; it
 /// refers to its group, which must outlive it.
