@@ -26,7 +26,7 @@ namespace atasker {
 
 /// What as_completed() returns: a single-pass range over the tasks of a
 /// list, each once, in the order they finish. `T` is Task<R>, or const
-/// Task<R> for a const list. Its iterator's begin() and ++ block until the
+/// Task<R> for a const list. begin() and the iterator's ++ block until the
 /// next task has finished (its outcome is then ready: get() returns or
 /// rethrows at once); tasks that had finished before come first, in list
 /// order. Nothing polls: each task tells the range as it ends, and a range
@@ -35,16 +35,18 @@ namespace atasker {
 template <class T>
 class AsCompleted {
 public:
-    /// A handle on the task that finished last; the single-pass input iterator.
+    /// The single-pass input iterator; it refers to the task handed out last.
     class iterator {
     public:
         using iterator_concept = std::input_iterator_tag;
         using value_type = std::remove_const_t<T>;
         using difference_type = std::ptrdiff_t;
 
+        /// An iterator of no range, to assign one to.
         iterator() noexcept = default;
         /// The task that finished; a reference into the list.
         T& operator*() const noexcept { return range_->tasks_[range_->current_]; }
+        /// The same, for `it->get()`.
         T* operator->() const noexcept { return &**this; }
         /// Waits for the next task to finish. \throws TimeoutError when the
         /// range's timeout passed first ("2 of 5 tasks did not finish within 100ms").
@@ -52,6 +54,7 @@ public:
             range_->advance();
             return *this;
         }
+        /// As ++it (an input iterator has no copy worth returning).
         void operator++(int) { ++*this; }
         /// True once every task was handed out.
         friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.at_end(); }
@@ -84,6 +87,7 @@ public:
         }
         return iterator(this);
     }
+    /// The end: an iterator equals it once every task was handed out.
     [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
     /// How many tasks the list holds.
     [[nodiscard]] std::size_t size() const noexcept { return tasks_.size(); }

@@ -124,12 +124,11 @@ public:
     /// The group's tasks that have not finished.
     [[nodiscard]] std::size_t unfinished() const;
 
-    struct State;
-    struct Member;
-
 private:
     template <class W>
     friend class GroupTask;
+    struct State;   // shared with the watchers of the group's tasks
+    struct Member;  // one task of the group: its watcher
 
     template <class F>
     auto wrap(F&& fn, TaskOptions options) {
