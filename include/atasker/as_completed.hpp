@@ -31,7 +31,7 @@ namespace atasker {
 /// rethrows at once); tasks that had finished before come first, in list
 /// order. Nothing polls: each task tells the range as it ends, and a range
 /// left early takes back what it still watches. Used by one thread; a list
-/// it does not own must outlive it.
+/// it does not own must outlive it, unchanged.
 template <class T>
 class AsCompleted {
 public:

@@ -150,9 +150,11 @@ public:
     /// meanwhile are too, as long as they keep it busy: under a stream of
     /// puts it may never return. Returns at once on a supervisor that is not
     /// started. Blocks the calling thread; wakes once, when the last piece
-    /// of work ends (no polling). Thread-safe.
+    /// of work ends (no polling). Thread-safe, but not for a completion
+    /// callback, which would wait for itself: one on a pool thread throws,
+    /// one that cancel() runs on the canceling thread would wait in vain.
     /// \throws Error when called from one of this supervisor's own tasks or
-    /// completion callbacks, which would wait for themselves.
+    /// callbacks on its threads.
     void wait_idle();
     /// As wait_idle(), giving up after `timeout`. \returns true once idle,
     /// false when `timeout` passed first (BS::thread_pool's wait_for).

@@ -114,7 +114,8 @@ public:
     }
 
     /// Waits until every task put so far has finished (completed, failed or
-    /// canceled), then returns. \throws TaskGroupError listing every failure
+    /// canceled), then returns. Not from one of the group's own tasks, which
+    /// would wait for itself. \throws TaskGroupError listing every failure
     /// not yet delivered, first to fail first; each is delivered once. After
     /// a failure the group is closing for good; after a wait() that
     /// returned, more tasks may be put.
