@@ -53,8 +53,9 @@ public:
     /// Under the mutex: a started task never ran (its call never reached a
     /// worker): it frees its place and waits in the queue again.
     virtual void requeue(TaskBase* task) noexcept = 0;
-    /// Without the mutex: marks the task done, runs its callback, logs
-    /// `log_line` (when not empty), drops the supervisor's reference.
+    /// Without the mutex: marks the task done, runs its callback, reports
+    /// `log_line` (when not empty: TaskBase::report_failure picks the level),
+    /// drops the supervisor's reference.
     virtual void settle(TaskBase* task, const std::string& log_line) noexcept = 0;
     /// Under the mutex: the lane's runners are all back from their tasks,
     /// each settled; the supervisor may have become idle.
