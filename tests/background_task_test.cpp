@@ -2,6 +2,7 @@
 
 #include <atasker/atasker.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <latch>
@@ -43,7 +44,7 @@ TEST_CASE("background_task: the default supervisor and atasker's priority argume
 
 TEST_CASE("background_task: an exception reaches get, the callback, the record and the log" *
           doctest::timeout(30)) {
-    LogCapture log;
+    LogCapture log(at::LogLevel::debug);
     at::TaskSupervisor sup;
     sup.start();
     std::promise<std::string> from_callback;
@@ -65,11 +66,10 @@ TEST_CASE("background_task: an exception reaches get, the callback, the record a
     CHECK(info->error == "bad input 7");
     CHECK(t.status() == at::TaskStatus::failed);
     sup.stop();
-    bool logged = false;
-    for (const auto& [level, line] : log.lines())
-        logged |= level == at::LogLevel::error &&
-                  line == fmt::format("task {} 'parse' (thread) failed: bad input 7", t.id());
-    CHECK(logged);
+    // Received (by the callback and get): a debug line, no error line.
+    CHECK(log.at(at::LogLevel::debug, "task ") ==
+          std::vector<std::string>{fmt::format("task {} 'parse' (thread) failed: bad input 7", t.id())});
+    CHECK(log.at(at::LogLevel::error).empty());
 }
 
 TEST_CASE("background_task: the callback runs once with the result, and dropping the handle never cancels" *
@@ -259,7 +259,7 @@ public:
 TEST_CASE("background_task: a function throwing a CanceledError subclass ends canceled, one throwing "
           "std::runtime_error ends failed" *
           doctest::timeout(30)) {
-    LogCapture log;
+    LogCapture log(at::LogLevel::debug);
     at::TaskSupervisor sup;
     sup.start();
     auto gave_up = at::background_task([]() -> int { throw GaveUp("gave up halfway"); }, {.supervisor = &sup})();
@@ -278,11 +278,76 @@ TEST_CASE("background_task: a function throwing a CanceledError subclass ends ca
     CHECK(broke_info->status == at::TaskStatus::failed);
     CHECK(broke_info->error == "disk full");
     sup.stop();
-    // Only a failure is logged as one.
-    std::vector<std::string> errors;
-    for (const auto& [level, line] : log.lines())
-        if (level == at::LogLevel::error) errors.push_back(line);
-    CHECK(errors == std::vector<std::string>{fmt::format("task {} '' (thread) failed: disk full", broke.id())});
+    // Only a failure is logged as one (at debug level: get() received it).
+    CHECK(log.at(at::LogLevel::debug, "task ") ==
+          std::vector<std::string>{fmt::format("task {} '' (thread) failed: disk full", broke.id())});
+    CHECK(log.at(at::LogLevel::error).empty());
+}
+
+TEST_CASE("background_task: a failure nobody can receive (no handle, no callback) is logged at error level" *
+          doctest::timeout(30)) {
+    LogCapture log(at::LogLevel::debug);
+    at::TaskSupervisor sup;
+    sup.start();
+    Gate gate;
+    at::TaskId id = 0;
+    {
+        auto t = at::background_task([&]() -> int { gate.wait(); throw std::runtime_error("lost"); },
+                                     {.name = "forgotten", .supervisor = &sup})();
+        id = t.id();
+    }  // the handle goes before the task fails
+    gate.open();
+    CHECK(sup.wait_idle(20s));  // idle: its failure is logged
+    CHECK(log.at(at::LogLevel::error) ==
+          std::vector<std::string>{fmt::format("task {} 'forgotten' (thread) failed: lost", id)});
+    CHECK(log.at(at::LogLevel::debug, "task ").empty());
+    sup.stop();
+}
+
+TEST_CASE("background_task: a failure kept in a handle is logged at error level when the last handle goes "
+          "without receiving it" *
+          doctest::timeout(30)) {
+    LogCapture log(at::LogLevel::debug);
+    at::TaskSupervisor sup;
+    sup.start();
+    auto t = at::background_task([]() -> int { throw std::runtime_error("unread"); }, {.supervisor = &sup})();
+    auto copy = t;
+    t.wait();  // waiting is not receiving
+    CHECK(t.status() == at::TaskStatus::failed);
+    CHECK(sup.wait_idle(20s));
+    const auto line = fmt::format("task {} '' (thread) failed: unread", t.id());
+    CHECK(log.at(at::LogLevel::debug, "task ") == std::vector<std::string>{line});
+    CHECK(log.at(at::LogLevel::error).empty());
+    t = {};
+    CHECK(log.at(at::LogLevel::error).empty());  // a handle is left
+    copy = {};
+    CHECK(log.at(at::LogLevel::error) == std::vector<std::string>{line});
+    sup.stop();
+}
+
+TEST_CASE("background_task: a failure read through error() or get() is logged at debug level only" *
+          doctest::timeout(30)) {
+    LogCapture log(at::LogLevel::debug);
+    at::TaskSupervisor sup;
+    sup.start();
+    std::vector<std::string> lines;
+    {
+        auto read = at::background_task([]() -> int { throw std::runtime_error("read"); }, {.supervisor = &sup})();
+        auto got = at::background_task([]() -> int { throw std::runtime_error("got"); }, {.supervisor = &sup})();
+        auto ok = at::background_task([] { return 1; }, {.supervisor = &sup})();
+        CHECK(sup.wait_idle(20s));
+        CHECK(read.error() != nullptr);
+        CHECK_THROWS_WITH_AS(got.get(), "got", std::runtime_error);
+        CHECK(ok.error() == nullptr);
+        lines = {fmt::format("task {} '' (thread) failed: read", read.id()),
+                 fmt::format("task {} '' (thread) failed: got", got.id())};
+    }  // every handle goes
+    auto debug = log.at(at::LogLevel::debug, "task ");
+    std::sort(debug.begin(), debug.end());
+    std::sort(lines.begin(), lines.end());
+    CHECK(debug == lines);
+    CHECK(log.at(at::LogLevel::error).empty());
+    sup.stop();
 }
 
 TEST_CASE("background_task: wait_completed on several tasks throws TimeoutError when one is late" *
@@ -297,6 +362,52 @@ TEST_CASE("background_task: wait_completed on several tasks throws TimeoutError 
                          at::TimeoutError);
     gate.open();
     CHECK(at::wait_completed(tasks, 20s) == std::vector<int>{1, 2});
+    sup.stop();
+}
+
+TEST_CASE("background_task: wait_completed on several tasks names the first that failed, its exception nested "
+          "with its own type" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    std::vector<at::Task<int>> tasks;
+    tasks.push_back(at::background_task([] { return 1; }, {.supervisor = &sup})());
+    tasks.push_back(
+        at::background_task([]() -> int { throw std::invalid_argument("bad input 7"); }, {.name = "parse", .supervisor = &sup})());
+    tasks.push_back(at::background_task([]() -> int { throw std::runtime_error("later in the list"); },
+                                        {.supervisor = &sup})());
+    try {
+        (void)at::wait_completed(tasks, 20s);
+        FAIL("wait_completed did not throw");
+    } catch (const at::TaskFailedError& e) {
+        CHECK(std::string(e.what()) == fmt::format("task {} 'parse' (thread) failed: bad input 7", tasks[1].id()));
+        CHECK(e.task_id() == tasks[1].id());
+        CHECK(e.task_name() == "parse");
+        CHECK(e.index() == 1);
+        CHECK_THROWS_WITH_AS(std::rethrow_if_nested(e), "bad input 7", std::invalid_argument);
+        CHECK_THROWS_WITH_AS(e.rethrow_nested(), "bad input 7", std::invalid_argument);
+    }
+    // One task: its exception as it is.
+    CHECK_THROWS_WITH_AS((void)at::wait_completed(tasks[1]), "bad input 7", std::invalid_argument);
+    CHECK_THROWS_WITH_AS((void)at::wait_completed(tasks[2]), "later in the list", std::runtime_error);
+    sup.stop();
+}
+
+TEST_CASE("background_task: wait_completed on several tasks names a canceled one" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    std::vector<at::Task<void>> tasks;
+    tasks.push_back(at::background_task([] {}, {.name = "later", .delay = 1h, .supervisor = &sup})());
+    CHECK(tasks[0].cancel());
+    try {
+        at::wait_completed(tasks, 20s);
+        FAIL("wait_completed did not throw");
+    } catch (const at::TaskFailedError& e) {
+        const auto id = tasks[0].id();
+        CHECK(std::string(e.what()) ==
+              fmt::format("task {} 'later' (thread) was canceled: task {} was canceled before it started", id, id));
+        CHECK_THROWS_AS(std::rethrow_if_nested(e), at::CanceledError);
+    }
     sup.stop();
 }
 

@@ -90,6 +90,23 @@ TEST_CASE("collections: without on_error a failure is logged") {
     CHECK(logged);
 }
 
+TEST_CASE("collections: a task collection logs each failure once: its own line, the task's at debug level" *
+          doctest::timeout(30)) {
+    LogCapture log(at::LogLevel::debug);
+    at::TaskSupervisor sup;
+    sup.start();
+    at::TaskCollection c({.supervisor = &sup});
+    c.add("bad", [] { throw std::runtime_error("oops"); });
+    c.add("good", [] { return 1; });
+    CHECK_FALSE(c.execute().all_succeeded);
+    CHECK(sup.wait_idle(20s));  // the task's own line is logged as it settles
+    CHECK(log.at(at::LogLevel::error) == std::vector<std::string>{"collection: function 'bad' failed: oops"});
+    const auto debug = log.at(at::LogLevel::debug, "task ");
+    REQUIRE(debug.size() == 1);
+    CHECK(debug[0].ends_with("'bad' (thread) failed: oops"));
+    sup.stop();
+}
+
 TEST_CASE("collections: remove by name, generated names, and taken names") {
     at::FunctionCollection c;
     const auto a = c.add([] { return 1; });

@@ -228,6 +228,17 @@ TEST_CASE("mp: a worker whose executor is a process task hands each result to it
     CHECK(process_runs() - before == 3);  // each run put one process task
 }
 
+TEST_CASE("mp: wait_idle waits for running process tasks" * doctest::timeout(30)) {
+    at::task_supervisor.set_mp_pool({.pool_size = 2});
+    auto t = at::background_task(blocker)('w');
+    CHECK(started.receive() == 'w');
+    CHECK_FALSE(at::task_supervisor.wait_idle(20ms));
+    release.send();
+    CHECK(at::task_supervisor.wait_idle(20s));
+    CHECK(t.ready());
+    CHECK(t.get() == 'x');
+}
+
 namespace {
 // The children of process `pid`, from /proc (workers are the zygote's).
 std::vector<std::string> children(const std::string& pid) {

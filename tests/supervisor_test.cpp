@@ -700,3 +700,102 @@ TEST_CASE("supervisor: 100k queued tasks canceled newest first, oldest first and
     CHECK(ran.labels() == expected);
     sup.stop();
 }
+
+TEST_CASE("supervisor: wait_idle returns once nothing is queued, delayed or running, every callback returned" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1, .max_size = 1});
+    sup.start();
+    Gate gate;
+    auto blocker = occupy(sup, gate);
+    std::atomic<int> callbacks{0};
+    std::vector<at::Task<int>> queued;
+    for (int i = 0; i < 5; ++i)
+        queued.push_back(at::background_task([i] { return i; }, {.supervisor = &sup})
+                             .callback([&](const at::Task<int>&) { ++callbacks; })());
+    auto delayed = at::background_task([] { return 9; }, {.delay = 1ms, .supervisor = &sup})();
+    CHECK_FALSE(sup.wait_idle(20ms));  // the blocker holds the only thread
+    gate.open();
+    CHECK(sup.wait_idle(20s));
+    CHECK(callbacks == 5);
+    CHECK(blocker.ready());
+    CHECK(delayed.ready());
+    for (const auto& t : queued) CHECK(t.ready());
+    const auto info = sup.get_info();
+    CHECK(info.thread_pool.queued == std::array<std::size_t, 4>{});
+    CHECK(info.thread_pool.running == std::array<std::size_t, 4>{});
+    CHECK(info.delayed == 0);
+    sup.stop();
+}
+
+TEST_CASE("supervisor: wait_idle counts a completion callback still running after its task's record finished" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    Gate in_callback;
+    std::latch callback_entered{1};
+    auto t = at::background_task([] { return 1; }, {.supervisor = &sup})
+                 .callback([&](const at::Task<int>&) {
+                     callback_entered.count_down();
+                     in_callback.wait();
+                 })();
+    callback_entered.wait();
+    CHECK(t.info()->status == at::TaskStatus::completed);  // the record finished before the callback
+    CHECK_FALSE(sup.wait_idle(20ms));
+    in_callback.open();
+    CHECK(sup.wait_idle(20s));
+    sup.stop();
+}
+
+TEST_CASE("supervisor: every task put before wait_idle has run and is ready when it returns" * doctest::timeout(60)) {
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 2});
+    sup.start();
+    constexpr int n = 20000;
+    std::atomic<int> ran{0};
+    std::vector<at::Task<void>> tasks;
+    tasks.reserve(n);
+    auto count = at::background_task([&] { ++ran; }, {.supervisor = &sup});
+    for (int round = 0; round < 4; ++round) {
+        for (int i = 0; i < n / 4; ++i) tasks.push_back(count());
+        sup.wait_idle();
+        CHECK(ran == static_cast<int>(tasks.size()));
+        CHECK(std::all_of(tasks.begin(), tasks.end(), [](const auto& t) { return t.ready(); }));
+    }
+    sup.stop();
+}
+
+TEST_CASE("supervisor: wait_idle waits for canceled tasks to settle and returns at once when idle" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor never_started;
+    CHECK(never_started.wait_idle(0ms));
+    at::TaskSupervisor sup;
+    sup.set_thread_pool({.pool_size = 1, .max_size = 1});
+    sup.start();
+    CHECK(sup.wait_idle(0ms));
+    Gate gate;
+    auto blocker = occupy(sup, gate);
+    auto queued = at::background_task([] { return 1; }, {.supervisor = &sup})();
+    auto delayed = at::background_task([] { return 2; }, {.delay = 1h, .supervisor = &sup})();
+    CHECK(queued.cancel());
+    CHECK(delayed.cancel());
+    CHECK_FALSE(sup.wait_idle(10ms));  // the blocker still runs
+    gate.open();
+    CHECK(sup.wait_idle(20s));
+    CHECK(queued.status() == at::TaskStatus::canceled);
+    CHECK(delayed.status() == at::TaskStatus::canceled);
+    sup.stop();
+    CHECK(sup.wait_idle(0ms));
+}
+
+TEST_CASE("supervisor: wait_idle from one of its own tasks is refused" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    auto t = at::background_task([&] { sup.wait_idle(); }, {.supervisor = &sup})();
+    CHECK_THROWS_WITH_AS(t.get(),
+                         "wait_idle() waits for every running task, and it was called from one of this supervisor's "
+                         "own tasks (or a completion callback), which would wait for itself; call it from another "
+                         "thread",
+                         at::Error);
+    sup.stop();
+}

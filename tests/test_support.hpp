@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,22 +52,43 @@ private:
     std::vector<std::string> labels_;
 };
 
-/// Captures log lines while alive; restores the default sink after.
+/// Captures log lines at `level` and above while alive; restores the
+/// default sink and level (warning) after.
 class LogCapture {
 public:
-    LogCapture() {
-        atasker::set_log_sink([this](atasker::LogLevel level, std::string_view line) {
+    explicit LogCapture(atasker::LogLevel level = atasker::LogLevel::warning) {
+        atasker::set_log_level(level);
+        atasker::set_log_sink([this](atasker::LogLevel l, std::string_view line) {
             std::lock_guard lock(mutex_);
-            lines_.emplace_back(level, std::string(line));
+            lines_.emplace_back(l, std::string(line));
         });
     }
-    ~LogCapture() { atasker::set_log_sink({}); }
+    ~LogCapture() {
+        atasker::set_log_sink({});
+        atasker::set_log_level(atasker::LogLevel::warning);
+    }
     LogCapture(const LogCapture&) = delete;
     LogCapture& operator=(const LogCapture&) = delete;
 
     std::vector<std::pair<atasker::LogLevel, std::string>> lines() const {
         std::lock_guard lock(mutex_);
         return lines_;
+    }
+
+    /// The lines logged at exactly `level`, in order.
+    std::vector<std::string> at(atasker::LogLevel level) const {
+        std::vector<std::string> out;
+        std::lock_guard lock(mutex_);
+        for (const auto& [l, line] : lines_)
+            if (l == level) out.push_back(line);
+        return out;
+    }
+    /// The lines at exactly `level` that start with `prefix`, in order.
+    std::vector<std::string> at(atasker::LogLevel level, std::string_view prefix) const {
+        std::vector<std::string> out;
+        for (auto& line : at(level))
+            if (line.starts_with(prefix)) out.push_back(std::move(line));
+        return out;
     }
 
 private:

@@ -7,6 +7,8 @@
 #include <atasker/pool_options.hpp>
 #include <atasker/supervisor.hpp>
 #include <atasker/task.hpp>
+#include <atasker/when_any.hpp>
+#include <atasker/as_completed.hpp>
 #include <atasker/task_info.hpp>
 #include <atasker/task_options.hpp>
 #include <atasker/error.hpp>
@@ -19,5 +21,6 @@
 #include <atasker/workers.hpp>
 #include <atasker/aloop.hpp>
 #include <atasker/collections.hpp>
+#include <atasker/task_group.hpp>
 #include <atasker/locker.hpp>
 #include <atasker/map.hpp>

@@ -2,13 +2,16 @@
 /// \file error.hpp
 /// The exceptions the library throws. Every one derives from atasker::Error.
 
-#include <stdexcept>
 #include <cstddef>
 #include <exception>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <atasker/export.hpp>
+#include <atasker/priority.hpp>
 
 namespace atasker {
 
@@ -69,6 +72,7 @@ private:
 /// how many did. Every other item ran.
 class ATASKER_API MapError : public Error {
 public:
+    /// Item `index` of `count` failed with `error`; `failures` items failed in all.
     MapError(std::size_t index, std::size_t count, std::exception_ptr error, std::size_t failures);
     ~MapError() override;
     /// The failed item's position in the inputs.
@@ -82,6 +86,51 @@ private:
     std::size_t index_;
     std::exception_ptr error_;
     std::size_t failures_;
+};
+
+/// wait_completed() on several tasks: one of them failed (or was canceled).
+/// what() names the task, "task 12 'parse' (thread) failed: bad input 7";
+/// the task's own exception is nested in it, with its own type:
+/// `std::rethrow_if_nested(e)` (or e.rethrow_nested()) rethrows it.
+class ATASKER_API TaskFailedError : public Error, public std::nested_exception {
+public:
+    /// Made while the task's exception is being handled (in a catch block),
+    /// which it nests; `what` is the whole message.
+    TaskFailedError(TaskId id, std::string name, std::size_t index, const std::string& what);
+    ~TaskFailedError() override;
+    /// The failed task's id.
+    [[nodiscard]] TaskId task_id() const noexcept { return id_; }
+    /// Its name (empty when it had none, or its record was forgotten).
+    [[nodiscard]] const std::string& task_name() const noexcept { return name_; }
+    /// Its position in the list that was waited for.
+    [[nodiscard]] std::size_t index() const noexcept { return index_; }
+
+private:
+    TaskId id_;
+    std::string name_;
+    std::size_t index_;
+};
+
+/// One failed task, as TaskGroupError lists it.
+struct TaskFailure {
+    TaskId id = 0;               ///< the task's id
+    std::string name{};          ///< its name (an MpTask's name by default; empty when it had none)
+    std::exception_ptr error{};  ///< what it threw (RemoteError for a process task), with its own type
+};
+
+/// TaskGroup::wait(): tasks of the group failed. failures() lists every one,
+/// first to fail first; tasks the group canceled because of them are not
+/// failures and are not listed. what() says how many, and names each.
+class ATASKER_API TaskGroupError : public Error {
+public:
+    /// An error listing `failures` (at least one).
+    explicit TaskGroupError(std::vector<TaskFailure> failures);
+    ~TaskGroupError() override;
+    /// Every failure, in the order the tasks failed.
+    [[nodiscard]] const std::vector<TaskFailure>& failures() const noexcept { return *failures_; }
+
+private:
+    std::shared_ptr<const std::vector<TaskFailure>> failures_;  // shared: copying an exception must not throw
 };
 
 }  // namespace atasker

@@ -203,11 +203,6 @@ auto map(const MpTask<F>& task, const Range& inputs, const MapOptions& options =
 }
 
 namespace detail {
-template <class T>
-struct is_mp_task : std::false_type {};
-template <class F>
-struct is_mp_task<MpTask<F>> : std::true_type {};
-
 /// Whether map_tasks() passes an item whole to `F` (else a tuple item's
 /// elements): as at::map() decides.
 template <class F, class Item>

@@ -208,4 +208,12 @@ private:
 template <class F>
 MpTask(std::string_view, F) -> MpTask<F>;
 
+namespace detail {
+/// Whether T (without cv or reference) is an MpTask.
+template <class T>
+struct is_mp_task : std::false_type {};
+template <class F>
+struct is_mp_task<MpTask<F>> : std::true_type {};
+}  // namespace detail
+
 }  // namespace atasker

@@ -142,6 +142,25 @@ public:
     /// True between start() and stop().
     [[nodiscard]] bool is_active() const;
 
+    /// Waits until the supervisor is idle: no task queued, delayed or
+    /// running, and none still being settled. A task counts until it has
+    /// ended in every way a caller can see: its handles are ready(), its
+    /// completion callback has returned, its failure is logged. Tasks put
+    /// before the call (the puts returned) are waited for; tasks put
+    /// meanwhile are too, as long as they keep it busy: under a stream of
+    /// puts it may never return. Returns at once on a supervisor that is not
+    /// started. Blocks the calling thread; wakes once, when the last piece
+    /// of work ends (no polling). Thread-safe, but not for a completion
+    /// callback, which would wait for itself: one on a pool thread throws,
+    /// one that cancel() runs on the canceling thread would wait in vain.
+    /// \throws Error when called from one of this supervisor's own tasks or
+    /// callbacks on its threads.
+    void wait_idle();
+    /// As wait_idle(), giving up after `timeout`. \returns true once idle,
+    /// false when `timeout` passed first (BS::thread_pool's wait_for).
+    /// \throws Error as wait_idle().
+    bool wait_idle(std::chrono::nanoseconds timeout);
+
     /// O(1); empty when the id is unknown or its record was forgotten.
     [[nodiscard]] std::optional<TaskInfo> get_task_info(TaskId id) const;
     /// Every record held, optionally of one type, in no particular order.

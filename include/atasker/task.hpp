@@ -6,8 +6,10 @@
 #include <chrono>
 #include <exception>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <atasker/detail/task_base.hpp>
 #include <atasker/error.hpp>
@@ -102,20 +104,30 @@ public:
     /// any handle on the task.
     decltype(auto) get() const& {
         wait();
-        if (ref_->error()) std::rethrow_exception(ref_->error());
+        if (ref_->error()) rethrow();
         if constexpr (!std::is_void_v<R>) return static_cast<const R&>(*result().value);
     }
     /// As get(), returning a copy (the handle is going away).
     R get() && {
         wait();
-        if (ref_->error()) std::rethrow_exception(ref_->error());
+        if (ref_->error()) rethrow();
         if constexpr (!std::is_void_v<R>) return *result().value;
     }
     /// The task's exception once it failed or was canceled; empty otherwise.
-    [[nodiscard]] std::exception_ptr error() const noexcept { return ref_->is_done() ? ref_->error() : nullptr; }
+    /// A failure read here, or rethrown by get(), counts as received: it is
+    /// logged at debug level only (see the guide, "Errors and logging").
+    [[nodiscard]] std::exception_ptr error() const noexcept {
+        if (!ref_->is_done() || !ref_->error()) return nullptr;
+        ref_->mark_error_received();
+        return ref_->error();
+    }
 
 private:
     friend detail::TaskBase& detail::base_of<R>(const Task<R>& task) noexcept;
+    [[noreturn]] void rethrow() const {
+        ref_->mark_error_received();
+        std::rethrow_exception(ref_->error());
+    }
     [[nodiscard]] detail::ResultTask<R>& result() const noexcept {
         return *static_cast<detail::ResultTask<R>*>(ref_.get());
     }
@@ -129,15 +141,23 @@ detail::TaskBase& detail::base_of(const Task<R>& task) noexcept {
     return *task.ref_.get();
 }
 
-/// Waits for one task and returns its result (rethrows its exception).
+/// Waits for one task and returns its result, or rethrows its exception as
+/// it is (its own type: with one task, there is no doubt which failed).
+/// Thread-safe.
 template <class R>
 R wait_completed(const Task<R>& task) {
     return Task<R>(task).get();
 }
 
-/// Waits for several tasks, all within `timeout`, and returns their results in
-/// order. \throws TimeoutError naming how many did not finish; otherwise
-/// rethrows the first failed task's exception.
+/// Waits for several tasks, all within `timeout`, and returns their results
+/// in order (nothing for void tasks). Thread-safe.
+/// \throws TimeoutError naming how many did not finish in time.
+/// \throws TaskFailedError when one failed or was canceled: the first such
+/// in the list. Its what() names the task ("task 12 'parse' (thread) failed:
+/// bad input 7"), index() is its position, and the task's own exception is
+/// nested, with its own type (`std::rethrow_if_nested(e)` rethrows it). Its
+/// name and id are what tell a failure among many apart; a run timeout
+/// (TimeoutError) is also told apart from the wait's own.
 template <class R, class Rep, class Period>
 auto wait_completed(const std::vector<Task<R>>& tasks, std::chrono::duration<Rep, Period> timeout) {
     const auto deadline =
@@ -148,9 +168,13 @@ auto wait_completed(const std::vector<Task<R>>& tasks, std::chrono::duration<Rep
     if (unfinished != 0)
         throw TimeoutError(fmt::format("{} of {} tasks did not finish within {}", unfinished, tasks.size(),
                                        std::chrono::duration_cast<std::chrono::milliseconds>(timeout)));
-    if constexpr (std::is_void_v<R>) {
-        for (const auto& t : tasks) t.get();
-    } else {
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        if (tasks[i].error()) {
+            const auto info = tasks[i].info();
+            detail::throw_task_failed(detail::base_of(tasks[i]), info ? info->name : std::string{}, i);
+        }
+    }
+    if constexpr (!std::is_void_v<R>) {
         std::vector<R> out;
         out.reserve(tasks.size());
         for (const auto& t : tasks) out.push_back(t.get());

@@ -31,6 +31,26 @@ MapError::MapError(std::size_t index, std::size_t count, std::exception_ptr erro
       failures_(failures) {}
 MapError::~MapError() = default;
 
+TaskFailedError::TaskFailedError(TaskId id, std::string name, std::size_t index, const std::string& what)
+    : Error(what), id_(id), name_(std::move(name)), index_(index) {}
+TaskFailedError::~TaskFailedError() = default;
+
+namespace {
+std::string group_message(const std::vector<TaskFailure>& failures) {
+    std::string out = fmt::format("{} of the group's tasks failed: ", failures.size());
+    for (std::size_t i = 0; i < failures.size(); ++i) {
+        const auto& f = failures[i];
+        out += fmt::format("{}task {} '{}': {}", i == 0 ? "" : "; ", f.id, f.name, detail::describe(f.error));
+    }
+    return out;
+}
+}  // namespace
+
+TaskGroupError::TaskGroupError(std::vector<TaskFailure> failures)
+    : Error(group_message(failures)),
+      failures_(std::make_shared<const std::vector<TaskFailure>>(std::move(failures))) {}
+TaskGroupError::~TaskGroupError() = default;
+
 namespace detail {
 SlotOverflow::~SlotOverflow() = default;
 }  // namespace detail

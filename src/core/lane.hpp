@@ -53,9 +53,19 @@ public:
     /// Under the mutex: a started task never ran (its call never reached a
     /// worker): it frees its place and waits in the queue again.
     virtual void requeue(TaskBase* task) noexcept = 0;
-    /// Without the mutex: marks the task done, runs its callback, logs
-    /// `log_line` (when not empty), drops the supervisor's reference.
+    /// Without the mutex: marks the task done, runs its callback, reports
+    /// `log_line` (when not empty: TaskBase::report_failure picks the level),
+    /// drops the supervisor's reference.
     virtual void settle(TaskBase* task, const std::string& log_line) noexcept = 0;
+    /// Under the mutex: the lane's runners are all back from their tasks,
+    /// each settled; the supervisor may have become idle.
+    virtual void lane_quiet() noexcept = 0;
+    /// Under the mutex, where complete() was called by a thread that is not
+    /// one of the lane's runners (a fiber loop): the task will be settled
+    /// there, and end_settle() (without the mutex) says when it was. Until
+    /// then the supervisor is not idle.
+    virtual void begin_settle() noexcept = 0;
+    virtual void end_settle() noexcept = 0;
 
 protected:
     ~LaneHost() = default;
@@ -108,6 +118,9 @@ public:
     virtual void join(std::unique_lock<SupervisorMutex>& lock, bool all) = 0;
     /// No runner left, not even one on its way out.
     [[nodiscard]] virtual bool empty() const noexcept = 0;
+    /// Whether a runner is running a task, or is on its way back from one
+    /// (settling it); LaneHost::lane_quiet() says when none is.
+    [[nodiscard]] virtual bool busy() const noexcept = 0;
 
     // ---- without the mutex
     /// Runs what start_here() returned.

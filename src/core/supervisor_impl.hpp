@@ -8,9 +8,10 @@
 // cycle, configuration, queries), supervisor_put.cpp (puts, the inbox,
 // queueing, cancel), supervisor_lanes.cpp (what lanes call: take, complete,
 // requeue, settle), supervisor_stop.cpp (stop and the destructor's shutdown),
-// wait_thresholds.cpp (wait-time warnings).
+// supervisor_idle.cpp (wait_idle), wait_thresholds.cpp (wait-time warnings).
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
@@ -38,6 +39,9 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     void complete(detail::TaskBase* task, std::int64_t now, std::string& log_line) override;
     void requeue(detail::TaskBase* task) noexcept override;
     void settle(detail::TaskBase* task, const std::string& log_line) noexcept override;
+    void lane_quiet() noexcept override { notify_if_idle(); }
+    void begin_settle() noexcept override { settling.fetch_add(1, std::memory_order_relaxed); }
+    void end_settle() noexcept override;
 
     // SupervisorMutex::Host
     void queue_from_inbox(detail::TaskBase* oldest) noexcept override;
@@ -61,7 +65,8 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     /// Queues a task whose record is already in the table (put or delay end);
     /// the caller then wakes its lane.
     void enqueue(detail::TaskBase* task, detail::Record& record, detail::WallNanos now) noexcept;
-    /// Marks a queued or delayed task canceled; it is settled later, outside the lock.
+    /// Marks a queued or delayed task canceled; the caller settles it once
+    /// the lock is released, then calls end_settle().
     void cancel_locked(detail::TaskBase* task, detail::Record& record, detail::WallNanos now,
                        std::vector<detail::TaskBase*>& to_settle);
     /// Records how a task ended (its outcome is stored in it) and leaves the
@@ -80,6 +85,13 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     /// them, and the mutex says so once released.
     void schedule_wait_timeouts(TaskId id) noexcept;
     [[nodiscard]] bool drained() const noexcept;
+    /// Under the mutex: nothing queued, delayed, running or being settled
+    /// (the inbox aside: wait_idle() drains it first).
+    [[nodiscard]] bool idle() const noexcept;
+    /// Under the mutex: wakes wait_idle() callers once idle() holds.
+    void notify_if_idle() noexcept;
+    /// See TaskSupervisor::wait_idle(); no timeout: waits as long as it takes.
+    bool wait_idle(std::optional<std::chrono::nanoseconds> timeout);
     /// Whether the calling thread is one of the lanes' threads.
     [[nodiscard]] bool on_own_thread() const noexcept;
 
@@ -91,7 +103,12 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     mutable detail::SupervisorMutex mutex{*this};
     std::atomic<int> puts_in_flight{0};  // see PutLock
     detail::ReservedIds reserved_ids;   // taken by puts that go to the inbox
-    std::condition_variable_any state_cv;  // active changes, drained during stop
+    std::condition_variable_any state_cv;  // active changes, drained during stop, idle for wait_idle
+    // wait_idle() callers; written under the mutex, read by end_settle() without it.
+    std::atomic<std::size_t> idle_waiters{0};
+    // Tasks whose record finished and whose settling is done by a thread that
+    // is no lane's runner (a cancel, stop, a fiber loop's process call).
+    std::atomic<std::size_t> settling{0};
     detail::TaskTable table;
     std::vector<std::unique_ptr<detail::Lane>> lanes;  // by TaskType
     detail::Timers timers;

@@ -57,7 +57,7 @@ void TaskSupervisor::Impl::finish_record(TaskBase* task, Record& r, WallNanos no
 void TaskSupervisor::Impl::settle(TaskBase* task, const std::string& log_line) noexcept {
     task->mark_done();
     task->run_callback();
-    if (!log_line.empty()) log_message(LogLevel::error, log_line);
+    if (!log_line.empty()) task->report_failure(log_line);
     task->release();
 }
 

@@ -160,6 +160,7 @@ void TaskSupervisor::Impl::cancel_locked(TaskBase* task, Record& r, WallNanos no
     std::string no_line;  // a cancel is not logged
     finish_record(task, r, now, no_line);
     to_settle.push_back(task);
+    begin_settle();  // by the caller, once the mutex is released
 }
 
 bool TaskSupervisor::Impl::cancel(TaskId id) {
@@ -194,7 +195,10 @@ bool TaskSupervisor::Impl::cancel(TaskId id) {
         running->release();
         return asked;
     }
-    for (TaskBase* t : to_settle) settle(t, {});
+    for (TaskBase* t : to_settle) {
+        settle(t, {});
+        end_settle();
+    }
     return true;
 }
 

@@ -43,7 +43,10 @@ void TaskSupervisor::Impl::cancel_all_locked(std::vector<TaskBase*>& to_settle, 
 }
 
 void TaskSupervisor::Impl::settle_all(std::vector<TaskBase*>& to_settle, std::vector<TaskBase*>& to_stop) noexcept {
-    for (TaskBase* t : to_settle) settle(t, {});
+    for (TaskBase* t : to_settle) {
+        settle(t, {});
+        end_settle();
+    }
     for (TaskBase* t : to_stop) {
         (void)lane(t->type).request_stop(t);
         t->release();

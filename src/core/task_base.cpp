@@ -6,8 +6,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include <atasker/error.hpp>
+#include <atasker/log.hpp>
 
 namespace atasker::detail {
 namespace {
@@ -35,6 +37,10 @@ Parking& parking() noexcept {
     return *p;
 }
 
+void log_message_if(LogLevel level, const std::string& line) noexcept {
+    if (log_enabled(level)) log_message(level, line);
+}
+
 std::size_t bucket_of(const void* p) noexcept {
     // Tasks are 64-byte aligned at most; their low bits say nothing.
     const auto bits = reinterpret_cast<std::uintptr_t>(p) >> 5;
@@ -45,10 +51,79 @@ Stripe& stripe_of(const void* p) noexcept {
     return parking().stripes[bucket_of(p) % stripe_count];
 }
 
+// The log lines of failures that a handle may still receive, until it does
+// or the last reference goes: few at a time (failures with a handle left),
+// and never on the path of a task that completed.
+struct Unreceived {
+    std::mutex mutex;
+    std::unordered_map<const TaskBase*, std::string> lines;
+};
+
+Unreceived& unreceived() noexcept {
+    // Never destroyed: handles are released while the program exits.
+    static auto* u = new Unreceived;
+    return *u;
+}
+
+bool keep_unreceived(const TaskBase* task, const std::string& line) noexcept {
+    try {
+        auto& u = unreceived();
+        std::lock_guard lock(u.mutex);
+        u.lines.insert_or_assign(task, line);
+        return true;
+    } catch (...) {  // no memory to keep it
+        return false;
+    }
+}
+
+std::string take_unreceived(const TaskBase* task) noexcept {
+    try {
+        auto& u = unreceived();
+        std::lock_guard lock(u.mutex);
+        auto node = u.lines.extract(task);
+        return node.empty() ? std::string{} : std::move(node.mapped());
+    } catch (...) {
+        return {};
+    }
+}
+
 }  // namespace
 
 TaskBase::~TaskBase() {
-    if (has_error()) std::destroy_at(&error_);
+    if (has_error()) {
+        if ((state_.load(std::memory_order_relaxed) & (received_bit | unreceived_bit)) == unreceived_bit) {
+            // The last handle went and nobody received the failure.
+            if (const std::string line = take_unreceived(this); !line.empty()) log_message(LogLevel::error, line);
+        }
+        std::destroy_at(&error_);
+    }
+}
+
+void TaskBase::note_received() const noexcept {
+    const auto previous = state_.fetch_or(received_bit, std::memory_order_acq_rel);
+    if ((previous & (received_bit | unreceived_bit)) == unreceived_bit) (void)take_unreceived(this);
+}
+
+void TaskBase::report_failure(const std::string& line) noexcept {
+    // The count first: a handle that received the error and was then
+    // dropped set the bit before its release, which this load sees.
+    const bool no_handle_left = refs_.load(std::memory_order_acquire) == 1;  // the caller's is the last
+    if ((state_.load(std::memory_order_acquire) & received_bit) != 0) {
+        log_message_if(LogLevel::debug, line);
+        return;
+    }
+    if (no_handle_left) {
+        log_message(LogLevel::error, line);
+        return;
+    }
+    log_message_if(LogLevel::debug, line);
+    if (!keep_unreceived(this, line)) {
+        log_message(LogLevel::error, line);
+        return;
+    }
+    // A handle that received the error before the bit was set did not see
+    // it, so did not take the line back: it is taken back here.
+    if ((state_.fetch_or(unreceived_bit, std::memory_order_acq_rel) & received_bit) != 0) (void)take_unreceived(this);
 }
 
 void TaskBase::mark_done() noexcept {
@@ -124,6 +199,17 @@ bool TaskBase::wait_until(std::chrono::steady_clock::time_point deadline) const 
     std::unique_lock lock(s.mutex);
     state_.fetch_or(waiters_bit, std::memory_order_acq_rel);
     return s.cv.wait_until(lock, deadline, [this] { return is_done(); });
+}
+
+void throw_task_failed(const TaskBase& task, std::string name, std::size_t index) {
+    const std::string what =
+        fmt::format("task {} '{}' ({}) {}: {}", task.id, name, task.type,
+                    task.end_status() == TaskStatus::canceled ? "was canceled" : "failed", describe(task.error()));
+    try {
+        std::rethrow_exception(task.error());
+    } catch (...) {
+        throw TaskFailedError(task.id, std::move(name), index, what);  // nests what is being handled
+    }
 }
 
 std::string describe(const std::exception_ptr& e) {

@@ -216,9 +216,11 @@ void ProcessLane::end_here(TaskBase* task, std::size_t slot, double progress) no
             slots_[slot].progress->store(static_cast<float>(progress), std::memory_order_relaxed);
         release(slot);
         host_.complete(task, wall_now(), log_line);
+        host_.begin_settle();
         wake();
     }
     host_.settle(task, log_line);
+    host_.end_settle();
 }
 
 void ProcessLane::carry_again(TaskBase* task, std::size_t slot) noexcept {

@@ -62,6 +62,7 @@ public:
     void begin_stop() override { pool_.begin_stop(); }
     void join(std::unique_lock<SupervisorMutex>& lock, bool all) override;
     [[nodiscard]] bool empty() const noexcept override { return pool_.empty(); }
+    [[nodiscard]] bool busy() const noexcept override { return pool_.busy() != 0; }
     void run_here(const Job& job) noexcept override;
     bool request_stop(TaskBase* task) noexcept override;
     [[nodiscard]] bool runs_this_thread() const noexcept override { return ThreadPool::current_host() == this; }
@@ -83,6 +84,7 @@ private:
     void run(const Job& job) noexcept override;
     void finish(const Job& job, std::int64_t now, std::string& log_line) override;
     void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
+    void quiet() noexcept override { host_.lane_quiet(); }
     void thread_started() noexcept override;
     void thread_exiting() noexcept override;
 

@@ -18,6 +18,7 @@ public:
     void begin_stop() override { pool_.begin_stop(); }
     void join(std::unique_lock<SupervisorMutex>& lock, bool all) override { pool_.join(lock, all); }
     [[nodiscard]] bool empty() const noexcept override { return pool_.empty(); }
+    [[nodiscard]] bool busy() const noexcept override { return pool_.busy() != 0; }
     [[nodiscard]] bool runs_this_thread() const noexcept override { return ThreadPool::current_host() == this; }
 
     [[nodiscard]] bool hungry() const noexcept override {
@@ -33,6 +34,7 @@ private:
         host_.complete(job.task, now, log_line);
     }
     void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
+    void quiet() noexcept override { host_.lane_quiet(); }
 
     PoolOptions options_;
     ThreadPool pool_;

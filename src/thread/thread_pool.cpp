@@ -191,9 +191,11 @@ void ThreadPool::main(Sleeper& me) {
     bool yielded = false;
     for (;;) {
         if (Job job = host_.take(wall_now()); job.task != nullptr) {
+            ++busy_;
             lock.unlock();
             run_chain(me, job, slice);
             lock.lock();
+            if (--busy_ == 0) host_.quiet();
             yielded = false;
             continue;
         }

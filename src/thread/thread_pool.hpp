@@ -50,6 +50,9 @@ public:
         /// process per thread).
         virtual void thread_started() noexcept {}
         virtual void thread_exiting() noexcept {}
+        /// Under the mutex: the last busy thread is back from its tasks
+        /// (each settled): the supervisor may have become idle.
+        virtual void quiet() noexcept {}
 
     protected:
         ~Host() = default;
@@ -116,6 +119,9 @@ public:
     void join(std::unique_lock<SupervisorMutex>& lock, bool all);
 
     [[nodiscard]] std::size_t threads() const noexcept { return count_; }
+    /// Threads running tasks, from taking the first until they are back at
+    /// the mutex after settling the last one.
+    [[nodiscard]] std::size_t busy() const noexcept { return busy_; }
     /// True once no thread runs, not even one on its way out.
     [[nodiscard]] bool empty() const noexcept { return count_ == 0 && exiting_ == 0; }
     /// Threads waiting for work: asleep, or yielding before they sleep.
@@ -179,6 +185,7 @@ private:
     std::list<std::thread> threads_;
     std::list<std::thread> exited_threads_;
     std::size_t count_ = 0;
+    std::size_t busy_ = 0;      // threads in run_chain(): counted per chain, not per task
     std::size_t idle_ = 0;      // threads in idle_list_
     std::size_t yielding_ = 0;  // threads yielding their CPU once before they sleep
     std::size_t signals_ = 0;   // threads woken for a task that have not yet taken the mutex

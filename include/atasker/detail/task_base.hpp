@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <string>
 
 #include <atasker/export.hpp>
 #include <atasker/priority.hpp>
@@ -110,6 +111,18 @@ public:
     /// until task_ended() (which is how its owner learns the call is over).
     [[nodiscard]] bool unwatch(TaskWatcher& w) const noexcept;
 
+    /// The task's error reached someone: a handle's get() or error(), its
+    /// completion callback, a task group. Cheap once marked; thread-safe.
+    void mark_error_received() const noexcept {
+        if ((state_.load(std::memory_order_relaxed) & received_bit) == 0) note_received();
+    }
+    /// Logs `line`, the failure of this task, once it ended and its callback
+    /// ran, the caller holding a reference: at debug level when the error was
+    /// received or a handle left may still receive it, at error level when
+    /// no handle is left. A failure whose last handle goes without receiving
+    /// it is logged at error level then (by the destructor).
+    void report_failure(const std::string& line) noexcept;
+
     [[nodiscard]] Priority priority() const noexcept { return priority_of_rank(rank); }
 
     /// Whether any thread may end this task, a fiber loop's included: its
@@ -134,6 +147,9 @@ private:
     static constexpr std::uint8_t done_bit = 1;
     static constexpr std::uint8_t waiters_bit = 2;
     static constexpr std::uint8_t ends_anywhere_bit = 4;
+    static constexpr std::uint8_t received_bit = 8;     // see mark_error_received()
+    static constexpr std::uint8_t unreceived_bit = 16;  // a failure's line waits for the last release
+    void note_received() const noexcept;
     std::atomic<std::uint32_t> refs_{1};
     mutable std::atomic<std::uint8_t> state_{0};
 
@@ -173,5 +189,9 @@ private:
 
 /// The message of an exception, for records and logs.
 [[nodiscard]] ATASKER_API std::string describe(const std::exception_ptr& e);
+
+/// Throws a TaskFailedError naming `task` (which failed or was canceled),
+/// `name` and its `index` in a list, with the task's exception nested.
+[[noreturn]] ATASKER_API void throw_task_failed(const TaskBase& task, std::string name, std::size_t index);
 
 }  // namespace atasker::detail

@@ -56,6 +56,7 @@ struct CallShape {
 template <class R, class Cb, class Supervisor>
 void run_completion_callback(Cb& callback, ResultTask<R>* task, Supervisor supervisor) noexcept {
     if constexpr (!std::is_same_v<Cb, NoCallback>) {
+        if (task->error()) task->mark_error_received();  // the callback is where it goes
         try {
             callback(Task<R>(task, supervisor));
         } catch (const std::exception& e) {
