@@ -7,6 +7,7 @@
 #include <atasker/pool_options.hpp>
 #include <atasker/supervisor.hpp>
 #include <atasker/task.hpp>
+#include <atasker/coroutine.hpp>
 #include <atasker/task_info.hpp>
 #include <atasker/task_options.hpp>
 #include <atasker/error.hpp>

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <atasker/detail/task_awaiter.hpp>
 #include <atasker/detail/task_base.hpp>
 #include <atasker/error.hpp>
 #include <atasker/supervisor.hpp>
@@ -114,8 +115,28 @@ public:
     /// The task's exception once it failed or was canceled; empty otherwise.
     [[nodiscard]] std::exception_ptr error() const noexcept { return ref_->is_done() ? ref_->error() : nullptr; }
 
+    /// `co_await task` from any C++20 coroutine: the result (a reference
+    /// into the task, as get() gives) or the task's exception. A task that
+    /// has ended is not waited for. Otherwise the coroutine is resumed on the
+    /// thread that ends the task (a pool thread, or the one that canceled
+    /// it), inline, before that thread goes on: keep what follows short, or
+    /// use resume_on() to go on elsewhere. \throws Error for an empty handle.
+    [[nodiscard]] detail::TaskAwaiter<const Task&> operator co_await() const& {
+        check_awaitable();
+        return detail::TaskAwaiter<const Task&>(*this);
+    }
+    /// As above for a handle going away (`co_await background_task(f)()`):
+    /// the result is a copy.
+    [[nodiscard]] detail::TaskAwaiter<Task> operator co_await() && {
+        check_awaitable();
+        return detail::TaskAwaiter<Task>(std::move(*this));
+    }
+
 private:
     friend detail::TaskBase& detail::base_of<R>(const Task<R>& task) noexcept;
+    void check_awaitable() const {
+        if (!valid()) throw Error("co_await on an empty Task handle; assign it a task from background_task() first");
+    }
     [[nodiscard]] detail::ResultTask<R>& result() const noexcept {
         return *static_cast<detail::ResultTask<R>*>(ref_.get());
     }
