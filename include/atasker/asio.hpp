@@ -79,6 +79,7 @@ private:
     /// watcher back and ends the wait with operation_aborted (the task goes on;
     /// Task::cancel() cancels it). Emitted on the handler's executor.
     struct Cancel {
+        explicit Cancel(AsioWait* o) noexcept : op(o) {}
         AsioWait* op;
         void operator()(boost::asio::cancellation_type type) const noexcept {
             if ((type & (boost::asio::cancellation_type::terminal | boost::asio::cancellation_type::partial |
