@@ -39,6 +39,14 @@ struct Eager {
     };
 };
 
+/// The calling thread's id, read afresh: clang 14 keeps pthread_self()'s
+/// value (declared const) across a coroutine's suspension, although the
+/// coroutine may go on on another thread (LLVM issue 47177).
+[[gnu::noinline]] std::thread::id current_thread() {
+    asm volatile("" ::: "memory");
+    return std::this_thread::get_id();
+}
+
 /// What one awaiting coroutine saw.
 template <class T>
 struct Outcome {
@@ -50,13 +58,13 @@ struct Outcome {
 
 template <class Awaitable, class T>
 Eager await_into(Awaitable awaitable, Outcome<T>& out, std::latch& done) {
-    out.before = std::this_thread::get_id();
+    out.before = current_thread();
     try {
         out.value = co_await std::move(awaitable);
     } catch (...) {
         out.error = std::current_exception();
     }
-    out.after = std::this_thread::get_id();
+    out.after = current_thread();
     done.count_down();
 }
 
