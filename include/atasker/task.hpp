@@ -145,10 +145,14 @@ private:
     detail::SupervisorLink supervisor_;
 };
 
+namespace detail {
+// Inside the namespace rather than qualified: Doxygen, which leaves detail
+// out, then does not look for it among the documented members.
 template <class R>
-detail::TaskBase& detail::base_of(const Task<R>& task) noexcept {
+TaskBase& base_of(const Task<R>& task) noexcept {
     return *task.ref_.get();
 }
+}  // namespace detail
 
 /// Waits for one task and returns its result (rethrows its exception).
 template <class R>
