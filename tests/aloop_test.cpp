@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <coroutine>
-#include <exception>
 #include <latch>
 #include <semaphore>
 #include <stdexcept>
@@ -20,6 +19,7 @@
 
 namespace at = atasker;
 using namespace std::chrono_literals;
+using test_support::Eager;
 using test_support::Gate;
 
 TEST_CASE("aloop: run blocks the caller for a fiber's result on the loop's thread" * doctest::timeout(30)) {
@@ -230,19 +230,6 @@ TEST_CASE("aloop: 1,000 fibers wait_for tasks that end around their timeouts; ev
     for (int i = 0; i < n; ++i) CHECK(futures[static_cast<std::size_t>(i)].get() == i);
     sup.stop();
 }
-
-namespace {
-/// A coroutine type that starts at once and frees its frame at its end.
-struct Eager {
-    struct promise_type {
-        Eager get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::terminate(); }
-    };
-};
-}  // namespace
 
 TEST_CASE("aloop: a coroutine resumed on a loop through resume_on goes on in a fiber, where get() suspends it" *
           doctest::timeout(30)) {

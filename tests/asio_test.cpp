@@ -35,26 +35,9 @@
 namespace at = atasker;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using test_support::current_thread;
 using test_support::Gate;
-
-namespace {
-
-std::string message_of(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        return ex.what();
-    }
-}
-
-/// The calling thread's id, read afresh: clang 14 keeps pthread_self()'s
-/// value (declared const) across a coroutine's suspension (LLVM issue 47177).
-[[gnu::noinline]] std::thread::id current_thread() {
-    asm volatile("" ::: "memory");
-    return std::this_thread::get_id();
-}
-
-}  // namespace
+using test_support::message_of;
 
 TEST_CASE("asio: an awaitable on an io_context co_awaits a task and goes on on the io_context's thread" *
           doctest::timeout(30)) {

@@ -22,30 +22,12 @@
 
 namespace at = atasker;
 using namespace std::chrono_literals;
+using test_support::current_thread;
+using test_support::Eager;
 using test_support::Gate;
+using test_support::message_of;
 
 namespace {
-
-/// The smallest coroutine type: starts at once, runs to its end, and frees
-/// its frame there. The tests learn the end through a latch the body counts
-/// down as its last step.
-struct Eager {
-    struct promise_type {
-        Eager get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::terminate(); }
-    };
-};
-
-/// The calling thread's id, read afresh: clang 14 keeps pthread_self()'s
-/// value (declared const) across a coroutine's suspension, although the
-/// coroutine may go on on another thread (LLVM issue 47177).
-[[gnu::noinline]] std::thread::id current_thread() {
-    asm volatile("" ::: "memory");
-    return std::this_thread::get_id();
-}
 
 /// What one awaiting coroutine saw.
 template <class T>
@@ -68,13 +50,6 @@ Eager await_into(Awaitable awaitable, Outcome<T>& out, std::latch& done) {
     done.count_down();
 }
 
-std::string message_of(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        return ex.what();
-    }
-}
 
 /// A thread of the test's own that runs the jobs handed to it, in order.
 class Runner {
