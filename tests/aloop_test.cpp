@@ -7,7 +7,9 @@
 #include <boost/fiber/all.hpp>
 
 #include <atomic>
+#include <coroutine>
 #include <latch>
+#include <semaphore>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 
 namespace at = atasker;
 using namespace std::chrono_literals;
+using test_support::Eager;
 using test_support::Gate;
 
 TEST_CASE("aloop: run blocks the caller for a fiber's result on the loop's thread" * doctest::timeout(30)) {
@@ -137,6 +140,118 @@ TEST_CASE("aloop: a fiber waiting for a thread task suspends only itself" * doct
     CHECK(waiter.wait_for(0ms) == boost::fibers::future_status::timeout);
     gate.open();
     CHECK(waiter.get() == 7);
+    sup.stop();
+}
+
+TEST_CASE("aloop: Task::get() in a fiber suspends only that fiber while another fiber of the loop keeps ticking" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    at::ALoop& loop = sup.create_aloop("get");
+    constexpr int n = 1000;
+    Gate gate;
+    std::binary_semaphore ticked{0};
+    // The loop's fibers share one thread: plain variables.
+    bool waiter_back = false;
+    int ticks_while_waiting = 0;
+    auto waiter = loop.background_task([&] {
+        auto task = at::background_task(
+            [&gate] {
+                gate.wait();
+                return 7;
+            },
+            {.supervisor = &sup})();
+        boost::fibers::fiber ticker([&] {
+            for (int i = 0; i < n; ++i) {
+                if (!waiter_back) ++ticks_while_waiting;
+                boost::this_fiber::yield();
+            }
+            ticked.release();
+        });
+        const int r = task.get();  // blocking the thread would starve the ticker
+        waiter_back = true;
+        ticker.join();
+        return r;
+    });
+    // Fails rather than hangs when get() blocks the loop's thread.
+    const bool ticked_in_time = ticked.try_acquire_for(20s);
+    CHECK(waiter.wait_for(0ms) == boost::fibers::future_status::timeout);
+    gate.open();
+    REQUIRE(ticked_in_time);
+    CHECK(waiter.get() == 7);
+    CHECK(ticks_while_waiting == n);
+    sup.stop();
+}
+
+TEST_CASE("aloop: wait_for in a fiber is false at its timeout, true once the task ended; get() rethrows" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    at::ALoop& loop = sup.create_aloop("wait_for");
+    Gate gate;
+    auto seen = loop.run([&] {
+        auto task = at::background_task(
+            [&gate] {
+                gate.wait();
+                return 3;
+            },
+            {.supervisor = &sup})();
+        std::vector<bool> out;
+        out.push_back(task.wait_for(1ms));
+        out.push_back(task.wait_until(std::chrono::system_clock::now() + 1ms));
+        gate.open();
+        out.push_back(task.wait_for(20s));
+        task.wait();
+        out.push_back(task.ready() && task.get() == 3);
+        return out;
+    });
+    CHECK(seen == std::vector<bool>{false, false, true, true});
+    auto fail = at::background_task([]() -> int { throw std::invalid_argument("no such key"); }, {.supervisor = &sup});
+    CHECK_THROWS_WITH_AS(loop.run([&fail] { return fail().get(); }), "no such key", std::invalid_argument);
+    sup.stop();
+}
+
+TEST_CASE("aloop: 1,000 fibers wait_for tasks that end around their timeouts; every result comes back" *
+          doctest::timeout(60)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    at::ALoop& loop = sup.create_aloop("races");
+    constexpr int n = 1000;
+    auto echo = at::background_task([](int i) { return i; }, {.supervisor = &sup});
+    std::vector<boost::fibers::future<int>> futures;
+    futures.reserve(n);
+    for (int i = 0; i < n; ++i)
+        futures.push_back(loop.background_task([&echo, i] {
+            auto task = echo(i);
+            // Each wait times out just before, during or after the end.
+            (void)task.wait_for(std::chrono::microseconds(i % 50));
+            return task.get();
+        }));
+    for (int i = 0; i < n; ++i) CHECK(futures[static_cast<std::size_t>(i)].get() == i);
+    sup.stop();
+}
+
+TEST_CASE("aloop: a coroutine resumed on a loop through resume_on goes on in a fiber, where get() suspends it" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    at::ALoop& loop = sup.create_aloop("coro");
+    auto on_loop = [&loop](std::coroutine_handle<> h) { (void)loop.background_task(h); };
+    auto twice = at::background_task([](int x) { return 2 * x; }, {.supervisor = &sup});
+    std::latch done{1};
+    bool on_loop_thread = false;
+    int sum = 0;
+    auto body = [&]() -> Eager {
+        auto first = twice(3);
+        sum += co_await at::resume_on(first, on_loop);
+        on_loop_thread = loop.running_in_this_thread();
+        sum += twice(4).get();  // in the loop's fiber: the hook waits
+        done.count_down();
+    };
+    body();
+    done.wait();
+    CHECK(on_loop_thread);
+    CHECK(sum == 14);
     sup.stop();
 }
 

@@ -68,6 +68,21 @@ int aloop_awaiting_process_task() {
     return 0;
 }
 
+int aloop_fiber_in_task_get() {
+    at::task_supervisor.start();
+    std::latch waiting{1};
+    auto f = at::default_aloop().background_task([&waiting] {
+        auto t = at::background_task([] {
+            std::this_thread::sleep_for(20ms);  // still running at exit
+            return 2;
+        })();
+        waiting.count_down();
+        return t.get();  // suspends the fiber, not the loop
+    });
+    waiting.wait();
+    return 0;
+}
+
 int worker_running() {
     at::task_supervisor.start();
     // Static, as a program's long-lived worker often is: destroyed at exit,
@@ -152,6 +167,7 @@ int main(int argc, char** argv) {
         {"named-aloop-idle", named_aloop_idle},
         {"aloop-fiber-sleeping", aloop_fiber_sleeping},
         {"aloop-awaiting-process-task", aloop_awaiting_process_task},
+        {"aloop-fiber-in-task-get", aloop_fiber_in_task_get},
         {"worker-running", worker_running},
         {"process-task-running", process_task_running},
         {"thread-task-running", thread_task_running},

@@ -114,6 +114,32 @@ TEST_CASE("fiber: co_apply awaits a thread task, with its result or its exceptio
     CHECK(error == "thread task failed");
 }
 
+TEST_CASE("fiber: co_apply and co_mp_apply take arguments one by one, after options, or as one tuple" *
+          doctest::timeout(30)) {
+    const auto add = [](int a, int b) { return a + b; };
+    const auto first_of = [](const std::tuple<int, int>& t) { return std::get<0>(t); };
+    std::vector<int> seen;
+    boost::fibers::fiber([&] {
+        seen.push_back(at::co_apply(add, 2, 3).get());
+        seen.push_back(at::co_apply(add, {.priority = at::Priority::high}, 4, 5).get());
+        seen.push_back(at::co_apply(add, std::tuple{6, 7}).get());
+        seen.push_back(at::co_apply(add, std::tuple{8, 9}, {.name = "tuple form"}).get());
+        seen.push_back(at::co_apply([] { return 1; }).get());
+        // One tuple as the task's only argument: options first make it one argument.
+        seen.push_back(at::co_apply(first_of, at::TaskOptions{}, std::tuple{10, 11}).get());
+        seen.push_back(at::co_mp_apply(cube, 2).get());
+        seen.push_back(at::co_mp_apply(cube, {.priority = at::Priority::high}, 3).get());
+        seen.push_back(at::co_mp_apply(cube, std::tuple{4}, {.priority = at::Priority::low}).get());
+    }).join();
+    CHECK(seen == std::vector<int>{5, 9, 13, 17, 1, 10, 8, 27, 64});
+    // The options reach the task: a supervisor that was never started refuses it.
+    at::TaskSupervisor idle;
+    CHECK_THROWS_WITH_AS((void)at::co_apply(add, {.supervisor = &idle}, 1, 2),
+                         "task supervisor is not started; call start() before putting tasks", at::Error);
+    CHECK_THROWS_WITH_AS((void)at::co_mp_apply(cube, {.supervisor = &idle}, 1),
+                         "task supervisor is not started; call start() before putting tasks", at::Error);
+}
+
 TEST_CASE("fiber: an aloop's fibers await process tasks; run() blocks the caller for the result" *
           doctest::timeout(30)) {
     at::ALoop& loop = at::task_supervisor.create_aloop("io");

@@ -3,11 +3,14 @@
 // sink that records what the library says.
 
 #include <condition_variable>
+#include <coroutine>
+#include <exception>
 #include <latch>
 #include <mutex>
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -33,6 +36,36 @@ inline bool wait_for_stop(const std::stop_token& token) {
     std::unique_lock lock(m);
     cv.wait(lock, token, [] { return false; });
     return token.stop_requested();
+}
+
+/// The smallest coroutine type: starts at once, runs to its end, and frees
+/// its frame there. Tests learn the end through a latch the body counts
+/// down as its last step.
+struct Eager {
+    struct promise_type {
+        Eager get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { std::terminate(); }
+    };
+};
+
+/// The calling thread's id, read afresh: clang 14 keeps pthread_self()'s
+/// value (declared const) across a coroutine's suspension, although the
+/// coroutine may go on on another thread (LLVM issue 47177).
+[[gnu::noinline]] inline std::thread::id current_thread() {
+    asm volatile("" ::: "memory");
+    return std::this_thread::get_id();
+}
+
+/// The what() of the std::exception `e` holds.
+inline std::string message_of(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return ex.what();
+    }
 }
 
 /// Thread-safe list of labels, in the order they were added.

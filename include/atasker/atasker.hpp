@@ -9,6 +9,7 @@
 #include <atasker/task.hpp>
 #include <atasker/when_any.hpp>
 #include <atasker/as_completed.hpp>
+#include <atasker/coroutine.hpp>
 #include <atasker/task_info.hpp>
 #include <atasker/task_options.hpp>
 #include <atasker/error.hpp>

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <atasker/detail/task_awaiter.hpp>
 #include <atasker/detail/task_base.hpp>
 #include <atasker/error.hpp>
 #include <atasker/supervisor.hpp>
@@ -122,11 +123,31 @@ public:
         return ref_->error();
     }
 
+    /// `co_await task` from any C++20 coroutine: the result (a reference
+    /// into the task, as get() gives) or the task's exception. A task that
+    /// has ended is not waited for. Otherwise the coroutine is resumed on the
+    /// thread that ends the task (a pool thread, or the one that canceled
+    /// it), inline, before that thread goes on: keep what follows short, or
+    /// use resume_on() to go on elsewhere. \throws Error for an empty handle.
+    [[nodiscard]] detail::TaskAwaiter<const Task&> operator co_await() const& {
+        check_awaitable();
+        return detail::TaskAwaiter<const Task&>(*this);
+    }
+    /// As above for a handle going away (`co_await background_task(f)()`):
+    /// the result is a copy.
+    [[nodiscard]] detail::TaskAwaiter<Task> operator co_await() && {
+        check_awaitable();
+        return detail::TaskAwaiter<Task>(std::move(*this));
+    }
+
 private:
     friend detail::TaskBase& detail::base_of<R>(const Task<R>& task) noexcept;
     [[noreturn]] void rethrow() const {
         ref_->mark_error_received();
         std::rethrow_exception(ref_->error());
+    }
+    void check_awaitable() const {
+        if (!valid()) throw Error("co_await on an empty Task handle; assign it a task from background_task() first");
     }
     [[nodiscard]] detail::ResultTask<R>& result() const noexcept {
         return *static_cast<detail::ResultTask<R>*>(ref_.get());
@@ -136,10 +157,14 @@ private:
     detail::SupervisorLink supervisor_;
 };
 
+namespace detail {
+// Inside the namespace rather than qualified: Doxygen, which leaves detail
+// out, then does not look for it among the documented members.
 template <class R>
-detail::TaskBase& detail::base_of(const Task<R>& task) noexcept {
+TaskBase& base_of(const Task<R>& task) noexcept {
     return *task.ref_.get();
 }
+}  // namespace detail
 
 /// Waits for one task and returns its result, or rethrows its exception as
 /// it is (its own type: with one task, there is no doubt which failed).

@@ -11,8 +11,13 @@
 #include <atasker/error.hpp>
 #include <atasker/log.hpp>
 
+#include "core/wait_hook.hpp"
+
 namespace atasker::detail {
 namespace {
+
+// The calling thread's way of waiting without blocking; see wait_hook.hpp.
+[[gnu::tls_model("initial-exec")]] thread_local WaitHook* wait_hook = nullptr;
 
 // Waiters park on one of a few mutex/condition pairs picked by the task's
 // address, so a task costs a byte of state instead of its own pair.
@@ -185,8 +190,11 @@ bool TaskBase::unwatch(TaskWatcher& w) const noexcept {
     return false;
 }
 
+void set_wait_hook(WaitHook* hook) noexcept { wait_hook = hook; }
+
 void TaskBase::wait() const noexcept {
     if (is_done()) return;
+    if (WaitHook* hook = wait_hook; hook != nullptr && hook->wait_until(*this, nullptr).has_value()) return;
     auto& s = stripe_of(this);
     std::unique_lock lock(s.mutex);
     state_.fetch_or(waiters_bit, std::memory_order_acq_rel);
@@ -195,6 +203,9 @@ void TaskBase::wait() const noexcept {
 
 bool TaskBase::wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
     if (is_done()) return true;
+    if (WaitHook* hook = wait_hook; hook != nullptr) {
+        if (const auto ended = hook->wait_until(*this, &deadline)) return *ended;
+    }
     auto& s = stripe_of(this);
     std::unique_lock lock(s.mutex);
     state_.fetch_or(waiters_bit, std::memory_order_acq_rel);

@@ -14,6 +14,7 @@
 #include <atasker/log.hpp>
 
 #include "fiber/direct_calls.hpp"
+#include "fiber/fiber_wait.hpp"
 #include "fiber/loop_scheduler.hpp"
 #include "sync/system_error.hpp"
 
@@ -44,6 +45,9 @@ void ALoop::Impl::loop(std::shared_ptr<detail::DirectCalls> calls) noexcept {
     // server fiber completes the process tasks its fibers carry to workers
     // themselves (see direct_calls.hpp).
     boost::fibers::use_scheduling_algorithm<detail::LoopScheduler>(calls, inbox);
+    // Task::get() and wait() in a fiber suspend that fiber, not the thread.
+    detail::FiberWait fiber_wait;
+    detail::set_wait_hook(&fiber_wait);
     std::optional<boost::fibers::fiber> server;
     try {
         server.emplace(std::allocator_arg, boost::fibers::fixedsize_stack(options.stack_size),
@@ -94,6 +98,7 @@ void ALoop::Impl::loop(std::shared_ptr<detail::DirectCalls> calls) noexcept {
     calls->close();
     if (server) server->join();
     detail::DirectCalls::set_current(nullptr);
+    detail::set_wait_hook(nullptr);
 }
 
 ALoop::ALoop(std::string name, ALoopOptions options) : impl_(std::make_unique<Impl>()) {
