@@ -38,9 +38,9 @@ public:
     /// The single-pass input iterator; it refers to the task handed out last.
     class iterator {
     public:
-        using iterator_concept = std::input_iterator_tag;
-        using value_type = std::remove_const_t<T>;
-        using difference_type = std::ptrdiff_t;
+        using iterator_concept = std::input_iterator_tag;  ///< single pass
+        using value_type = std::remove_const_t<T>;         ///< a task handle
+        using difference_type = std::ptrdiff_t;            ///< as std::input_iterator requires
 
         /// An iterator of no range, to assign one to.
         iterator() noexcept = default;
@@ -74,7 +74,8 @@ public:
           order_(std::move(bases)),
           deadline_(deadline),
           timeout_(timeout) {}
-    AsCompleted(AsCompleted&&) noexcept = default;  // iterators refer to the range: take them after it moved
+    /// Moves the range; iterators refer to it, so take them after the move.
+    AsCompleted(AsCompleted&&) noexcept = default;
     AsCompleted& operator=(AsCompleted&&) = delete;
 
     /// Waits for the first task to finish (nothing to wait for in an empty
