@@ -2,6 +2,7 @@
 // tasks through a pool of 2 worker processes, tasks/s from first submit to
 // last result. Against a two-child semaphore floor and Python's pools.
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -33,6 +34,25 @@ double floor_throughput(unsigned workers, std::size_t n) {
         sent += batch;
     }
     return static_cast<double>(n) / seconds(t0, Clock::now());
+}
+
+// The lockstep pair: one thread per child, each driving its own child with
+// one call in flight (n / workers calls each), all threads at once: what a
+// pool of threads each carrying one process's calls reaches.
+double lockstep_throughput(unsigned workers, std::size_t n) {
+    std::vector<std::unique_ptr<SemPingPongWorker>> children;
+    for (unsigned i = 0; i < workers; ++i) children.push_back(std::make_unique<SemPingPongWorker>());
+    for (auto& c : children) (void)c->round_trip(3);
+    const std::size_t each = n / workers;
+    const auto t0 = Clock::now();
+    {
+        std::vector<std::jthread> drivers;
+        for (auto& c : children)
+            drivers.emplace_back([&c, each] {
+                for (std::size_t i = 0; i < each; ++i) (void)c->round_trip(static_cast<std::int64_t>(i));
+            });
+    }
+    return static_cast<double>(each * workers) / seconds(t0, Clock::now());
 }
 
 #if ATASKER_BENCH_HAVE_MP
@@ -72,7 +92,8 @@ void run_process_throughput(const Config& cfg, Report& report) {
                                                           n, cfg.workers));
     const std::string group = fmt::format("{} tasks in flight", n);
     s.note("the semaphore lockstep keeps one task per child and no queue: a reference, not a floor, when tasks "
-           "can be pipelined (Python's Pool.map streams them through a pipe)");
+           "can be pipelined (Python's Pool.map streams them through a pipe); 'x2' is one thread driving both "
+           "children in turn, 'pair' one thread per child");
     RowSet rows;
     std::vector<Measure> measures;
 #if ATASKER_BENCH_HAVE_MP
@@ -92,6 +113,11 @@ void run_process_throughput(const Config& cfg, Report& report) {
     measures.push_back([&](RowSet& rs) {
         rs.at(group, floor, "tasks/s", "tasks/s", Better::higher, false)
             .samples.push_back(floor_throughput(cfg.workers, n));
+    });
+    const std::string pair = "sem_t lockstep pair, fork (a thread per child, 1 in flight each)";
+    measures.push_back([&](RowSet& rs) {
+        rs.at(group, pair, "tasks/s", "tasks/s", Better::higher, false)
+            .samples.push_back(lockstep_throughput(cfg.workers, n));
     });
     run_rounds(cfg.rounds, measures, rows);
     rows.move_to(s);
