@@ -71,7 +71,7 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
         return {.task = t, .progress = nullptr, .ticket = 0};
     }
     void run(const Job& job) noexcept override { job.task->run({}); }
-    void finish(const Job&, std::int64_t, std::string&) override {}
+    bool finish(const Job&, std::int64_t, std::string&) override { return true; }
     void settle(const Job&, const std::string&) noexcept override {}
 
     ~QueueHost() {

@@ -10,6 +10,10 @@
 /// when the task is canceled while running) and/or an `at::Progress&` (whose
 /// reports show in TaskInfo::progress), before its own arguments.
 ///
+/// A failing task may run again (`{.retries = 3, .retry_delay = 100ms}`),
+/// and a run may have a deadline (`{.timeout = 2s}`): a thread task is then
+/// asked to stop through its stop token and ends as TimeoutError.
+///
 /// Given an `at::MpTask`, the task runs in a worker process of the process
 /// pool (TaskSupervisor::set_mp_pool()):
 ///
@@ -81,9 +85,6 @@ private:
             static_assert(Shape::valid,
                           "atasker::background_task: the task function cannot be called with these arguments "
                           "(optionally preceded by std::stop_token and/or at::Progress&)");
-            if (options_.timeout.count() != 0)
-                throw Error("a run timeout applies to process tasks only; a thread task stops cooperatively: give "
-                            "its function a std::stop_token and cancel it");
             using Impl = detail::TaskImpl<typename Shape::result, F, Cb, std::decay_t<Args>...>;
             return put(sup, new Impl(fn_, std::forward<C>(cb), std::forward<Args>(args)...), options_);
         }

@@ -31,6 +31,10 @@ struct TaskInfo {
     std::optional<SystemTime> time_completed; ///< empty until it finished (any way)
     double progress = 0.0;                    ///< 0.0 to 1.0, as the task reported it
     std::string error;                        ///< the failure's message; empty unless failed or canceled
+    /// Runs started so far: 0 until the first, then 1, and one more per
+    /// retry (TaskOptions::retries). A task waiting to retry has `delayed`
+    /// status and counts its failed runs.
+    unsigned attempts = 0;
 };
 
 /// One pool's configuration and load.
@@ -59,6 +63,7 @@ struct fmt::formatter<atasker::TaskInfo> {
     auto format(const atasker::TaskInfo& t, format_context& ctx) const {
         auto out = fmt::format_to(ctx.out(), "task {} '{}' ({}, {}): {}", t.id, t.name, t.type, t.priority, t.status);
         if (t.progress > 0.0) out = fmt::format_to(out, ", progress {:.0f}%", t.progress * 100.0);
+        if (t.attempts > 1) out = fmt::format_to(out, ", {} attempts", t.attempts);
         if (!t.error.empty()) out = fmt::format_to(out, ", error: {}", t.error);
         return out;
     }

@@ -1,6 +1,6 @@
 #pragma once
 /// \file task_options.hpp
-/// How one task is put: name, priority, delay, supervisor, run timeout.
+/// How one task is put: name, priority, delay, supervisor, run timeout, retries.
 
 #include <chrono>
 #include <string>
@@ -18,9 +18,17 @@ struct TaskOptions {
     Priority priority = Priority::normal;  ///< decides when the task starts (see PoolOptions)
     std::chrono::nanoseconds delay{0};     ///< wait this long, holding no slot, before queueing
     TaskSupervisor* supervisor = nullptr;  ///< nullptr: the default task_supervisor
-    /// Process tasks only: kill the worker and fail with TimeoutError after this
-    /// long running (0 = no limit).
+    /// Each run's limit, from its start (0 = none): a process task's worker
+    /// is killed at the deadline; a thread task is asked to stop through its
+    /// std::stop_token. Either way the run ends as TimeoutError.
     std::chrono::nanoseconds timeout{0};
+    /// How many more runs a failed task gets (0 = none). A run that throws,
+    /// times out or whose worker process dies is a failed attempt; a
+    /// canceled task is not run again.
+    unsigned retries = 0;
+    /// The wait before the first retry, doubled before each one after it;
+    /// the task holds no slot meanwhile. Not negative.
+    std::chrono::nanoseconds retry_delay{0};
 };
 
 }  // namespace atasker

@@ -45,11 +45,13 @@ public:
     /// recorded as started at `now` (wall-clock nanoseconds); no task when
     /// none may start.
     [[nodiscard]] virtual Job take(Lane& lane, std::int64_t now) noexcept = 0;
-    /// Under the mutex: records that `task` ended at `now` (its outcome is
-    /// stored in it) and frees its place in the admission; a failure leaves
-    /// the line to log about it in `log_line` (left as it is otherwise). The
-    /// caller then settles the task.
-    virtual void complete(TaskBase* task, std::int64_t now, std::string& log_line) = 0;
+    /// Under the mutex: records that a run of `task` ended at `now` (its
+    /// outcome is stored in it) and frees its place in the admission; a
+    /// failure leaves the line to log about it in `log_line` (left as it is
+    /// otherwise). True: the task ended, and the caller then settles it.
+    /// False: it failed and waits to run again (TaskOptions::retries); the
+    /// supervisor keeps it, and the caller must not touch it any more.
+    [[nodiscard]] virtual bool complete(TaskBase* task, std::int64_t now, std::string& log_line) = 0;
     /// Under the mutex: a started task never ran (its call never reached a
     /// worker): it frees its place and waits in the queue again.
     virtual void requeue(TaskBase* task) noexcept = 0;

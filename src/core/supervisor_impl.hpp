@@ -36,7 +36,7 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     // LaneHost
     [[nodiscard]] detail::SupervisorMutex& supervisor_mutex() noexcept override { return mutex; }
     [[nodiscard]] detail::Job take(detail::Lane& lane, std::int64_t now) noexcept override;
-    void complete(detail::TaskBase* task, std::int64_t now, std::string& log_line) override;
+    [[nodiscard]] bool complete(detail::TaskBase* task, std::int64_t now, std::string& log_line) override;
     void requeue(detail::TaskBase* task) noexcept override;
     void settle(detail::TaskBase* task, const std::string& log_line) noexcept override;
     void lane_quiet() noexcept override { notify_if_idle(); }
@@ -96,6 +96,21 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     [[nodiscard]] bool on_own_thread() const noexcept;
 
     static void on_delay_end(void* self, std::uint64_t id) noexcept;
+
+    // Retries and thread deadlines (run_policy.cpp), under the mutex.
+    /// Gives the record of a task put with retries or a thread deadline its
+    /// RunPolicy. \throws what starting the timer thread throws.
+    void set_run_policy(detail::Record& r, TaskType type, const TaskOptions& options);
+    /// A run of a task with a RunPolicy starts: its deadline's timer starts.
+    void start_run(detail::TaskBase* task, detail::Record& r) noexcept;
+    /// A run of a task with a RunPolicy ended: the deadline's outcome
+    /// replaces the run's, and a failure with retries left waits to run
+    /// again (true) instead of ending the task.
+    [[nodiscard]] bool retry_after_run(detail::TaskBase* task, detail::Record& r) noexcept;
+    /// Clears the failed run's outcome and queues the task again after its
+    /// retry delay (at once without one).
+    void schedule_retry(detail::TaskBase* task, detail::Record& r, detail::RunPolicy& p) noexcept;
+    static void on_deadline(void* self, std::uint64_t id) noexcept;
     static void on_wait_warning(void* self, std::uint64_t id) noexcept;
     static void on_wait_critical(void* self, std::uint64_t id) noexcept;
     void on_wait_timeout(TaskId id, bool critical) noexcept;

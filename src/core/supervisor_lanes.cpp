@@ -21,13 +21,17 @@ detail::Job TaskSupervisor::Impl::take(detail::Lane& from, std::int64_t now) noe
     Record* r = table.find(t->id);
     r->status = TaskStatus::started;
     r->started = now;
+    if (r->has_policy) [[unlikely]] start_run(t, *r);
     return {.task = t, .progress = &r->progress, .ticket = 0};
 }
 
-void TaskSupervisor::Impl::complete(TaskBase* task, std::int64_t now, std::string& log_line) {
+bool TaskSupervisor::Impl::complete(TaskBase* task, std::int64_t now, std::string& log_line) {
     detail::Lane& from = lane(task->type);
     from.admission().finished(task->priority());
-    finish_record(task, *table.find(task->id), now, log_line);
+    Record& r = *table.find(task->id);
+    if (r.has_policy && retry_after_run(task, r)) [[unlikely]] return false;
+    finish_record(task, r, now, log_line);
+    return true;
 }
 
 void TaskSupervisor::Impl::requeue(TaskBase* task) noexcept {
@@ -44,8 +48,14 @@ void TaskSupervisor::Impl::finish_record(TaskBase* task, Record& r, WallNanos no
         r.progress.store(1.0F, std::memory_order_relaxed);
     } else {
         std::string error = detail::describe(task->error());
+        // After retries, the record and the line say how many runs failed.
+        const detail::RunPolicy* p = table.policy(r);
+        const unsigned attempts = p != nullptr && p->failed > 0 ? p->failed + (r.started_at() != 0 ? 1U : 0U) : 0U;
         if (status == TaskStatus::failed && log_enabled(LogLevel::error))
-            log_line = fmt::format("task {} '{}' ({}) failed: {}", task->id, table.name(r), r.type, error);
+            log_line = attempts > 1 ? fmt::format("task {} '{}' ({}) failed after {} attempts: {}", task->id,
+                                                  table.name(r), r.type, attempts, error)
+                                    : fmt::format("task {} '{}' ({}) failed: {}", task->id, table.name(r), r.type, error);
+        if (attempts > 1) error += fmt::format(" (after {} attempts)", attempts);
         table.set_error(r, std::move(error));
     }
     r.status = status;

@@ -68,6 +68,7 @@ struct Wakeups {
     std::size_t count = 0;
     DeferredStart* starts = nullptr;   ///< threads to start, the last reserved first
     std::string error;                 ///< a thread that could not start
+    std::string warning;               ///< a failed run that will be retried
     std::size_t thresholds_lost = 0;   ///< tasks queued without their wait-time thresholds
 
     /// Sends them all, starts the threads, logs; without the mutex.
@@ -79,6 +80,7 @@ struct Wakeups {
             s = next;
         }
         if (!error.empty()) log_message(LogLevel::error, error);
+        if (!warning.empty()) log_message(LogLevel::warning, warning);
         if (thresholds_lost > 0) {
             try {
                 log(LogLevel::error,
@@ -150,6 +152,12 @@ public:
     void defer_error(std::string error) noexcept {
         deferred_ = true;
         if (wakeups_.error.empty()) wakeups_.error = std::move(error);
+    }
+    /// With the mutex held: unlock() logs `line` at warning level (the
+    /// first one deferred).
+    void defer_warning(std::string line) noexcept {
+        deferred_ = true;
+        if (wakeups_.warning.empty()) wakeups_.warning = std::move(line);
     }
     /// With the mutex held: unlock() says a task lost its wait-time thresholds.
     void defer_thresholds_lost() noexcept {

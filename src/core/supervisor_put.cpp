@@ -35,15 +35,20 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         throw Error(fmt::format("unknown priority {}; use Priority::critical, high, normal or low",
                                 static_cast<int>(o.priority)));
     if (o.delay.count() < 0) throw Error("a task's delay must not be negative; pass 0 to queue it at once");
+    if (o.timeout.count() < 0) throw Error("a task's timeout must not be negative; pass 0 for no limit");
+    if (o.retry_delay.count() < 0)
+        throw Error("a task's retry_delay must not be negative; pass 0 to retry at once");
     task->rank = static_cast<std::uint8_t>(priority_rank(o.priority));
     const WallNanos now = wall_now();
     // A thread task with nothing to set up under the mutex goes to the
     // inbox, with an id reserved for it. Not a critical one: it may have to
     // grow a saturated pool at once. Not with wait thresholds: their timers
-    // start when the task is queued.
+    // start when the task is queued. Not with retries or a deadline: their
+    // RunPolicy goes beside the record.
     detail::ReservedIds::Reserved reserved;
     if (task->type == TaskType::thread && o.priority != Priority::critical && o.delay.count() == 0 &&
-        o.name.empty() && !has_wait_timeouts.load(std::memory_order_relaxed)) {
+        o.name.empty() && o.retries == 0 && o.timeout.count() == 0 &&
+        !has_wait_timeouts.load(std::memory_order_relaxed)) {
         reserved = reserved_ids.take();
         if (reserved.id != 0) {
             task->id = reserved.id;
@@ -71,6 +76,8 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         // delay's timer cannot fire before the record says delayed: its
         // callback takes the mutex held here.
         table.set_name(*r, std::move(name));
+        if (o.retries > 0 || (task->type == TaskType::thread && o.timeout.count() > 0))
+            set_run_policy(*r, task->type, o);
         if (o.delay.count() > 0) timers.schedule(detail::Timers::Clock::now() + o.delay, &on_delay_end, this, id);
     } catch (...) {
         table.erase(id);
@@ -155,7 +162,11 @@ void TaskSupervisor::Impl::on_delay_end(void* self, std::uint64_t id) noexcept {
 
 void TaskSupervisor::Impl::cancel_locked(TaskBase* task, Record& r, WallNanos now, std::vector<TaskBase*>& to_settle) {
     r.started = 0;  // it held the queue's back link
-    task->set_error(std::make_exception_ptr(CanceledError(fmt::format("task {} was canceled before it started", task->id))),
+    const detail::RunPolicy* p = table.policy(r);
+    task->set_error(std::make_exception_ptr(CanceledError(
+                        p != nullptr && p->failed > 0
+                            ? fmt::format("task {} was canceled while it waited to run again", task->id)
+                            : fmt::format("task {} was canceled before it started", task->id))),
                     TaskStatus::canceled);
     std::string no_line;  // a cancel is not logged
     finish_record(task, r, now, no_line);
@@ -183,6 +194,7 @@ bool TaskSupervisor::Impl::cancel(TaskId id) {
                 cancel_locked(t, *r, wall_now(), to_settle);
                 break;
             case TaskStatus::started:
+                if (detail::RunPolicy* p = table.policy(*r)) p->cancel_asked = true;  // its retries go too
                 running = t;
                 running->add_ref();
                 break;

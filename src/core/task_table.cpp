@@ -73,8 +73,10 @@ void TaskTable::release(std::uint32_t index) noexcept {
         Extra& e = extras_[r.extra - 1];
         e.name.clear();
         e.error.reset();
+        e.policy = {};
         free_extras_.push_back(r.extra - 1);
         r.extra = 0;
+        r.has_policy = false;
     }
     r.status = TaskStatus::queued;
     r.task = nullptr;
@@ -153,6 +155,12 @@ void TaskTable::set_name(Record& r, std::string name) {
 
 void TaskTable::set_error(Record& r, std::string error) { extra_of(r).error = std::move(error); }
 
+RunPolicy& TaskTable::set_policy(Record& r) {
+    RunPolicy& p = extra_of(r).policy;
+    r.has_policy = true;
+    return p;
+}
+
 const std::string& TaskTable::name(const Record& r) const noexcept {
     static const std::string unnamed;
     return r.extra != 0 ? extras_[r.extra - 1].name : unnamed;
@@ -177,6 +185,9 @@ TaskInfo TaskTable::snapshot(TaskId id, const Record& r) const {
     if (r.completed_at() != 0) info.time_completed = to_time(r.completed_at());
     info.progress = r.progress.load(std::memory_order_relaxed);
     if (const std::string* e = error(r)) info.error = *e;
+    // A run under way or ended counts; a task waiting to retry has only its failed ones.
+    const RunPolicy* p = policy(r);
+    info.attempts = (p != nullptr ? p->failed : 0U) + (r.started_at() != 0 ? 1U : 0U);
     return info;
 }
 

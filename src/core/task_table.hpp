@@ -18,6 +18,8 @@
 #include <atasker/supervisor.hpp>
 #include <atasker/task_info.hpp>
 
+#include "core/run_policy.hpp"
+
 namespace atasker::detail {
 
 /// Nanoseconds since the Unix epoch (0 = not yet).
@@ -31,6 +33,7 @@ struct Record {
     TaskType type = TaskType::thread;
     std::uint8_t rank = 2;  // priority_rank() of the task's priority
     TaskStatus status = TaskStatus::queued;
+    bool has_policy = false;  // the side storage holds its RunPolicy (TaskTable::policy)
     std::atomic<float> progress{0.0F};
     std::uint32_t extra = 0;  // 1 + index of the name and error in side storage; 0: none
     union {
@@ -89,6 +92,15 @@ public:
     void set_error(Record& r, std::string error);
     [[nodiscard]] const std::string& name(const Record& r) const noexcept;
     [[nodiscard]] const std::string* error(const Record& r) const noexcept;
+    /// A task's retries and deadline, kept beside the records: set_policy()
+    /// gives the record one; policy() is null for a record without.
+    RunPolicy& set_policy(Record& r);
+    [[nodiscard]] RunPolicy* policy(Record& r) noexcept {
+        return r.has_policy ? &extras_[r.extra - 1].policy : nullptr;
+    }
+    [[nodiscard]] const RunPolicy* policy(const Record& r) const noexcept {
+        return r.has_policy ? &extras_[r.extra - 1].policy : nullptr;
+    }
 
     [[nodiscard]] TaskInfo snapshot(TaskId id, const Record& r) const;
     /// Calls fn(id, record) for every record in use.
@@ -116,6 +128,7 @@ private:
     struct Extra {
         std::string name;
         std::optional<std::string> error;
+        RunPolicy policy;
     };
     void release(std::uint32_t index) noexcept;
     /// The record's side storage, taken on first use.

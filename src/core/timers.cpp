@@ -10,6 +10,9 @@
 namespace atasker::detail {
 namespace {
 
+// The timers whose thread this is (null on any other thread).
+thread_local const Timers* this_thread_timers = nullptr;
+
 void call_logged(std::uint64_t id, const std::function<void()>& fn) noexcept {
     try {
         fn();
@@ -73,6 +76,31 @@ bool Timers::cancel(std::uint64_t id) {
     return true;
 }
 
+bool Timers::drop(std::uint64_t id) noexcept {
+    std::unique_lock lock(mutex_);
+    if (pending_.count(id) == 0) return false;
+    try {
+        canceled_.insert(id);
+    } catch (...) {  // no memory to mark it: it comes up and is called
+        return false;
+    }
+    pending_.erase(id);
+    auto dropped = functions_.extract(id);
+    lock.unlock();
+    return true;
+}
+
+std::uint64_t Timers::running() const noexcept {
+    // running_ is written by the timer thread only: it reads it unlocked.
+    return this_thread_timers == this ? running_ : 0;
+}
+
+void Timers::start() {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || thread_.joinable()) return;
+    thread_ = start_thread("the timer", [this] { loop(); });
+}
+
 void Timers::stop() {
     std::thread t;
     Functions dropped;  // destroyed last, without the lock
@@ -101,6 +129,7 @@ std::size_t Timers::pending() const {
 }
 
 void Timers::loop() {
+    this_thread_timers = this;
     std::unique_lock lock(mutex_);
     while (!stopping_) {
         if (heap_.empty()) {

@@ -44,6 +44,17 @@ public:
     /// after cancel() returns, the callback is not running for that id (and
     /// an owned function is destroyed), unless cancel() is called from it.
     bool cancel(std::uint64_t id);
+    /// As cancel(), without waiting for a call running now: callable under a
+    /// lock that callback takes. A callback that may run after its entry
+    /// was dropped tells by running().
+    bool drop(std::uint64_t id) noexcept;
+    /// On the timer thread, inside a callback: the id its entry had; 0
+    /// anywhere else.
+    [[nodiscard]] std::uint64_t running() const noexcept;
+    /// Starts the timer thread unless it runs, so that a later schedule()
+    /// can fail only for want of memory; nothing when the timers are stopped.
+    /// \throws SystemError when the timer thread cannot start.
+    void start();
     /// Ends the thread; pending entries are dropped (owned functions
     /// destroyed uncalled), and schedule() drops new ones until resume().
     void stop();

@@ -153,9 +153,9 @@ void ProcessLane::run(const Job& job) noexcept {
     job.task->run(RunContext{.progress = {}, .carrier = &carrier});
 }
 
-void ProcessLane::finish(const Job& job, std::int64_t now, std::string& log_line) {
+bool ProcessLane::finish(const Job& job, std::int64_t now, std::string& log_line) {
     release(job.ticket);
-    host_.complete(job.task, now, log_line);
+    return host_.complete(job.task, now, log_line);
 }
 
 void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept {
@@ -215,9 +215,10 @@ void ProcessLane::end_here(TaskBase* task, std::size_t slot, double progress) no
         if (progress > 0.0 && progress <= 1.0)
             slots_[slot].progress->store(static_cast<float>(progress), std::memory_order_relaxed);
         release(slot);
-        host_.complete(task, wall_now(), log_line);
-        host_.begin_settle();
+        const bool ended = host_.complete(task, wall_now(), log_line);  // or it runs again: nothing to settle
         wake();
+        if (!ended) return;
+        host_.begin_settle();
     }
     host_.settle(task, log_line);
     host_.end_settle();

@@ -82,7 +82,7 @@ private:
     // ThreadPool::Host
     Job take(std::int64_t now) noexcept override;
     void run(const Job& job) noexcept override;
-    void finish(const Job& job, std::int64_t now, std::string& log_line) override;
+    bool finish(const Job& job, std::int64_t now, std::string& log_line) override;
     void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
     void quiet() noexcept override { host_.lane_quiet(); }
     void thread_started() noexcept override;

@@ -30,8 +30,8 @@ private:
     // ThreadPool::Host
     Job take(std::int64_t now) noexcept override { return host_.take(*this, now); }
     void run(const Job& job) noexcept override;
-    void finish(const Job& job, std::int64_t now, std::string& log_line) override {
-        host_.complete(job.task, now, log_line);
+    bool finish(const Job& job, std::int64_t now, std::string& log_line) override {
+        return host_.complete(job.task, now, log_line);
     }
     void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
     void quiet() noexcept override { host_.lane_quiet(); }

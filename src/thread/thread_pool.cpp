@@ -305,6 +305,7 @@ void ThreadPool::run_chain(Sleeper& me, Job job, SchedSlice& slice) {
         host_.run(job);
         const std::int64_t now = wall_now();  // ends one task and starts the next
         Job next;
+        bool ended = false;
         {
             // Seen under the mutex, the flag says the thread has not yet
             // had it since its task returned (cleared under the mutex).
@@ -312,10 +313,10 @@ void ThreadPool::run_chain(Sleeper& me, Job job, SchedSlice& slice) {
             mutex_.prefetch_inbox();
             std::lock_guard lock(mutex_);
             me.ending.store(false, std::memory_order_relaxed);
-            host_.finish(job, now, log_line);
+            ended = host_.finish(job, now, log_line);
             next = host_.take(now);
         }
-        host_.settle(job, log_line);
+        if (ended) host_.settle(job, log_line);
         if (!log_line.empty()) log_line.clear();
         job = next;
     }

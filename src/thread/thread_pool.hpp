@@ -42,8 +42,9 @@ public:
         /// Runs the job on the calling thread.
         virtual void run(const Job& job) noexcept = 0;
         /// Records that the job ended at `now`; a failure leaves the line to
-        /// log in `log_line`.
-        virtual void finish(const Job& job, std::int64_t now, std::string& log_line) = 0;
+        /// log in `log_line`. False: the task is not over (it waits to run
+        /// again) and is not settled.
+        [[nodiscard]] virtual bool finish(const Job& job, std::int64_t now, std::string& log_line) = 0;
         /// Wakes waiters, runs the callback, logs, releases.
         virtual void settle(const Job& job, const std::string& log_line) noexcept = 0;
         /// A pool thread begins and ends (the process lane keeps a worker

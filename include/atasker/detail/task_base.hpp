@@ -69,6 +69,9 @@ public:
     virtual bool request_stop() noexcept { return false; }
     /// Runs the completion callback, if any (after the outcome is stored).
     virtual void run_callback() noexcept {}
+    /// Before a retry runs the task again, nothing running it: a stop
+    /// requested of the failed run is not left for the next one.
+    virtual void prepare_retry() noexcept {}
 
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
     /// Before the task is shared with anyone: start with `n` references
@@ -89,6 +92,14 @@ public:
             std::construct_at(&error_, std::move(error));
         }
         end_status_ = status;
+    }
+    /// Forgets a failed run's outcome, so that the task can be queued and
+    /// run again (a retry). Never while anyone may read the outcome.
+    void clear_error() noexcept {
+        if (!has_error()) return;
+        std::destroy_at(&error_);
+        std::construct_at(&next, nullptr);
+        end_status_ = TaskStatus::completed;
     }
     [[nodiscard]] const std::exception_ptr& error() const noexcept { return has_error() ? error_ : no_error_; }
     /// How the task ended: completed, or the status set_error() stored.

@@ -102,6 +102,16 @@ public:
 
     void run_callback() noexcept override { run_completion_callback<R>(callback_, this, supervisor_); }
 
+    void prepare_retry() noexcept override {
+        if constexpr (Shape::wants_token) {
+            if (!stop_.stop_requested()) return;
+            try {
+                stop_ = std::stop_source{};
+            } catch (...) {  // no memory for a fresh one: the next run starts asked to stop
+            }
+        }
+    }
+
     /// The handle a completion callback receives needs the supervisor; a
     /// task without a callback does not keep it.
     void set_supervisor(TaskSupervisor* s) noexcept {
