@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <atasker/detail/task_base.hpp>
@@ -68,7 +69,7 @@ struct Wakeups {
     std::size_t count = 0;
     DeferredStart* starts = nullptr;   ///< threads to start, the last reserved first
     std::string error;                 ///< a thread that could not start
-    std::string warning;               ///< a failed run that will be retried
+    std::string warnings;              ///< failed runs that will be retried, NUL between them
     std::size_t thresholds_lost = 0;   ///< tasks queued without their wait-time thresholds
 
     /// Sends them all, starts the threads, logs; without the mutex.
@@ -80,7 +81,11 @@ struct Wakeups {
             s = next;
         }
         if (!error.empty()) log_message(LogLevel::error, error);
-        if (!warning.empty()) log_message(LogLevel::warning, warning);
+        for (std::string_view rest = warnings; !rest.empty();) {
+            const std::size_t end = rest.find('\0');
+            log_message(LogLevel::warning, rest.substr(0, end));
+            rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+        }
         if (thresholds_lost > 0) {
             try {
                 log(LogLevel::error,
@@ -153,11 +158,17 @@ public:
         deferred_ = true;
         if (wakeups_.error.empty()) wakeups_.error = std::move(error);
     }
-    /// With the mutex held: unlock() logs `line` at warning level (the
-    /// first one deferred).
+    /// With the mutex held: unlock() logs `line` at warning level.
     void defer_warning(std::string line) noexcept {
         deferred_ = true;
-        if (wakeups_.warning.empty()) wakeups_.warning = std::move(line);
+        if (wakeups_.warnings.empty()) {
+            wakeups_.warnings = std::move(line);
+            return;
+        }
+        try {
+            wakeups_.warnings.append(1, '\0').append(line);
+        } catch (...) {  // no memory to keep it: the task's record still says it runs again
+        }
     }
     /// With the mutex held: unlock() says a task lost its wait-time thresholds.
     void defer_thresholds_lost() noexcept {
