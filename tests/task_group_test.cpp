@@ -260,6 +260,25 @@ TEST_CASE("task_group: the group's options are its tasks' defaults" * doctest::t
     sup.stop();
 }
 
+TEST_CASE("task_group: the group's retries are its tasks' defaults; a failed run that is retried is no failure" *
+          doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    at::TaskGroup group({.supervisor = &sup, .retries = 2});
+    std::atomic<int> runs{0};
+    auto flaky = group.background_task([&runs] {
+        if (runs.fetch_add(1) == 0) throw std::runtime_error("first run fails");
+        return 7;
+    })();
+    auto once = group.background_task([] { return 1; }, {.retries = 0})();
+    group.wait();  // no TaskGroupError: the only failure ran again and completed
+    CHECK(flaky.get() == 7);
+    CHECK(runs.load() == 2);
+    CHECK(flaky.info()->attempts == 2);
+    CHECK(once.info()->attempts == 1);
+    sup.stop();
+}
+
 TEST_CASE("task_group: a process task blocked in its worker is killed when a thread task of the group fails" *
           doctest::timeout(60)) {
     at::TaskSupervisor sup;

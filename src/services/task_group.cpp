@@ -135,6 +135,8 @@ TaskOptions TaskGroup::merged(const TaskOptions& own) const {
     if (o.delay.count() == 0) o.delay = defaults_.delay;
     if (o.supervisor == nullptr) o.supervisor = defaults_.supervisor;
     if (o.timeout.count() == 0) o.timeout = defaults_.timeout;
+    if (o.retries == 0) o.retries = defaults_.retries;
+    if (o.retry_delay.count() == 0) o.retry_delay = defaults_.retry_delay;
     return o;
 }
 
