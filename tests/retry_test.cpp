@@ -98,12 +98,18 @@ TEST_CASE("retry: a task that fails every attempt throws its own exception, and 
     sup.start();
     std::atomic<int> calls{0};
     std::atomic<int> callbacks{0};
+    std::latch called{1};
     auto t = at::background_task([&calls]() -> int { throw MyError("boom " + std::to_string(++calls)); },
                                  {.name = "flaky", .supervisor = &sup, .retries = 2})
-                 .callback([&callbacks](const at::Task<int>&) { ++callbacks; })();
+                 .callback([&](const at::Task<int>&) {
+                     ++callbacks;
+                     called.count_down();
+                 })();
     CHECK_THROWS_WITH_AS((void)t.get(), "boom 3", MyError);
     CHECK(calls == 3);
-    CHECK(callbacks == 1);  // the final outcome only
+    called.wait();  // the callback may run after get() has returned
+    sup.stop();     // every callback has run: the final outcome's only
+    CHECK(callbacks == 1);
     const auto info = t.info();
     REQUIRE(info);
     CHECK(info->status == at::TaskStatus::failed);
@@ -113,7 +119,6 @@ TEST_CASE("retry: a task that fails every attempt throws its own exception, and 
     CHECK(log.at(at::LogLevel::warning) ==
           std::vector<std::string>{fmt::format("task {} 'flaky' (thread) failed on attempt 1, runs again in 0ms: boom 1", id),
                                    fmt::format("task {} 'flaky' (thread) failed on attempt 2, runs again in 0ms: boom 2", id)});
-    sup.stop();
 }
 
 TEST_CASE("retry: the wait before each retry doubles" * doctest::timeout(30)) {
