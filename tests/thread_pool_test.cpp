@@ -72,7 +72,7 @@ struct QueueHost final : SupervisorMutex::Host, ThreadPool::Host {
     }
     void run(const Job& job) noexcept override { job.task->run({}); }
     bool finish(const Job&, std::int64_t, std::string&) override { return true; }
-    void settle(const Job&, const std::string&) noexcept override {}
+    void settle(const Job&, bool, const std::string&) noexcept override {}
 
     ~QueueHost() {
         std::unique_lock lock(mutex);

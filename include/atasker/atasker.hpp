@@ -17,6 +17,7 @@
 #include <atasker/init.hpp>
 #include <atasker/log.hpp>
 #include <atasker/mp_task.hpp>
+#include <atasker/mp_init.hpp>
 #include <atasker/priority.hpp>
 #include <atasker/progress.hpp>
 #include <atasker/workers.hpp>

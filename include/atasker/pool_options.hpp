@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 
 #include <atasker/export.hpp>
+#include <atasker/mp_init.hpp>
 
 namespace atasker {
 
@@ -27,6 +29,26 @@ struct PoolOptions {
     /// How long a thread (or worker process) above min_size waits idle before
     /// it retires.
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(10);
+
+    /// Process pool only: a worker process is replaced by a fresh one (forked
+    /// from the zygote's snapshot) after it ran this many tasks (each item
+    /// of an at::map chunk counts); 0: never. The replacement happens between
+    /// calls: the call that reached the limit completes and is answered first.
+    std::size_t max_tasks_per_worker = 0;
+    /// Process pool only: a worker process whose resident set (RSS, read
+    /// from /proc/self/statm after each call) passed this many bytes is
+    /// replaced after that call; 0: never. set_mp_pool() refuses a limit not
+    /// above the RSS a fresh worker starts with (the program's at at::init()).
+    std::size_t max_worker_memory = 0;
+    /// Process pool only: the at::MpInit each worker process runs once, before
+    /// its first task (also each replacement). If it throws, the error is
+    /// logged and every task sent to that worker fails with a RemoteError
+    /// naming the initializer; the worker is not restarted.
+    WorkerInitializer initializer{};
+    /// Thread pool only: runs once in each pool thread before its first task.
+    /// If it throws, the error is logged and every task that thread takes
+    /// fails with an Error naming the initializer.
+    std::function<void()> thread_initializer{};
 
     /// The effective max_size (SIZE_MAX for unlimited, also when the sum
     /// pool_size + reserve_normal + reserve_high passes it).

@@ -102,11 +102,17 @@ TaskSupervisor& task_supervisor = TaskSupervisor::instance();
 
 void TaskSupervisor::set_thread_pool(const PoolOptions& options) {
     options.validate("thread pool");
+    if (options.max_tasks_per_worker != 0 || options.max_worker_memory != 0 || options.initializer)
+        throw Error("thread pool: max_tasks_per_worker, max_worker_memory and initializer apply to worker processes; "
+                    "give them to set_mp_pool(), and a thread pool's initializer as thread_initializer");
     impl_->configure(TaskType::thread, options);
 }
 
 void TaskSupervisor::set_mp_pool(const PoolOptions& options) {
     options.validate("process pool");
+    if (options.thread_initializer)
+        throw Error("process pool: thread_initializer runs in thread pool threads, but process tasks run in worker "
+                    "processes; register an at::MpInit and give it as initializer");
     impl_->configure(TaskType::mp, options);
 }
 

@@ -9,6 +9,7 @@
 #include <atasker/error.hpp>
 #include <atasker/log.hpp>
 
+#include "process/mp_registry.hpp"
 #include "process/shm_slots.hpp"
 #include "process/zygote.hpp"
 
@@ -27,6 +28,7 @@ std::mutex runtime_mutex;
 Runtime* runtime = nullptr;  // deliberately never destroyed at exit; see process_runtime.hpp
 std::atomic<bool> runtime_ready{false};
 std::atomic<bool> runtime_claimed{false};
+std::size_t inits_in_snapshot = 0;  // MpInits registered when the zygote forked
 
 std::size_t count_threads() noexcept {
     DIR* d = ::opendir("/proc/self/task");
@@ -48,6 +50,8 @@ Runtime& the_runtime() {
 
 SharedSlots& runtime_slots() { return the_runtime().slots; }
 Zygote& runtime_zygote() { return the_runtime().zygote; }
+
+std::size_t mp_inits_in_workers() { return (void)the_runtime(), inits_in_snapshot; }
 
 bool claim_runtime() noexcept { return !runtime_claimed.exchange(true); }
 void release_runtime() noexcept { runtime_claimed.store(false); }
@@ -73,6 +77,7 @@ void init(InitOptions options) {
             "at::init() found {} threads already running; forking the process pool's zygote now may leave it "
             "holding locks of those threads: call at::init() first thing in main, before any thread starts",
             n);
+    detail::inits_in_snapshot = detail::mp_init_count();
     detail::runtime = new detail::Runtime(options);
     detail::runtime_ready.store(true, std::memory_order_release);
 }

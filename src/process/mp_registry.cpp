@@ -19,6 +19,7 @@ struct Registry {
     // A deque, not a vector: find_mp_task() hands out pointers to entries, and
     // a task registered later (a library loaded with dlopen) must not move them.
     std::deque<MpRegistryEntry> entries;
+    std::deque<MpInitEntry> inits;
 };
 
 // Function-local static: MpTasks in other translation units register during
@@ -36,6 +37,25 @@ std::uint32_t register_mp_task(std::string name, MpInvoker invoke, const void* f
     const std::lock_guard lock(r.mutex);
     r.entries.push_back(MpRegistryEntry{std::move(name), invoke, fn});
     return static_cast<std::uint32_t>(r.entries.size() - 1);
+}
+
+std::uint32_t register_mp_init(std::string name, void (*fn)()) noexcept {
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    r.inits.push_back(MpInitEntry{std::move(name), fn});
+    return static_cast<std::uint32_t>(r.inits.size() - 1);
+}
+
+const MpInitEntry* find_mp_init(std::uint32_t index) noexcept {
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    return index < r.inits.size() ? &r.inits[index] : nullptr;
+}
+
+std::size_t mp_init_count() noexcept {
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    return r.inits.size();
 }
 
 const MpRegistryEntry* find_mp_task(std::uint32_t index) noexcept {

@@ -21,6 +21,18 @@ struct MpRegistryEntry {
     const void* fn;
 };
 
+/// One registered worker-process initializer (at::MpInit).
+struct MpInitEntry {
+    std::string name;
+    void (*fn)();
+};
+
+/// The initializer at `index`, or nullptr when out of range; the pointer
+/// stays valid for the life of the process. Thread-safe.
+ATASKER_API const MpInitEntry* find_mp_init(std::uint32_t index) noexcept;
+/// How many initializers are registered. Thread-safe.
+ATASKER_API std::size_t mp_init_count() noexcept;
+
 /// The entry at `index`, or nullptr when out of range. The pointer stays
 /// valid for the life of the process (later registrations do not move it).
 /// Thread-safe.

@@ -1,5 +1,9 @@
 #include "process/process_lane.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <fmt/format.h>
 
 #include <atasker/error.hpp>
@@ -9,11 +13,25 @@
 #include "process/mp_registry.hpp"
 #include "core/task_table.hpp"
 #include "process/shm_slots.hpp"
+#include "process/zygote.hpp"
 
 namespace atasker::detail {
 namespace {
 
 [[gnu::tls_model("initial-exec")]] thread_local InlineCarrier* current_carrier = nullptr;
+
+// The resident set of process `pid` in bytes (/proc/<pid>/statm); 0 when unknown.
+std::uint64_t resident_bytes_of(pid_t pid) noexcept {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/statm", static_cast<int>(pid));
+    std::FILE* f = std::fopen(path, "re");
+    if (f == nullptr) return 0;
+    unsigned long long size = 0;
+    unsigned long long resident = 0;
+    const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+    std::fclose(f);
+    return got == 2 ? resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
 
 }  // namespace
 
@@ -58,6 +76,7 @@ void ProcessLane::configure(const PoolOptions& options, bool active, std::unique
         init();
         lock.lock();
     }
+    (void)lifetime_of(options);  // refuse what cannot work before anything changes
     const auto previous = options_;
     options_ = options;
     try {
@@ -82,6 +101,7 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
         std::vector<Job> slots;
         std::vector<std::size_t> idle;
         std::vector<std::size_t> free;
+        std::vector<char> recycling;
         try {
             if (!initialized()) init();
             check_mp_registry();
@@ -90,6 +110,7 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
             slots.resize(made->slot_count());
             idle.reserve(slots.size());
             free.reserve(slots.size());
+            recycling.resize(slots.size());
             for (std::size_t k = slots.size(); k > 0; --k) free.push_back(k - 1);
         } catch (...) {
             lock.lock();
@@ -101,8 +122,10 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
             slots_ = std::move(slots);
             idle_ = std::move(idle);
             free_ = std::move(free);
+            recycling_ = std::move(recycling);
         }
     }
+    workers_->set_lifetime(lifetime_of(*options_));
     PoolOptions o = *options_;
     const std::size_t slots = slots_.size();
     if (o.capacity() > slots) {
@@ -115,6 +138,33 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
     admission_.configure(o);
     pool_.configure(o, lock);
     wake();
+}
+
+WorkerProcesses::Lifetime ProcessLane::lifetime_of(const PoolOptions& options) {
+    WorkerProcesses::Lifetime l;
+    l.max_tasks = options.max_tasks_per_worker;
+    l.max_memory = options.max_worker_memory;
+    if (const MpInit* init = options.initializer.get()) {
+        if (init->index() >= mp_inits_in_workers())
+            throw Error(fmt::format("process pool: the initializer \"{}\" was registered after at::init(), so the "
+                                    "worker processes (forked from the snapshot at::init() took) do not have it; "
+                                    "define it at namespace scope: inline const at::MpInit {}{{...}};",
+                                    init->name(), init->name()));
+        l.initializer = init->index();
+        l.initializer_name = init->name();
+    }
+    if (l.max_memory != 0) {
+        // A fresh worker starts with the zygote's pages (the program as it
+        // was at at::init()): a limit at or below that replaces every
+        // worker after each call, which is never what was meant.
+        const std::uint64_t baseline = resident_bytes_of(runtime_zygote().pid());
+        if (baseline != 0 && l.max_memory <= baseline)
+            throw Error(fmt::format("process pool: max_worker_memory ({} bytes) is not above the {} KiB a fresh worker "
+                                    "process starts with (the program's size at at::init()), so every worker would be "
+                                    "replaced after each call; raise it, or give 0 for no limit",
+                                    l.max_memory, baseline >> 10));
+    }
+    return l;
 }
 
 void ProcessLane::describe(PoolInfo& info) const {
@@ -154,8 +204,36 @@ void ProcessLane::run(const Job& job) noexcept {
 }
 
 bool ProcessLane::finish(const Job& job, std::int64_t now, std::string& log_line) {
-    release(job.ticket);
+    if (workers_->retiring(job.ticket)) [[unlikely]] {
+        // Its worker is replaced in settle(), once the answer is delivered;
+        // until then the slot stays claimed, so no call can reach it.
+        slots_[job.ticket] = Job{};
+        recycling_[job.ticket] = 1;
+    } else {
+        release(job.ticket);
+    }
     return host_.complete(job.task, now, log_line);
+}
+
+void ProcessLane::settle(const Job& job, bool ended, const std::string& log_line) noexcept {
+    if (ended) host_.settle(job.task, log_line);
+    if (recycling_[job.ticket] != 0) [[unlikely]] {
+        recycling_[job.ticket] = 0;
+        recycle(job.ticket);
+    }
+}
+
+void ProcessLane::recycle(std::size_t slot) noexcept {
+    try {
+        workers_->recycle(slot);
+    } catch (const std::exception& e) {
+        // The slot's next call tries again and fails with the reason.
+        log(LogLevel::error, "process pool: could not replace the worker process on slot {}: {}", slot, e.what());
+    }
+    const bool running = workers_->running(slot);
+    std::lock_guard lock(host_.supervisor_mutex());
+    (running ? idle_ : free_).push_back(slot);
+    wake();
 }
 
 void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept {
@@ -163,7 +241,17 @@ void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atom
     pc.prepare(*workers_, slot, call);
     if (call.task->end_status() != TaskStatus::completed) return;  // a chunk without memory for its requests
     int carries = 1;  // sends in a row that reached no worker, this one included
+    bool again = false;  // a chunk's rest after the first send
     for (;;) {
+        if (again && workers_->retiring(slot)) {
+            try {
+                workers_->recycle(slot);  // the chunk's earlier items took it past its limit
+            } catch (...) {
+                call.task->set_error(std::current_exception());
+                return;
+            }
+        }
+        again = true;
         if (!workers_->running(slot)) {
             try {
                 workers_->replace(slot);  // the last one died, or none was started: a fresh worker
@@ -210,18 +298,33 @@ void ProcessLane::run_here(const Job& job) noexcept {
 
 void ProcessLane::end_here(TaskBase* task, std::size_t slot, double progress) noexcept {
     std::string log_line;
+    const bool retiring = workers_->retiring(slot);
+    bool ended = false;
     {
         std::lock_guard lock(host_.supervisor_mutex());
         if (progress > 0.0 && progress <= 1.0)
             slots_[slot].progress->store(static_cast<float>(progress), std::memory_order_relaxed);
-        release(slot);
-        const bool ended = host_.complete(task, wall_now(), log_line);  // or it runs again: nothing to settle
+        if (retiring) {
+            slots_[slot] = Job{};  // claimed until its worker is discarded, below
+        } else {
+            release(slot);
+        }
+        ended = host_.complete(task, wall_now(), log_line);  // or it runs again: nothing to settle
+        if (ended) host_.begin_settle();
         wake();
-        if (!ended) return;
-        host_.begin_settle();
     }
-    host_.settle(task, log_line);
-    host_.end_settle();
+    if (ended) {
+        host_.settle(task, log_line);
+        host_.end_settle();
+    }
+    if (retiring) [[unlikely]] {
+        // A fiber loop does not wait for a fork: the worker is ended now and
+        // the slot freed; the lane thread that next takes it starts a fresh one.
+        workers_->discard(slot);
+        std::lock_guard lock(host_.supervisor_mutex());
+        free_.push_back(slot);
+        wake();
+    }
 }
 
 void ProcessLane::carry_again(TaskBase* task, std::size_t slot) noexcept {
@@ -294,6 +397,7 @@ void ProcessLane::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
     slots_.clear();
     idle_.clear();
     free_.clear();
+    recycling_.clear();
     lock.unlock();
     ended.reset();
     lock.lock();

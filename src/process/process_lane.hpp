@@ -83,7 +83,7 @@ private:
     Job take(std::int64_t now) noexcept override;
     void run(const Job& job) noexcept override;
     bool finish(const Job& job, std::int64_t now, std::string& log_line) override;
-    void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
+    void settle(const Job& job, bool ended, const std::string& log_line) noexcept override;
     void quiet() noexcept override { host_.lane_quiet(); }
     void thread_started() noexcept override;
     void thread_exiting() noexcept override;
@@ -98,6 +98,14 @@ private:
     void release(std::size_t slot) noexcept;
     /// A lane thread's call: carried again while it never reaches a worker.
     void carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept;
+    /// Without the mutex, on the slot's carrier: replaces the retiring
+    /// worker on `slot` (claimed), then makes the slot idle (free if no
+    /// worker could start).
+    void recycle(std::size_t slot) noexcept;
+    /// The pool's options as the workers take them; checks what only the
+    /// process side can (an initializer registered before at::init(), a
+    /// memory limit above a fresh worker's RSS). \throws Error.
+    [[nodiscard]] static WorkerProcesses::Lifetime lifetime_of(const PoolOptions& options);
     /// Slots with a worker (idle or claimed): all but the free ones.
     [[nodiscard]] std::size_t live() const noexcept { return slots_.size() - free_.size(); }
 
@@ -107,6 +115,7 @@ private:
     std::vector<Job> slots_;          // the job running on each slot
     std::vector<std::size_t> idle_;   // slots whose worker waits for a call
     std::vector<std::size_t> free_;   // slots with no worker
+    std::vector<char> recycling_;     // per slot: its call ended, its worker is replaced before release
 };
 
 }  // namespace atasker::detail

@@ -39,6 +39,33 @@ struct alignas(64) SlotControl {
     /// even after the worker died.
     alignas(64) std::atomic<std::uint32_t> chunk_count{0};
     std::atomic<std::uint32_t> chunk_state{0};  ///< ChunkState
+
+    /// The worker's lifetime. Limits: written by the parent (before the
+    /// spawn, and when the pool's options change), read by the worker after
+    /// each batch; 0: none. `initializer`: the MpInit index the worker runs
+    /// first, or no_initializer.
+    alignas(64) std::atomic<std::uint64_t> max_tasks{0};
+    std::atomic<std::uint64_t> max_memory{0};
+    std::atomic<std::uint32_t> initializer{0xffffffffU};
+    /// LifeFlags, written by the worker: at start (init_failed) and before it
+    /// publishes chunk_final (a retire flag, with the count and RSS that
+    /// decided it), so the parent sees them with the batch's last answer.
+    std::atomic<std::uint32_t> flags{0};
+    std::atomic<std::uint64_t> tasks_run{0};
+    std::atomic<std::uint64_t> rss{0};
+    /// With life_init_failed: "type: message" of the initializer's exception,
+    /// NUL-terminated, written before the flag.
+    char init_error[512] = {};
+};
+
+/// SlotControl::initializer when the worker runs none.
+inline constexpr std::uint32_t no_initializer = 0xffffffffU;
+
+/// SlotControl::flags.
+enum LifeFlags : std::uint32_t {
+    life_retire_tasks = 1,   ///< it ran max_tasks: replace it before its next call
+    life_retire_memory = 2,  ///< its RSS passed max_memory: replace it before its next call
+    life_init_failed = 4,    ///< its initializer threw: it answers every task with that error
 };
 static_assert(std::atomic<double>::is_always_lock_free, "progress needs a lock-free std::atomic<double>");
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);

@@ -1,13 +1,16 @@
 #include "process/worker_main.hpp"
 
 #include <cxxabi.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <string_view>
 #include <typeinfo>
 #include <vector>
@@ -32,8 +35,9 @@ void report_progress(void* context, double value) noexcept {
 }
 
 // Writes "type name, message" of the exception being handled into `out`,
-// truncating the message if the buffer is short.
-std::size_t encode_current_exception(std::byte* out, std::size_t capacity) noexcept {
+// truncating the message if the buffer is short; `prefix` goes before the
+// message.
+std::size_t encode_current_exception(std::byte* out, std::size_t capacity, std::string_view prefix = {}) noexcept {
     std::string_view type = "unknown";
     char* demangled = nullptr;
     if (const std::type_info* t = abi::__cxa_current_exception_type(); t != nullptr) {
@@ -48,6 +52,14 @@ std::size_t encode_current_exception(std::byte* out, std::size_t capacity) noexc
         message = e.what();
     } catch (...) {
     }
+    std::string prefixed;
+    if (!prefix.empty()) {
+        try {
+            prefixed.append(prefix).append(message);
+            message = prefixed;
+        } catch (...) {
+        }
+    }
     std::size_t used = 0;
     auto put = [&](std::string_view s) {
         const std::size_t room = capacity - used >= 4 ? capacity - used - 4 : 0;
@@ -61,6 +73,66 @@ std::size_t encode_current_exception(std::byte* out, std::size_t capacity) noexc
     put(message);
     std::free(demangled);
     return used;
+}
+
+// The worker's resident set in bytes, from /proc/self/statm (one pread of
+// an fd opened on first use); 0 when it cannot be read.
+std::uint64_t resident_bytes(int& statm) noexcept {
+    if (statm < 0) statm = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    char buf[128];
+    const ssize_t n = statm < 0 ? -1 : ::pread(statm, buf, sizeof buf - 1, 0);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char* p = buf;
+    while (*p != '\0' && *p != ' ') ++p;  // total size, then resident pages
+    const std::uint64_t pages = std::strtoull(p, nullptr, 10);
+    return pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Runs the slot's initializer, if any. When it throws, its error is kept in
+// `error` (encoded as a task's error) and in the slot for the parent to log,
+// and the worker answers every task with it.
+bool run_initializer(SlotControl& c, std::vector<std::byte>& error) noexcept {
+    const std::uint32_t index = c.initializer.load(std::memory_order_relaxed);
+    if (index == no_initializer) return true;
+    const MpInitEntry* entry = find_mp_init(index);
+    std::string prefix = "the worker process initializer ";
+    try {
+        prefix += entry != nullptr ? "\"" + entry->name + "\"" : std::string("#") + std::to_string(index);
+        prefix += " failed, so this worker runs no task: ";
+        if (entry == nullptr)
+            throw Error("it is not registered in the worker process; define every at::MpInit at namespace scope so "
+                        "that it exists before at::init()");
+        entry->fn();
+        return true;
+    } catch (...) {
+        try {
+            error.resize(4096);
+            error.resize(encode_current_exception(error.data(), error.size(), prefix));
+        } catch (...) {
+            error.clear();
+        }
+        // "type: message" for the parent's log line.
+        ByteReader r(error.data(), error.size());
+        std::string line;
+        try {
+            for (int part = 0; part < 2 && r.remaining() >= 4; ++part) {
+                std::uint32_t len = 0;
+                r.read(&len, 4);
+                std::string piece(len, '\0');
+                r.read(piece.data(), len);
+                // The parent's line names the initializer itself: the message without the prefix.
+                if (part == 1 && piece.starts_with(prefix)) piece.erase(0, prefix.size());
+                line += part == 0 ? piece + ": " : piece;
+            }
+        } catch (...) {
+        }
+        const std::size_t len = std::min(line.size(), sizeof c.init_error - 1);
+        std::memcpy(c.init_error, line.data(), len);
+        c.init_error[len] = '\0';
+        c.flags.fetch_or(life_init_failed, std::memory_order_release);
+        return false;
+    }
 }
 
 }  // namespace
@@ -78,6 +150,10 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
     // of the last task run is kept, sparing the registry's lock per task.
     std::uint32_t last_index = 0;
     const MpRegistryEntry* last_entry = nullptr;
+    std::vector<std::byte> init_error;
+    const bool initialized = run_initializer(c, init_error);
+    std::uint64_t tasks = 0;  // run over this worker's life, for max_tasks
+    int statm = -1;
 
     for (;;) {
         wait_request(c);
@@ -92,6 +168,7 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
         std::size_t in = sizeof(RequestHeader);
         std::size_t out = 0;
         std::uint32_t in_chunk = 0;
+        std::uint32_t ran = 0;
 
         for (std::uint32_t i = 0; i < count; ++i) {
             auto* rec = reinterpret_cast<RecordHeader*>(slot.request + in);
@@ -105,23 +182,30 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
             if (state.compare_exchange_strong(expected, record_running, std::memory_order_acq_rel)) {
                 c.progress_record.store(i, std::memory_order_relaxed);
                 c.progress.store(0.0, std::memory_order_relaxed);
-                try {
-                    if (last_entry == nullptr || last_index != rec->task_index) {
-                        last_entry = find_mp_task(rec->task_index);
-                        last_index = rec->task_index;
-                    }
-                    const MpRegistryEntry* entry = last_entry;
-                    if (entry == nullptr)
-                        throw Error("the worker process has no process task with this index; register every "
-                                    "at::MpTask at namespace scope so that it exists before at::init()");
-                    ByteReader reader(args, rec->args_size);
-                    ByteWriter writer(scratch.data(), scratch.size());
-                    entry->invoke(entry->fn, reader, writer, progress);
-                    status = result_ok;
-                    size = writer.size();
-                } catch (...) {
+                ++ran;
+                if (!initialized) [[unlikely]] {
                     status = result_error;
-                    size = encode_current_exception(scratch.data(), scratch.size());
+                    size = std::min(init_error.size(), scratch.size());
+                    std::memcpy(scratch.data(), init_error.data(), size);
+                } else {
+                    try {
+                        if (last_entry == nullptr || last_index != rec->task_index) {
+                            last_entry = find_mp_task(rec->task_index);
+                            last_index = rec->task_index;
+                        }
+                        const MpRegistryEntry* entry = last_entry;
+                        if (entry == nullptr)
+                            throw Error("the worker process has no process task with this index; register every "
+                                        "at::MpTask at namespace scope so that it exists before at::init()");
+                        ByteReader reader(args, rec->args_size);
+                        ByteWriter writer(scratch.data(), scratch.size());
+                        entry->invoke(entry->fn, reader, writer, progress);
+                        status = result_ok;
+                        size = writer.size();
+                    } catch (...) {
+                        status = result_error;
+                        size = encode_current_exception(scratch.data(), scratch.size());
+                    }
                 }
                 expected = record_running;
                 if (!state.compare_exchange_strong(expected, record_done, std::memory_order_acq_rel)) {
@@ -144,6 +228,28 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
             std::memcpy(slot.response + out + sizeof rh, scratch.data(), size);
             out += need;
             c.chunk_count.store(++in_chunk, std::memory_order_release);
+        }
+        if (initialized && ran != 0) {
+            // Whether to retire, decided before the last answer is published:
+            // the parent reads the flag with it and replaces this process
+            // before its next call. Without limits: two loads and compares.
+            tasks += ran;
+            const std::uint64_t max_tasks = c.max_tasks.load(std::memory_order_relaxed);
+            const std::uint64_t max_memory = c.max_memory.load(std::memory_order_relaxed);
+            std::uint32_t retire = 0;
+            if (max_tasks != 0 && tasks >= max_tasks) {
+                retire = life_retire_tasks;
+            } else if (max_memory != 0) {
+                const std::uint64_t rss = resident_bytes(statm);
+                if (rss > max_memory) {
+                    retire = life_retire_memory;
+                    c.rss.store(rss, std::memory_order_relaxed);
+                }
+            }
+            if (retire != 0) {
+                c.tasks_run.store(tasks, std::memory_order_relaxed);
+                c.flags.fetch_or(retire, std::memory_order_relaxed);
+            }
         }
         c.chunk_state.store(chunk_final, std::memory_order_release);
         post_response();

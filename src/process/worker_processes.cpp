@@ -77,6 +77,7 @@ struct WorkerProcesses::Worker {
     std::uint32_t bell = no_bell;       // the doorbell of the batch in flight, rung on death
     std::vector<std::size_t> offsets;   // each active record's offset in the request buffer
     std::vector<std::size_t> spare_offsets;  // the caller's: reused so a call does not allocate
+    bool init_reported = false;              // its initializer's failure was logged
 };
 
 WorkerProcesses::WorkerProcesses(Options options)
@@ -128,7 +129,8 @@ bool WorkerProcesses::running(std::size_t k) const noexcept {
     if (k >= slots_.count()) return false;
     std::lock_guard lock(mutex_);
     const Worker& w = workers_[k];
-    return w.life == Worker::Life::running && !w.ended.load(std::memory_order_relaxed);
+    return w.life == Worker::Life::running && !w.ended.load(std::memory_order_relaxed) &&
+           w.kill_reason.load(std::memory_order_relaxed) != kill_retire;
 }
 
 pid_t WorkerProcesses::pid(std::size_t k) const noexcept {
@@ -140,6 +142,16 @@ pid_t WorkerProcesses::pid(std::size_t k) const noexcept {
 
 void WorkerProcesses::spawn(std::span<const std::size_t> slots) {
     std::unique_lock lock(mutex_);
+    for (std::size_t k : slots) (void)worker(k);
+    // A worker discarded for its replacement ends within moments: wait for
+    // its end, so the slot is never shared by two processes.
+    changed_.wait(lock, [&] {
+        for (std::size_t k : slots) {
+            const Worker& w = workers_[k];
+            if (w.life == Worker::Life::running && !w.ended && w.kill_reason.load() == kill_retire) return false;
+        }
+        return true;
+    });
     if (stopped_) throw Error("the process pool is stopped; create a new one to start workers");
     if (zygote_lost_) throw Error("the process pool's zygote is gone, so no worker can start; restart the program");
     for (std::size_t k : slots) {
@@ -153,6 +165,11 @@ void WorkerProcesses::spawn(std::span<const std::size_t> slots) {
             Worker& w = workers_[k];
             w.generation += 1;
             slots_.reset(k, w.generation);
+            SlotControl& c = *w.slot.control;
+            c.max_tasks.store(lifetime_.max_tasks, std::memory_order_relaxed);
+            c.max_memory.store(lifetime_.max_memory, std::memory_order_relaxed);
+            c.initializer.store(lifetime_.initializer, std::memory_order_relaxed);
+            w.init_reported = false;
             w.life = Worker::Life::spawning;
             w.pidfd_fired = w.status_known = false;
             w.spawn_errno = 0;
@@ -186,6 +203,57 @@ void WorkerProcesses::spawn(std::span<const std::size_t> slots) {
                 throw Error("the process pool's zygote is gone, so no worker can start; restart the program");
             throw_system_error(w.spawn_errno, fmt::format("cannot fork a worker process for slot {}", k));
         }
+    }
+}
+
+void WorkerProcesses::set_lifetime(Lifetime lifetime) {
+    std::lock_guard lock(mutex_);
+    lifetime_ = std::move(lifetime);
+    for (std::size_t k = 0; k < slots_.count(); ++k) {
+        SlotControl& c = *workers_[k].slot.control;
+        c.max_tasks.store(lifetime_.max_tasks, std::memory_order_relaxed);
+        c.max_memory.store(lifetime_.max_memory, std::memory_order_relaxed);
+    }
+}
+
+bool WorkerProcesses::retiring_slow(std::size_t k) noexcept {
+    Worker& w = workers_[k];
+    const SlotControl& c = *w.slot.control;
+    const std::uint32_t flags = c.flags.load(std::memory_order_acquire);
+    if ((flags & life_init_failed) != 0) {
+        std::unique_lock lock(mutex_);
+        if (!w.init_reported) {
+            w.init_reported = true;
+            const pid_t pid = w.pid;
+            const std::string name = lifetime_.initializer_name;
+            lock.unlock();
+            log(LogLevel::error,
+                "process pool: the initializer \"{}\" of worker process {} in slot {} threw {}; every task sent to "
+                "that worker fails with this error",
+                name, pid, k, c.init_error);
+        }
+    }
+    return (flags & (life_retire_tasks | life_retire_memory)) != 0;
+}
+
+void WorkerProcesses::discard(std::size_t k) noexcept {
+    std::unique_lock lock(mutex_);
+    Worker& w = workers_[k];
+    if (w.life != Worker::Life::running || w.ended) return;
+    int expected = kill_none;
+    if (!w.kill_reason.compare_exchange_strong(expected, kill_retire)) return;
+    send_kill(w.pidfd);
+    const pid_t pid = w.pid;
+    const Lifetime limits = lifetime_;
+    lock.unlock();
+    const SlotControl& c = *w.slot.control;
+    if ((c.flags.load(std::memory_order_relaxed) & life_retire_memory) != 0) {
+        constexpr std::uint64_t mib = 1 << 20;
+        log(LogLevel::debug, "process pool: worker process {} in slot {} replaced: its RSS {} MiB passed "
+            "max_worker_memory {} MiB", pid, k, c.rss.load(std::memory_order_relaxed) / mib, limits.max_memory / mib);
+    } else {
+        log(LogLevel::debug, "process pool: worker process {} in slot {} replaced after {} tasks", pid, k,
+            c.tasks_run.load(std::memory_order_relaxed));
     }
 }
 
@@ -307,7 +375,7 @@ std::optional<WorkerProcesses::Flight> WorkerProcesses::begin_batch(
     auto* head = reinterpret_cast<RequestHeader*>(s.request);
     {
         std::lock_guard lock(mutex_);
-        if (w.life != Worker::Life::running || w.ended) {
+        if (w.life != Worker::Life::running || w.ended || w.kill_reason.load() == kill_retire) {
             w.spare_offsets = std::move(offsets);
             return std::nullopt;
         }

@@ -27,6 +27,8 @@
 #include <atasker/detail/bytes.hpp>
 #include <atasker/export.hpp>
 
+#include "process/shm_slots.hpp"
+
 namespace atasker::detail {
 
 class SharedSlots;
@@ -127,6 +129,35 @@ public:
     /// nothing if none runs. For shrinking the pool; not while a call runs on it.
     void retire(std::size_t slot);
 
+    /// How long a worker process lives, and what it runs first. Applies to
+    /// workers started after set_lifetime(); the limits also to running ones.
+    struct Lifetime {
+        std::uint64_t max_tasks = 0;   ///< replace a worker after this many tasks (0: never)
+        std::uint64_t max_memory = 0;  ///< replace a worker whose RSS passed this (0: never)
+        std::uint32_t initializer = 0xffffffffU;  ///< MpInit index each worker runs first, or none
+        std::string initializer_name;             ///< for the log
+    };
+    void set_lifetime(Lifetime lifetime);
+
+    /// After a call on `slot` returned (by the slot's caller, who still
+    /// holds it): true when its worker asked to be replaced (it reached
+    /// max_tasks or passed max_memory); discard() or recycle() then replace
+    /// it. Logs, once per worker, an initializer that failed. Costs one load
+    /// when neither happened.
+    [[nodiscard]] bool retiring(std::size_t slot) noexcept {
+        if (slots_.slot(slot).control->flags.load(std::memory_order_relaxed) == 0) [[likely]] return false;
+        return retiring_slow(slot);
+    }
+    /// Ends the worker on `slot` without waiting (SIGKILL), logging at debug
+    /// level why it is replaced; running() is false from here, and the next
+    /// spawn() on the slot waits for its end. Not while a call runs on it.
+    void discard(std::size_t slot) noexcept;
+    /// discard(), then a fresh worker on `slot` (spawn()). Throws what spawn() throws.
+    void recycle(std::size_t slot) {
+        discard(slot);
+        spawn(slot);
+    }
+
     /// True while a worker process runs on `slot` (false once its end is known).
     [[nodiscard]] bool running(std::size_t slot) const noexcept;
     /// The worker's pid (0 when none), for diagnostics.
@@ -206,6 +237,7 @@ public:
 
 private:
     struct Worker;
+    bool retiring_slow(std::size_t slot) noexcept;
     void reaper_loop() noexcept;
     void on_pidfd(std::size_t k);
     void on_reply(const struct ZygoteReply& reply, int fd);
@@ -221,6 +253,7 @@ private:
     mutable std::mutex mutex_;  // guards every Worker's bookkeeping
     std::condition_variable changed_;  // a spawn answered or a worker ended
     std::unique_ptr<Worker[]> workers_;
+    Lifetime lifetime_;
     bool zygote_lost_ = false;
     bool stopped_ = false;
     std::thread reaper_;

@@ -69,6 +69,10 @@ private:
 [[nodiscard]] SharedSlots& runtime_slots();
 [[nodiscard]] ATASKER_API Zygote& runtime_zygote();
 
+/// How many at::MpInit were registered when init() forked the zygote: the
+/// initializers every worker process has. \throws Error when init() was not called.
+[[nodiscard]] std::size_t mp_inits_in_workers();
+
 /// Marks the runtime as used by one WorkerProcesses; false if already used.
 [[nodiscard]] bool claim_runtime() noexcept;
 void release_runtime() noexcept;

@@ -56,6 +56,10 @@ void ThreadLane::describe(PoolInfo& info) const {
 }
 
 void ThreadLane::run(const Job& job) noexcept {
+    if (const std::exception_ptr& failed = ThreadPool::initializer_error()) [[unlikely]] {
+        job.task->set_error(failed);
+        return;
+    }
     job.task->run(RunContext{.progress = Progress(&store_progress, job.progress), .carrier = nullptr});
 }
 

@@ -33,7 +33,9 @@ private:
     bool finish(const Job& job, std::int64_t now, std::string& log_line) override {
         return host_.complete(job.task, now, log_line);
     }
-    void settle(const Job& job, const std::string& log_line) noexcept override { host_.settle(job.task, log_line); }
+    void settle(const Job& job, bool ended, const std::string& log_line) noexcept override {
+        if (ended) host_.settle(job.task, log_line);
+    }
     void quiet() noexcept override { host_.lane_quiet(); }
 
     PoolOptions options_;

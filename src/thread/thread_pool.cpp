@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include <fmt/chrono.h>
 
+#include <atasker/error.hpp>
 #include <atasker/log.hpp>
 
 #include "sync/futex.hpp"
@@ -19,9 +22,34 @@ namespace {
 /// other thread), for the threads it starts to inherit (reserve()).
 thread_local const SchedSlice* this_thread_slice = nullptr;
 thread_local const ThreadPool::Host* this_thread_host = nullptr;
+thread_local std::exception_ptr this_thread_init_error;
+
+// Runs a pool thread's initializer; when it throws, logs and returns the
+// error its tasks fail with.
+std::exception_ptr run_thread_initializer(const std::function<void()>& init, const char* pool) noexcept {
+    std::string what;
+    try {
+        init();
+        return nullptr;
+    } catch (...) {
+        try {
+            what = describe(std::current_exception());
+        } catch (...) {  // no memory for the description
+        }
+    }
+    log(LogLevel::error, "{}: thread_initializer threw {}; every task this thread takes fails with that error", pool,
+        what);
+    try {
+        return std::make_exception_ptr(
+            Error(fmt::format("the {}'s thread_initializer failed on the thread that took this task: {}", pool, what)));
+    } catch (...) {
+        return std::current_exception();
+    }
+}
 }  // namespace
 
 const ThreadPool::Host* ThreadPool::current_host() noexcept { return this_thread_host; }
+const std::exception_ptr& ThreadPool::initializer_error() noexcept { return this_thread_init_error; }
 
 void ThreadPool::configure(const PoolOptions& options, std::unique_lock<SupervisorMutex>& lock) {
     options_ = options;
@@ -184,8 +212,17 @@ void ThreadPool::main(Sleeper& me) {
     SchedSlice slice = me.inherited;
     this_thread_slice = &slice;
     this_thread_host = &host_;
-    host_.thread_started();
     std::unique_lock lock(mutex_);
+    if (options_.thread_initializer) {
+        // A copy: set_thread_pool() may replace the options while it runs.
+        const std::function<void()> init = options_.thread_initializer;
+        lock.unlock();
+        this_thread_init_error = run_thread_initializer(init, behaviour_.name);
+        lock.lock();
+    }
+    lock.unlock();
+    host_.thread_started();
+    lock.lock();
     --starting_;
     bool retired = false;
     bool yielded = false;
@@ -316,7 +353,7 @@ void ThreadPool::run_chain(Sleeper& me, Job job, SchedSlice& slice) {
             ended = host_.finish(job, now, log_line);
             next = host_.take(now);
         }
-        if (ended) host_.settle(job, log_line);
+        host_.settle(job, ended, log_line);
         if (!log_line.empty()) log_line.clear();
         job = next;
     }

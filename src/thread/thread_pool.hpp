@@ -43,10 +43,12 @@ public:
         virtual void run(const Job& job) noexcept = 0;
         /// Records that the job ended at `now`; a failure leaves the line to
         /// log in `log_line`. False: the task is not over (it waits to run
-        /// again) and is not settled.
+        /// again).
         [[nodiscard]] virtual bool finish(const Job& job, std::int64_t now, std::string& log_line) = 0;
-        /// Wakes waiters, runs the callback, logs, releases.
-        virtual void settle(const Job& job, const std::string& log_line) noexcept = 0;
+        /// After finish(), without the mutex: if the task `ended`, wakes its
+        /// waiters, runs its callback, logs, releases; and whatever the lane
+        /// does once a job is over.
+        virtual void settle(const Job& job, bool ended, const std::string& log_line) noexcept = 0;
         /// A pool thread begins and ends (the process lane keeps a worker
         /// process per thread).
         virtual void thread_started() noexcept {}
@@ -133,6 +135,11 @@ public:
     /// Threads asleep in the idle list (a yielding one takes the mutex again by itself).
     [[nodiscard]] std::size_t sleeping() const noexcept { return idle_; }
     [[nodiscard]] const PoolOptions& options() const noexcept { return options_; }
+
+    /// On a pool thread whose PoolOptions::thread_initializer threw: the
+    /// error every task it takes fails with (null otherwise, and on any
+    /// other thread).
+    [[nodiscard]] static const std::exception_ptr& initializer_error() noexcept;
 
     /// The host of the pool whose thread calls this (nullptr on any other
     /// thread): a supervisor tells its own threads by it.

@@ -25,4 +25,8 @@ using MpInvoker = void (*)(const void* fn, ByteReader& args, ByteWriter& result,
 /// (src/process/mp_registry.hpp).
 ATASKER_API std::uint32_t register_mp_task(std::string name, MpInvoker invoke, const void* fn) noexcept;
 
+/// Adds a worker-process initializer (at::MpInit) to its own registry;
+/// returns its index (registration order). Never throws. Thread-safe.
+ATASKER_API std::uint32_t register_mp_init(std::string name, void (*fn)()) noexcept;
+
 }  // namespace atasker::detail
