@@ -74,6 +74,31 @@ void encode(detail::ByteWriter& out, const T&... values) {
     }
 }
 
+namespace detail {
+
+/// encode(), or, when the message does not fit `out` and `out` names a
+/// ValueSpill, the message measured (a pass that copies nothing) and
+/// written whole into the memory the spill makes for it. Values that fit
+/// take encode()'s path alone.
+/// \throws SlotOverflow when it does not fit and there is no spill; what the
+///         spill throws (SystemError when its memory cannot be made).
+template <class... T>
+void encode_spilling(ByteWriter& out, const T&... values) {
+    ValueSpill* spill = out.spill();
+    if (spill == nullptr) return encode(out, values...);
+    try {
+        encode(out, values...);
+        return;
+    } catch (const SlotOverflow&) {  // too large for the slot: measured, then written elsewhere
+    }
+    ByteWriter measure = ByteWriter::measuring();
+    encode(measure, values...);
+    ByteWriter whole = spill->writer(measure.size());
+    encode(whole, values...);
+}
+
+}  // namespace detail
+
 /// Reads one message written by encode() with a value of type T (void: an
 /// empty message; std::tuple<A, B>: one written by encode(out, a, b)).
 ///

@@ -1,7 +1,9 @@
 #pragma once
 /// \file detail/bytes.hpp
 /// Bounded byte writer and reader over memory the caller owns (a shared-memory
-/// slot). Writing past the end throws SlotOverflow instead of truncating.
+/// slot). Writing past the end throws SlotOverflow instead of truncating; a
+/// writer that only measures counts the bytes it is given, and a writer may
+/// name a ValueSpill that makes room elsewhere for a value too large for it.
 
 #include <cstddef>
 #include <cstring>
@@ -29,24 +31,68 @@ private:
     std::size_t needed_;
 };
 
+class ByteWriter;
+
+/// Makes room elsewhere for a value that does not fit a ByteWriter's memory:
+/// in a worker process, a shared-memory segment made for that one result
+/// (detail::encode_spilling measures the value, then writes it there).
+class ValueSpill {
+public:
+    /// A writer over `size` bytes made for one value; they stay valid until
+    /// the spill's owner is done with the value.
+    /// \throws SystemError when the memory cannot be made.
+    virtual ByteWriter writer(std::size_t size) = 0;
+
+protected:
+    ValueSpill() = default;
+    ValueSpill(const ValueSpill&) = default;
+    ValueSpill& operator=(const ValueSpill&) = default;
+    ~ValueSpill() = default;
+};
+
 /// Appends bytes into [data, data + capacity).
 class ByteWriter {
 public:
-    ByteWriter(std::byte* data, std::size_t capacity) noexcept : data_(data), capacity_(capacity) {}
+    ByteWriter(std::byte* data, std::size_t capacity, ValueSpill* spill = nullptr) noexcept
+        : data_(data), capacity_(capacity), spill_(spill) {}
+
+    /// A writer that keeps nothing: size() counts what was written, which is
+    /// what a value needs (no copy, no bound).
+    [[nodiscard]] static ByteWriter measuring() noexcept {
+        ByteWriter w(nullptr, 0);
+        w.measuring_ = true;
+        return w;
+    }
 
     void write(const void* src, std::size_t n) {
-        if (n > capacity_ - size_) throw SlotOverflow(size_ + n, capacity_);
+        if (n > capacity_ - size_) [[unlikely]] {
+            overflow(n);
+            return;
+        }
         if (n != 0) std::memcpy(data_ + size_, src, n);
         size_ += n;
     }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] std::byte* data() const noexcept { return data_; }
+    /// True for a writer made by measuring(): its data() is null.
+    [[nodiscard]] bool measures() const noexcept { return measuring_; }
+    /// Where a value that does not fit may go instead (null: nowhere).
+    [[nodiscard]] ValueSpill* spill() const noexcept { return spill_; }
 
 private:
+    [[gnu::noinline]] void overflow(std::size_t n) {
+        if (!measuring_) throw SlotOverflow(size_ + n, capacity_);
+        // Kept equal to size_, so every later write comes here too.
+        size_ += n;
+        capacity_ = size_;
+    }
+
     std::byte* data_;
     std::size_t capacity_;
     std::size_t size_ = 0;
+    ValueSpill* spill_;
+    bool measuring_ = false;
 };
 
 /// Reads bytes back from [data, data + size); reading past the end throws.
