@@ -1,7 +1,8 @@
 #pragma once
 /// \file codec.hpp
 /// The codec that carries process tasks' arguments and results across the
-/// process boundary, through a worker's shared-memory slot.
+/// process boundary, through a worker's shared-memory slot (or, for a value
+/// larger than the slot, a shared-memory segment made for it).
 ///
 /// Out of the box: every arithmetic type, enums, std::string, std::vector,
 /// std::map, std::optional, std::tuple, std::pair, std::array and any nesting
