@@ -300,22 +300,26 @@ struct HeapSpill final : at::detail::ValueSpill {
 TEST_CASE("codec: a message too large for a writer with a spill is written whole into the spill's memory") {
     std::vector<std::byte> small(64);
     HeapSpill spill;
-    ByteWriter fits(small.data(), small.size(), &spill);
+    ByteWriter fits(small.data(), small.size(), at::detail::Overflow::measure, &spill);
     at::detail::encode_spilling(fits, 7);
     CHECK(spill.made == 0);  // a value that fits stays in the slot
     ByteReader in(small.data(), fits.size());
     CHECK(at::decode<int>(in) == 7);
 
     const std::vector<int> big(1000, 9);
-    ByteWriter overflows(small.data(), small.size(), &spill);
+    ByteWriter overflows(small.data(), small.size(), at::detail::Overflow::measure, &spill);
     at::detail::encode_spilling(overflows, big);
     CHECK(spill.made == 1);
     CHECK(spill.bytes.size() == 8 + 8 + 4000);  // exactly the message: header, count, elements
     ByteReader whole(spill.bytes.data(), spill.bytes.size());
     CHECK(at::decode<std::vector<int>>(whole) == big);
-    // Without a spill, the overflow stands.
-    ByteWriter alone(small.data(), small.size());
-    CHECK_THROWS_AS(at::detail::encode_spilling(alone, big), SlotOverflow);
+    CHECK(overflows.overflowed());
+    CHECK(overflows.size() == spill.bytes.size());  // it measured the message
+    // Without a spill, or refusing overflows, the overflow stands.
+    ByteWriter refuses(small.data(), small.size());
+    CHECK_THROWS_AS(at::detail::encode_spilling(refuses, big), SlotOverflow);
+    ByteWriter no_spill(small.data(), small.size(), at::detail::Overflow::measure);
+    CHECK_THROWS_AS(at::detail::encode_spilling(no_spill, big), SlotOverflow);
 }
 
 TEST_CASE("codec: an overflowed message is never mistaken for a value") {

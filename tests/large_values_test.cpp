@@ -108,14 +108,14 @@ const at::MpTask hold{"lv.hold", [](const Bytes&) -> int {
                       }};
 
 // A result whose encoding stops, for the test to kill its worker, once it
-// writes into the segment made for it: the slot's try (too large), the
-// measuring pass, then the segment.
+// writes into the segment made for it: the slot's try (too large: it counts
+// on past the slot's end), then the segment.
 struct StallsInSegment {
     Bytes bytes;
     template <class Archive>
     void save(Archive& ar) const {
         static int passes = 0;
-        if (++passes == 3) {
+        if (++passes == 2) {
             send_pid();
             for (;;) ::pause();
         }

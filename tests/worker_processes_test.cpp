@@ -107,13 +107,14 @@ const at::MpTask gated{"pw.gated", [](at::Progress p, int x) {
                        }};
 const at::MpTask big{"pw.big", [](std::size_t n) { return std::string(n, 'x'); }};
 // A result whose encoding stops once it writes into the segment made for it
-// (the slot's try, the measuring pass, then the segment): for a kill there.
+// (the slot's try, which counts past the slot's end, then the segment): for
+// a kill there.
 struct StallsInSegment {
     std::string text;
     template <class Archive>
     void save(Archive& ar) const {
         static int passes = 0;
-        if (++passes == 3) {
+        if (++passes == 2) {
             signal_started();
             for (;;) ::pause();
         }

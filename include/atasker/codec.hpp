@@ -77,24 +77,21 @@ void encode(detail::ByteWriter& out, const T&... values) {
 
 namespace detail {
 
-/// encode(), or, when the message does not fit `out` and `out` names a
-/// ValueSpill, the message measured (a pass that copies nothing) and
-/// written whole into the memory the spill makes for it. Values that fit
-/// take encode()'s path alone.
-/// \throws SlotOverflow when it does not fit and there is no spill; what the
-///         spill throws (SystemError when its memory cannot be made).
+/// encode(), and, when `out` measures past its end (Overflow::measure) and
+/// the message went past it, the message written again, whole, into the
+/// memory `out`'s ValueSpill makes for it (its size is known: `out` counted
+/// it). Values that fit take encode()'s path alone; nothing is thrown for
+/// one that does not.
+/// \throws SlotOverflow when it does not fit and `out` refuses overflows or
+///         has no spill; what the spill throws (SystemError when its memory
+///         cannot be made).
 template <class... T>
 void encode_spilling(ByteWriter& out, const T&... values) {
-    ValueSpill* spill = out.spill();
-    if (spill == nullptr) return encode(out, values...);
-    try {
-        encode(out, values...);
-        return;
-    } catch (const SlotOverflow&) {  // too large for the slot: measured, then written elsewhere
-    }
-    ByteWriter measure = ByteWriter::measuring();
-    encode(measure, values...);
-    ByteWriter whole = spill->writer(measure.size());
+    const std::size_t start = out.size();
+    encode(out, values...);
+    if (!out.overflowed()) return;
+    if (out.spill() == nullptr) throw SlotOverflow(out.size(), out.capacity());
+    ByteWriter whole = out.spill()->writer(out.size() - start);
     encode(whole, values...);
 }
 

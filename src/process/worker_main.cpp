@@ -134,7 +134,7 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
                     if (entry == nullptr)
                         throw Error("the worker process has no process task with this index; register every "
                                     "at::MpTask at namespace scope so that it exists before at::init()");
-                    ByteWriter writer(scratch.data(), scratch.size(), &spill);
+                    ByteWriter writer(scratch.data(), scratch.size(), Overflow::measure, &spill);
                     if ((rec->flags & value_in_segment) != 0) {
                         const SegmentIn in = map_args(args, rec->args_size, slots.owner());
                         ByteReader reader = in.reader();

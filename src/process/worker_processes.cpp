@@ -56,19 +56,17 @@ timespec to_timespec(std::chrono::steady_clock::time_point t) noexcept {
     return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
 }
 
-// A request's first arguments, too large for the slot: measured, written
-// into a segment made for them, and their SegmentRef into the slot in their
-// place. Returns the hold on the segment's name.
+// A request's first arguments, too large for the slot (`slot` measured
+// them): written into a segment made for them, and their SegmentRef into the
+// slot in their place. Returns the hold on the segment's name.
 SegmentOwner write_args_segment(CallRequest& r, ByteWriter& slot, pid_t owner) {
-    ByteWriter measure = ByteWriter::measuring();
-    r.write_args(measure);
     const std::uint64_t n = next_args_segment();
-    SegmentOut out(args_segment_name(owner, n), measure.size());
+    SegmentOut out(args_segment_name(owner, n), slot.size());
     SegmentOwner held(owner, n);  // from here on, the name is removed however this ends
     ByteWriter whole = out.writer();
     r.write_args(whole);
     const SegmentRef ref{whole.size(), n};
-    slot = ByteWriter(slot.data(), slot.capacity());
+    slot = ByteWriter(slot.data(), slot.capacity(), Overflow::measure);
     slot.write(&ref, sizeof ref);
     return held;
 }
@@ -302,21 +300,24 @@ std::optional<WorkerProcesses::Flight> WorkerProcesses::begin_batch(
         CallRequest& r = batch[count];
         r.outcome = CallOutcome{};
         if (s.capacity - in < sizeof(RecordHeader)) break;
-        ByteWriter writer(s.request + in + sizeof(RecordHeader), s.capacity - in - sizeof(RecordHeader));
+        // Measures past its end rather than throw: this may run on a fiber's stack.
+        ByteWriter writer(s.request + in + sizeof(RecordHeader), s.capacity - in - sizeof(RecordHeader),
+                          Overflow::measure);
         std::uint32_t flags = 0;
         try {
             r.write_args(writer);
-        } catch (const SlotOverflow&) {
-            // Too large for what is left: the first record of a request
-            // crosses through a segment; a later one goes first in the next.
-            if (count != 0) break;
-            args_segment = write_args_segment(r, writer, slots_.owner());
-            flags = value_in_segment;
         } catch (...) {
             // An encoder that failed: refuse a lone request; in a batch,
             // send what came before it and leave the rest not_run.
             if (count == 0) throw;
             break;
+        }
+        if (writer.overflowed()) {
+            // Too large for what is left: the first record of a request
+            // crosses through a segment; a later one goes first in the next.
+            if (count != 0) break;
+            args_segment = write_args_segment(r, writer, slots_.owner());
+            flags = value_in_segment;
         }
         const std::size_t need = sizeof(RecordHeader) + pad8(writer.size());
         if (need > s.capacity - in) break;  // padding made it overflow
