@@ -37,6 +37,7 @@ constexpr Scenario scenarios[] = {
     {"crash", "crash recovery: worker death to error, to a replacement serving", run_crash_recovery},
     {"cancel", "canceling queued tasks one by one: cost per cancel as the queue grows", run_cancel_queued},
     {"map", "bulk map over many small inputs against Python's Pool.map", run_bulk_map},
+    {"large", "a 256 MiB value through a worker process, each way and both", run_large_values},
 };
 
 }  // namespace

@@ -272,6 +272,56 @@ TEST_CASE("codec: a user type too large for the slot throws SlotOverflow too") {
     CHECK_THROWS_AS(at::encode(slot.writer, p), SlotOverflow);
 }
 
+TEST_CASE("codec: a measuring writer counts the bytes a message needs and keeps none") {
+    const Point p{1, 2, std::string(100, 'p'), {3, std::nullopt, 4}};
+    const std::vector<std::map<std::string, int>> m{{{"a", 1}}, {{"bb", 2}, {"ccc", 3}}};
+    Slot slot;
+    ByteWriter measure = ByteWriter::measuring();
+    at::encode(slot.writer, p, m);
+    at::encode(measure, p, m);
+    CHECK(measure.measures());
+    CHECK(measure.data() == nullptr);
+    CHECK(measure.size() == slot.writer.size());
+}
+
+namespace {
+// A spill into memory of its own, as the worker's into a segment.
+struct HeapSpill final : at::detail::ValueSpill {
+    std::vector<std::byte> bytes;
+    int made = 0;
+    ByteWriter writer(std::size_t size) override {
+        ++made;
+        bytes.resize(size);
+        return {bytes.data(), bytes.size()};
+    }
+};
+}  // namespace
+
+TEST_CASE("codec: a message too large for a writer with a spill is written whole into the spill's memory") {
+    std::vector<std::byte> small(64);
+    HeapSpill spill;
+    ByteWriter fits(small.data(), small.size(), at::detail::Overflow::measure, &spill);
+    at::detail::encode_spilling(fits, 7);
+    CHECK(spill.made == 0);  // a value that fits stays in the slot
+    ByteReader in(small.data(), fits.size());
+    CHECK(at::decode<int>(in) == 7);
+
+    const std::vector<int> big(1000, 9);
+    ByteWriter overflows(small.data(), small.size(), at::detail::Overflow::measure, &spill);
+    at::detail::encode_spilling(overflows, big);
+    CHECK(spill.made == 1);
+    CHECK(spill.bytes.size() == 8 + 8 + 4000);  // exactly the message: header, count, elements
+    ByteReader whole(spill.bytes.data(), spill.bytes.size());
+    CHECK(at::decode<std::vector<int>>(whole) == big);
+    CHECK(overflows.overflowed());
+    CHECK(overflows.size() == spill.bytes.size());  // it measured the message
+    // Without a spill, or refusing overflows, the overflow stands.
+    ByteWriter refuses(small.data(), small.size());
+    CHECK_THROWS_AS(at::detail::encode_spilling(refuses, big), SlotOverflow);
+    ByteWriter no_spill(small.data(), small.size(), at::detail::Overflow::measure);
+    CHECK_THROWS_AS(at::detail::encode_spilling(no_spill, big), SlotOverflow);
+}
+
 TEST_CASE("codec: an overflowed message is never mistaken for a value") {
     Slot slot(64);
     at::encode(slot.writer, 5);

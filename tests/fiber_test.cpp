@@ -26,6 +26,7 @@
 #include "crash_task.hpp"
 #include "one_cpu.hpp"
 #include "pipe_signal.hpp"
+#include "value_segments.hpp"
 
 namespace at = atasker;
 using test_support::PipeSignal;
@@ -36,6 +37,7 @@ PipeSignal started;  // worker -> test: the task is running
 PipeSignal release;  // test -> worker: go on
 
 const at::MpTask cube{"cube", [](int x) { return x * x * x; }};
+const at::MpTask shout{"shout", [](std::string s) { return s + "!"; }};
 const at::MpTask refuse{"refuse", [](int) -> int { throw std::out_of_range("too far"); }};
 const at::MpTask blocker{"blocker", [](at::Progress p, char label) {
                              p.report(0.25);
@@ -153,6 +155,15 @@ TEST_CASE("fiber: an aloop's fibers await process tasks; run() blocks the caller
     // A process task's error reaches run()'s caller.
     CHECK_THROWS_AS(loop.run([] { return at::co_mp_apply(refuse, std::tuple{1}).get(); }), at::RemoteError);
     CHECK(at::task_supervisor.stop_aloop("io"));
+}
+
+TEST_CASE("aloop: a loop's direct call carries values larger than the slot both ways" * doctest::timeout(60)) {
+    at::ALoop& loop = at::task_supervisor.create_aloop("large");
+    const std::string big(3 << 20, 'q');  // the slots here hold 1 MiB
+    CHECK(loop.run([&big] { return at::co_mp_apply(shout, big).get(); }) == big + "!");
+    CHECK(test_support::our_segments().empty());
+    CHECK(test_support::shm_fds().empty());
+    CHECK(at::task_supervisor.stop_aloop("large"));
 }
 
 // From an aloop fiber, co_mp_apply carries the call to an idle worker

@@ -37,6 +37,7 @@
 #include "process/shm_slots.hpp"
 #include "process/worker_processes.hpp"
 #include "process/zygote.hpp"
+#include "value_segments.hpp"
 
 namespace at = atasker;
 using at::detail::ByteReader;
@@ -105,6 +106,26 @@ const at::MpTask gated{"pw.gated", [](at::Progress p, int x) {
                            return x * 2;
                        }};
 const at::MpTask big{"pw.big", [](std::size_t n) { return std::string(n, 'x'); }};
+// A result whose encoding stops once it writes into the segment made for it
+// (the slot's try, which counts past the slot's end, then the segment): for
+// a kill there.
+struct StallsInSegment {
+    std::string text;
+    template <class Archive>
+    void save(Archive& ar) const {
+        static int passes = 0;
+        if (++passes == 2) {
+            signal_started();
+            for (;;) ::pause();
+        }
+        ar(text);
+    }
+    template <class Archive>
+    void load(Archive& ar) {
+        ar(text);
+    }
+};
+const at::MpTask stalls_in_segment{"pw.stalls_in_segment", [](std::size_t n) { return StallsInSegment{std::string(n, 'y')}; }};
 
 // One task's request and result, for call().
 template <class Task, class... Args>
@@ -363,20 +384,87 @@ TEST_CASE("process workers: progress reported in the worker is read by the paren
     CHECK(pool.progress_record(0) == 0);
 }
 
-TEST_CASE("process workers: oversized arguments are refused and oversized results fail the task" *
+TEST_CASE("process workers: arguments and results larger than the slot cross through segments" *
           doctest::timeout(30)) {
     WorkerProcesses pool;
     pool.spawn(0);
     const std::size_t cap = pool.slot_capacity();
     std::string s;
-    CHECK_THROWS_AS(call(pool, 0, exclaim, s, std::string(cap + 1, 'a')), at::detail::SlotOverflow);
-    const CallOutcome o = call(pool, 0, big, s, cap + 1);
-    CHECK(o.kind == Kind::remote_error);
-    CHECK(o.error_type == "atasker::detail::SlotOverflow");
-    CHECK(o.error_message.find("raise InitOptions::slot_size") != std::string::npos);
-    // The largest result that fits does.
+    CHECK(call(pool, 0, exclaim, s, std::string(cap + 1, 'a')).kind == Kind::ok);
+    CHECK(s == std::string(cap + 1, 'a') + "!");
+    CHECK(call(pool, 0, big, s, cap + 1).kind == Kind::ok);
+    CHECK(s == std::string(cap + 1, 'x'));
+    // The largest result that fits the slot stays in it.
     CHECK(call(pool, 0, big, s, cap - 64).kind == Kind::ok);
     CHECK(s.size() == cap - 64);
+    CHECK(test_support::our_segments().empty());
+    CHECK(test_support::shm_fds().empty());
+}
+
+TEST_CASE("process workers: a batch sends arguments too large for the slot first in a request of their own" *
+          doctest::timeout(30)) {
+    WorkerProcesses pool;
+    pool.spawn(0);
+    const std::size_t cap = pool.slot_capacity();
+    const std::string inputs[3] = {"a", std::string(2 * cap, 'b'), "c"};
+    std::string outs[3];
+    auto write = [&](std::size_t i) { return [&, i](ByteWriter& w) { exclaim.encode_args(w, inputs[i]); }; };
+    auto read = [&](std::size_t i) { return [&, i](ByteReader& r) { outs[i] = exclaim.decode_result(r); }; };
+    auto w0 = write(0), w1 = write(1), w2 = write(2);
+    auto r0 = read(0), r1 = read(1), r2 = read(2);
+    std::vector<CallRequest> batch{{exclaim.index(), w0, r0, 0, {}}, {exclaim.index(), w1, r1, 0, {}},
+                                   {exclaim.index(), w2, r2, 0, {}}};
+    pool.call_batch(0, batch);
+    CHECK(batch[0].outcome.kind == Kind::ok);
+    CHECK(batch[1].outcome.kind == Kind::not_run);  // did not fit behind the first
+    CHECK(batch[2].outcome.kind == Kind::not_run);
+    pool.call_batch(0, std::span(batch).subspan(1));
+    CHECK(batch[1].outcome.kind == Kind::ok);
+    CHECK(batch[2].outcome.kind == Kind::ok);
+    CHECK(outs[0] == "a!");
+    CHECK(outs[1] == inputs[1] + "!");
+    CHECK(outs[2] == "c!");
+    CHECK(test_support::our_segments().empty());
+}
+
+TEST_CASE("process workers: a result segment posted before its worker died is read, and none is left" *
+          doctest::timeout(30)) {
+    WorkerProcesses pool;
+    pool.spawn(0);
+    const std::size_t cap = pool.slot_capacity();
+    std::string s;
+    int dead = 0;
+    auto write_big = [&](ByteWriter& w) { big.encode_args(w, 3 * cap); };
+    auto read_big = [&](ByteReader& r) { s = big.decode_result(r); };
+    auto write_abort = [&](ByteWriter& w) { aborts.encode_args(w, 0); };
+    auto read_abort = [&](ByteReader& r) { dead = aborts.decode_result(r); };
+    std::vector<CallRequest> batch{{big.index(), write_big, read_big, 0, {}},
+                                   {aborts.index(), write_abort, read_abort, 0, {}}};
+    pool.call_batch(0, batch);
+    CHECK(batch[0].outcome.kind == Kind::ok);
+    CHECK(s == std::string(3 * cap, 'x'));
+    CHECK(batch[1].outcome.kind == Kind::died);
+    CHECK(test_support::our_segments().empty());
+}
+
+TEST_CASE("process workers: a worker killed while its result segment is made fails the call and leaves none" *
+          doctest::timeout(30)) {
+    WorkerProcesses pool;
+    pool.spawn(0);
+    StallsInSegment s;
+    std::size_t made = 0;
+    bool killed = false;
+    std::thread killer([&] {
+        wait_started();
+        made = test_support::our_segments().size();
+        killed = pool.kill(0);
+    });
+    const CallOutcome o = call(pool, 0, stalls_in_segment, s, pool.slot_capacity() * 2);
+    killer.join();
+    CHECK(made == 1);  // made, not posted
+    CHECK(killed);
+    CHECK(o.kind == Kind::killed);
+    CHECK(test_support::our_segments().empty());
 }
 
 TEST_CASE("process workers: a batch runs many tasks with one wake-up" * doctest::timeout(30)) {

@@ -1,7 +1,8 @@
 #pragma once
 /// \file codec.hpp
 /// The codec that carries process tasks' arguments and results across the
-/// process boundary, through a worker's shared-memory slot.
+/// process boundary, through a worker's shared-memory slot (or, for a value
+/// larger than the slot, a shared-memory segment made for it).
 ///
 /// Out of the box: every arithmetic type, enums, std::string, std::vector,
 /// std::map, std::optional, std::tuple, std::pair, std::array and any nesting
@@ -73,6 +74,28 @@ void encode(detail::ByteWriter& out, const T&... values) {
         detail::end_message(out, start);
     }
 }
+
+namespace detail {
+
+/// encode(), and, when `out` measures past its end (Overflow::measure) and
+/// the message went past it, the message written again, whole, into the
+/// memory `out`'s ValueSpill makes for it (its size is known: `out` counted
+/// it). Values that fit take encode()'s path alone; nothing is thrown for
+/// one that does not.
+/// \throws SlotOverflow when it does not fit and `out` refuses overflows or
+///         has no spill; what the spill throws (SystemError when its memory
+///         cannot be made).
+template <class... T>
+void encode_spilling(ByteWriter& out, const T&... values) {
+    const std::size_t start = out.size();
+    encode(out, values...);
+    if (!out.overflowed()) return;
+    if (out.spill() == nullptr) throw SlotOverflow(out.size(), out.capacity());
+    ByteWriter whole = out.spill()->writer(out.size() - start);
+    encode(whole, values...);
+}
+
+}  // namespace detail
 
 /// Reads one message written by encode() with a value of type T (void: an
 /// empty message; std::tuple<A, B>: one written by encode(out, a, b)).

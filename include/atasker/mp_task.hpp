@@ -180,7 +180,11 @@ private:
                 call(f, progress, decoded, std::make_index_sequence<std::tuple_size_v<args_tuple>>{});
                 encode(result);
             } else {
-                encode(result, call(f, progress, decoded, std::make_index_sequence<std::tuple_size_v<args_tuple>>{}));
+                // Kept until encoded: one too large for the slot is encoded
+                // again into the segment `result`'s spill makes.
+                decltype(auto) value =
+                    call(f, progress, decoded, std::make_index_sequence<std::tuple_size_v<args_tuple>>{});
+                detail::encode_spilling(result, value);
             }
         }
     }

@@ -67,7 +67,7 @@ ProcessCall::Sent ProcessCall::send(std::uint32_t bell) noexcept {
         return Sent::sent;
     } catch (...) {
         if (!workers_->running(slot_)) return Sent::no_worker;  // it died just now
-        // The (first) arguments do not fit, or could not be encoded.
+        // The (first) arguments could not be encoded, or found no room in /dev/shm.
         if (is_chunk()) {
             fail_item(next_++, std::current_exception());
         } else {

@@ -36,7 +36,8 @@ public:
     enum class Sent {
         sent,      ///< on its way; receive() the answer
         no_worker, ///< none runs on the slot: nothing was sent, it may be carried again
-        failed,    ///< the arguments could not be sent (too large, not encodable): stored in
+        failed,    ///< the arguments could not be sent (not encodable, or no segment could be made
+                   ///< for them in /dev/shm): stored in
                    ///< the task (a chunk: in its first unsent item, and pending() tells what is left)
     };
     /// Sends the call (a chunk: the items without an outcome); the worker

@@ -1,5 +1,7 @@
 #include "process/shm_slots.hpp"
 
+#include <unistd.h>
+
 #include <new>
 
 #include <boost/interprocess/anonymous_shared_memory.hpp>
@@ -15,7 +17,7 @@ constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept { return 
 }  // namespace
 
 SharedSlots::SharedSlots(std::size_t count, std::size_t capacity)
-    : count_(count), capacity_(round_up(capacity, 8)) {
+    : count_(count), capacity_(round_up(capacity, 8)), owner_(::getpid()) {
     // Control block on a page of its own, then the two buffers page-aligned,
     // so a slot's hot control words never share a line with another slot.
     stride_ = round_up(sizeof(SlotControl), page) + 2 * round_up(capacity_, page);

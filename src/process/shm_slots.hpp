@@ -9,6 +9,7 @@
 // no process is attached to it (between worker incarnations).
 
 #include <semaphore.h>
+#include <sys/types.h>
 
 #include <boost/interprocess/mapped_region.hpp>
 
@@ -56,6 +57,13 @@ struct alignas(64) SlotControl {
     /// With life_init_failed: "type: message" of the initializer's exception,
     /// NUL-terminated, written before the flag.
     char init_error[512] = {};
+
+    /// Result segments (process/value_segment.hpp): the worker counts one
+    /// here before it creates it, so the parent can remove every name this
+    /// incarnation may have made, whenever it died; the parent counts those
+    /// it has removed (read and unlinked, or cleaned up after a death).
+    std::atomic<std::uint64_t> segments_made{0};
+    std::uint64_t segments_removed = 0;  ///< the parent's alone
 };
 
 /// SlotControl::initializer when the worker runs none.
@@ -100,8 +108,11 @@ struct RecordHeader {
     std::uint32_t state;  ///< RecordState, accessed through std::atomic_ref
     std::uint32_t task_index;
     std::uint32_t args_size;
-    std::uint32_t reserved;
+    std::uint32_t flags;  ///< value_in_segment: the argument bytes are a SegmentRef
 };
+/// RecordHeader::flags and ResultHeader::flags: the value crossed through a
+/// shared-memory segment made for it; the bytes in the slot are its SegmentRef.
+inline constexpr std::uint32_t value_in_segment = 1;
 
 /// Response buffer: results of one chunk, each a ResultHeader followed by its
 /// payload padded to 8. An error payload is two length-prefixed strings
@@ -111,7 +122,7 @@ struct ResultHeader {
     std::uint32_t record;
     std::uint32_t status;  ///< ResultStatus
     std::uint32_t size;
-    std::uint32_t reserved;
+    std::uint32_t flags;  ///< value_in_segment: the payload is a SegmentRef
 };
 
 [[nodiscard]] constexpr std::size_t pad8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
@@ -139,6 +150,10 @@ public:
     [[nodiscard]] std::size_t count() const noexcept { return count_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] SlotView slot(std::size_t k) const noexcept;
+    /// The process that made the mapping (the one that called at::init()),
+    /// also in the workers, whose copy of this object it forked: the pid in
+    /// the names of value segments.
+    [[nodiscard]] pid_t owner() const noexcept { return owner_; }
 
     /// Doorbells in the mapping, for threads that wait on worker answers
     /// themselves (fiber loops): a worker rings the one its request names.
@@ -159,6 +174,7 @@ private:
     std::size_t count_;
     std::size_t capacity_;
     std::size_t stride_;
+    pid_t owner_;
     std::mutex doorbells_mutex_;  // the parent's own: who holds which doorbell
     std::vector<std::uint32_t> free_doorbells_;
 };

@@ -20,6 +20,7 @@
 #include <atasker/progress.hpp>
 
 #include "process/mp_registry.hpp"
+#include "process/value_segment.hpp"
 
 namespace atasker::detail {
 
@@ -135,6 +136,22 @@ bool run_initializer(SlotControl& c, std::vector<std::byte>& error) noexcept {
     }
 }
 
+// The arguments' segment a record names, mapped; its name removed at once
+// (the parent removes it too when the call ends, should this process die
+// before getting here).
+SegmentIn map_args(const std::byte* bytes, std::size_t size, pid_t owner) {
+    SegmentRef ref{};
+    if (size != sizeof ref) throw Error("corrupt shared-memory message: a segment reference of the wrong size");
+    std::memcpy(&ref, bytes, sizeof ref);
+    return SegmentIn(args_segment_name(owner, ref.number), ref.size, true);
+}
+
+std::size_t slot_index(const SlotView& slot, const SharedSlots& slots) noexcept {
+    for (std::size_t k = 0; k < slots.count(); ++k)
+        if (slots.slot(k).control == slot.control) return k;
+    return 0;
+}
+
 }  // namespace
 
 void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
@@ -145,6 +162,8 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
     // the result goes to the start of the next chunk. The task has run; its
     // result must not be lost to an overflow that is only about batching.
     std::vector<std::byte> scratch(cap - sizeof(ResultHeader));
+    // A result that does not fit the scratch goes to a segment of its own.
+    ResultSpill spill(slots.owner(), slot_index(slot, slots), c.generation, c.segments_made);
     const Progress progress(&report_progress, &c);
     // The registry is fixed once the zygote forked this process: the entry
     // of the last task run is kept, sparing the registry's lock per task.
@@ -178,6 +197,7 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
 
             ResultStatus status = result_canceled;
             std::size_t size = 0;
+            std::uint32_t flags = 0;
             std::uint32_t expected = record_queued;
             if (state.compare_exchange_strong(expected, record_running, std::memory_order_acq_rel)) {
                 c.progress_record.store(i, std::memory_order_relaxed);
@@ -197,12 +217,25 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
                         if (entry == nullptr)
                             throw Error("the worker process has no process task with this index; register every "
                                         "at::MpTask at namespace scope so that it exists before at::init()");
-                        ByteReader reader(args, rec->args_size);
-                        ByteWriter writer(scratch.data(), scratch.size());
-                        entry->invoke(entry->fn, reader, writer, progress);
+                        ByteWriter writer(scratch.data(), scratch.size(), Overflow::measure, &spill);
+                        if ((rec->flags & value_in_segment) != 0) {
+                            const SegmentIn in = map_args(args, rec->args_size, slots.owner());
+                            ByteReader reader = in.reader();
+                            entry->invoke(entry->fn, reader, writer, progress);
+                        } else {
+                            ByteReader reader(args, rec->args_size);
+                            entry->invoke(entry->fn, reader, writer, progress);
+                        }
                         status = result_ok;
                         size = writer.size();
+                        if (spill.used()) {
+                            std::memcpy(scratch.data(), &spill.ref(), sizeof(SegmentRef));
+                            size = sizeof(SegmentRef);
+                            flags = value_in_segment;
+                            spill.finish();
+                        }
                     } catch (...) {
+                        spill.discard();
                         status = result_error;
                         size = encode_current_exception(scratch.data(), scratch.size());
                     }
@@ -223,7 +256,7 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
                 out = 0;
                 in_chunk = 0;
             }
-            const ResultHeader rh{i, status, static_cast<std::uint32_t>(size), 0};
+            const ResultHeader rh{i, status, static_cast<std::uint32_t>(size), flags};
             std::memcpy(slot.response + out, &rh, sizeof rh);
             std::memcpy(slot.response + out + sizeof rh, scratch.data(), size);
             out += need;

@@ -21,6 +21,7 @@
 #include <atasker/log.hpp>
 
 #include "process/shm_slots.hpp"
+#include "process/value_segment.hpp"
 #include "sync/system_error.hpp"
 #include "process/zygote.hpp"
 
@@ -53,6 +54,21 @@ timespec to_timespec(std::chrono::steady_clock::time_point t) noexcept {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
     if (ns <= 0) return timespec{0, 0};
     return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+// A request's first arguments, too large for the slot (`slot` measured
+// them): written into a segment made for them, and their SegmentRef into the
+// slot in their place. Returns the hold on the segment's name.
+SegmentOwner write_args_segment(CallRequest& r, ByteWriter& slot, pid_t owner) {
+    const std::uint64_t n = next_args_segment();
+    SegmentOut out(args_segment_name(owner, n), slot.size());
+    SegmentOwner held(owner, n);  // from here on, the name is removed however this ends
+    ByteWriter whole = out.writer();
+    r.write_args(whole);
+    const SegmentRef ref{whole.size(), n};
+    slot = ByteWriter(slot.data(), slot.capacity(), Overflow::measure);
+    slot.write(&ref, sizeof ref);
+    return held;
 }
 
 }  // namespace
@@ -347,25 +363,36 @@ std::optional<WorkerProcesses::Flight> WorkerProcesses::begin_batch(
     offsets.clear();
     std::size_t in = sizeof(RequestHeader);
     std::size_t count = 0;
+    SegmentOwner args_segment;
     for (; count < batch.size(); ++count) {
         CallRequest& r = batch[count];
         r.outcome = CallOutcome{};
         if (s.capacity - in < sizeof(RecordHeader)) break;
-        ByteWriter writer(s.request + in + sizeof(RecordHeader), s.capacity - in - sizeof(RecordHeader));
+        // Measures past its end rather than throw: this may run on a fiber's stack.
+        ByteWriter writer(s.request + in + sizeof(RecordHeader), s.capacity - in - sizeof(RecordHeader),
+                          Overflow::measure);
+        std::uint32_t flags = 0;
         try {
             r.write_args(writer);
         } catch (...) {
-            // SlotOverflow, or an encoder that failed: refuse a lone request;
-            // in a batch, send what came before it and leave the rest not_run.
+            // An encoder that failed: refuse a lone request; in a batch,
+            // send what came before it and leave the rest not_run.
             if (count == 0) throw;
             break;
+        }
+        if (writer.overflowed()) {
+            // Too large for what is left: the first record of a request
+            // crosses through a segment; a later one goes first in the next.
+            if (count != 0) break;
+            args_segment = write_args_segment(r, writer, slots_.owner());
+            flags = value_in_segment;
         }
         const std::size_t need = sizeof(RecordHeader) + pad8(writer.size());
         if (need > s.capacity - in) break;  // padding made it overflow
         auto* rec = reinterpret_cast<RecordHeader*>(s.request + in);
         rec->task_index = r.task_index;
         rec->args_size = static_cast<std::uint32_t>(writer.size());
-        rec->reserved = 0;
+        rec->flags = flags;
         std::atomic_ref<std::uint32_t>(rec->state).store(record_queued, std::memory_order_relaxed);
         offsets.push_back(in);
         in += need;
@@ -392,6 +419,7 @@ std::optional<WorkerProcesses::Flight> WorkerProcesses::begin_batch(
     ::sem_post(&c.request);  // release: the worker sees everything written above
 
     Flight f;
+    f.args_segment = std::move(args_segment);
     f.count = count;
     f.timer = deadline.has_value();
     if (f.timer) f.until = to_timespec(*deadline);
@@ -439,7 +467,10 @@ bool WorkerProcesses::advance_batch(std::size_t k, std::span<CallRequest> batch,
             o.started = rh.status != result_canceled;
             ByteReader reader(payload, rh.size);
             try {
-                if (rh.status == result_ok) {
+                if (rh.status == result_ok && (rh.flags & value_in_segment) != 0) {
+                    o.kind = CallOutcome::Kind::ok;
+                    read_result_segment(req, reader, k, c);
+                } else if (rh.status == result_ok) {
                     o.kind = CallOutcome::Kind::ok;
                     req.read_result(reader);
                 } else if (rh.status == result_error) {
@@ -488,7 +519,29 @@ bool WorkerProcesses::advance_batch(std::size_t k, std::span<CallRequest> batch,
         w.active = {};
         w.bell = no_bell;
     }
+    f.args_segment.release();
+    // Result segments the worker made and nobody read: it died making one,
+    // or before its result was posted. Nothing more is made: it is dead or
+    // waits for the next request.
+    if (c.segments_made.load(std::memory_order_acquire) != c.segments_removed) remove_result_segments(k, c);
     return true;
+}
+
+void WorkerProcesses::read_result_segment(CallRequest& req, ByteReader& payload, std::size_t k, SlotControl& c) {
+    SegmentRef ref{};
+    payload.read(&ref, sizeof ref);
+    // Its name goes at once, whatever the decoding does.
+    const SegmentIn in(result_segment_name(slots_.owner(), k, c.generation, ref.number), ref.size, true);
+    if (ref.number > c.segments_removed) c.segments_removed = ref.number;
+    ByteReader reader = in.reader();
+    req.read_result(reader);
+}
+
+void WorkerProcesses::remove_result_segments(std::size_t k, SlotControl& c) noexcept {
+    const std::uint64_t made = c.segments_made.load(std::memory_order_acquire);
+    for (std::uint64_t n = c.segments_removed + 1; n <= made; ++n)
+        remove_segment(result_segment_name(slots_.owner(), k, c.generation, n));
+    c.segments_removed = made;
 }
 
 void WorkerProcesses::stop() noexcept {

@@ -28,6 +28,7 @@
 #include <atasker/export.hpp>
 
 #include "process/shm_slots.hpp"
+#include "process/value_segment.hpp"
 
 namespace atasker::detail {
 
@@ -166,8 +167,11 @@ public:
     /// Runs one task on `slot` and blocks until the worker answers, dies, is
     /// killed, or `deadline` passes (then the worker is killed and the
     /// outcome is timed_out; the call returns once it is reaped).
-    /// write_args fills the request; if it throws (SlotOverflow when the
-    /// arguments do not fit), nothing is sent and the exception propagates.
+    /// write_args fills the request; arguments too large for the slot are
+    /// measured and written again into a shared-memory segment made for the
+    /// call (write_args is called three times then). If it throws (an
+    /// encoder's error, SystemError when the segment cannot be made),
+    /// nothing is sent and the exception propagates.
     /// read_result decodes the result of an ok outcome; its exceptions
     /// propagate after the slot is ready for the next call. When no worker
     /// runs on `slot` (it died since running() said it did), the outcome is
@@ -180,12 +184,15 @@ public:
     /// time, in order) and fills each request's outcome. The deadline covers
     /// the whole batch (give one-task batches to tasks with a run timeout).
     /// Arguments that do not fit behind the earlier ones leave that request
-    /// and the rest not_run; if the first does not fit, SlotOverflow
-    /// propagates and nothing is sent. When the worker dies, earlier tasks
-    /// keep their results, the running one gets died/killed/timed_out and
-    /// later ones not_run. Results larger than the space left are carried in
-    /// further chunks, so every result up to slot_capacity() fits. When no
-    /// worker runs on `slot`, every outcome is not_run and nothing was sent.
+    /// and the rest not_run (sent again, they come first); the first
+    /// request's arguments, if too large for the slot, cross through a
+    /// segment (as call()'s). When the worker dies, earlier tasks keep their
+    /// results, the running one gets died/killed/timed_out and later ones
+    /// not_run. Results larger than the space left are carried in further
+    /// chunks, and one larger than slot_capacity() through a segment the
+    /// worker makes and this side removes as it reads it (or, after a
+    /// death, unread). When no worker runs on `slot`, every outcome is
+    /// not_run and nothing was sent.
     void call_batch(std::size_t slot, std::span<CallRequest> batch,
                     std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
@@ -207,6 +214,7 @@ public:
         bool timer = false;
         timespec until{};
         std::exception_ptr decode_error;  ///< the first read_result that threw
+        SegmentOwner args_segment;        ///< the first record's arguments' segment, if they needed one
     };
     [[nodiscard]] std::optional<Flight> begin_batch(std::size_t slot, std::span<CallRequest> batch,
                                                     std::optional<std::chrono::steady_clock::time_point> deadline,
@@ -243,6 +251,8 @@ private:
     void on_reply(const struct ZygoteReply& reply, int fd);
     void on_zygote_lost();
     void finish(std::size_t k, std::unique_lock<std::mutex>& lock);
+    void read_result_segment(CallRequest& req, ByteReader& payload, std::size_t k, struct SlotControl& c);
+    void remove_result_segments(std::size_t k, struct SlotControl& c) noexcept;
     [[nodiscard]] Worker& worker(std::size_t k) const;
 
     SharedSlots& slots_;

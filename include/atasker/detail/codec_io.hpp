@@ -303,6 +303,7 @@ inline std::size_t begin_message(ByteWriter& out) {
 
 /// Fills in the header once the whole value is written.
 inline void end_message(ByteWriter& out, std::size_t start) noexcept {
+    if (out.measures()) return;  // nothing was kept to fill in
     const auto length = static_cast<std::uint64_t>(out.size() - start - sizeof(std::uint64_t));
     std::memcpy(out.data() + start, &length, sizeof(length));
 }

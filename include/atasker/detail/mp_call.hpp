@@ -36,7 +36,8 @@ class CallCarrier {
 public:
     /// Carries `call` and stores its outcome in `call.task` (the result
     /// through read_result, or an error: RemoteError when the task threw or
-    /// its worker died, TimeoutError, CanceledError, SlotOverflow, Error).
+    /// its worker died, TimeoutError, CanceledError, SystemError when a value
+    /// larger than the slot found no room in /dev/shm, Error).
     /// A carrier that waits has stored it when carry() returns; one that does
     /// not (a fiber loop's) stores it later and ends the task itself.
     virtual void carry(const MpCall& call) noexcept = 0;
