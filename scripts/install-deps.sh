@@ -22,6 +22,9 @@ packages=(
   gnuplot-nox python3
   # the API reference (meson compile -C build docs; optional for the library)
   doxygen
+  # the remote lane (meson option 'remote'): the Redis client library, and
+  # the server its tests and benchmark start on 127.0.0.1
+  libhiredis-dev redis-server
 )
 
 missing=()
