@@ -26,3 +26,4 @@
 #include <atasker/task_group.hpp>
 #include <atasker/locker.hpp>
 #include <atasker/map.hpp>
+#include <atasker/remote.hpp>

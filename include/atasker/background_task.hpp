@@ -23,8 +23,11 @@
 #include <type_traits>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include <atasker/detail/mp_task_impl.hpp>
 #include <atasker/detail/task_impl.hpp>
+#include <atasker/error.hpp>
 #include <atasker/supervisor.hpp>
 #include <atasker/task.hpp>
 #include <atasker/task_options.hpp>
@@ -76,6 +79,12 @@ private:
         if constexpr (detail::is_mp_task_ref<F>::value) {
             using Impl = detail::MpTaskImpl<typename F::function_type, Cb, std::decay_t<Args>...>;
             auto* impl = new Impl(*fn_.task, options_.timeout, std::forward<C>(cb), std::forward<Args>(args)...);
+            if (options_.type == TaskType::thread) {
+                delete impl;
+                throw Error("an at::MpTask runs in a worker process, not on a thread; give it TaskType::mp or "
+                            "TaskType::remote (or leave the type empty), or call its function() on a thread");
+            }
+            if (options_.type) impl->type = *options_.type;
             if (!options_.name.empty()) return put(sup, impl, options_);
             TaskOptions named = options_;  // a process task is named after its MpTask by default
             named.name = fn_.task->name();
@@ -86,6 +95,10 @@ private:
                           "atasker::background_task: the task function cannot be called with these arguments "
                           "(optionally preceded by std::stop_token and/or at::Progress&)");
             using Impl = detail::TaskImpl<typename Shape::result, F, Cb, std::decay_t<Args>...>;
+            if (options_.type && *options_.type != TaskType::thread)
+                throw Error(fmt::format("a function cannot leave its process to run as a {} task; wrap it in an "
+                                        "at::MpTask, or leave the type empty to run it on a thread",
+                                        *options_.type));
             return put(sup, new Impl(fn_, std::forward<C>(cb), std::forward<Args>(args)...), options_);
         }
     }

@@ -17,10 +17,12 @@ inline constexpr Priority TASK_HIGH = Priority::high;          ///< atasker's sp
 inline constexpr Priority TASK_NORMAL = Priority::normal;      ///< atasker's spelling of Priority::normal
 inline constexpr Priority TASK_LOW = Priority::low;            ///< atasker's spelling of Priority::low
 
-/// Which pool runs a task: a thread, or a forked worker process.
-enum class TaskType : unsigned char { thread, mp };
+/// Which pool runs a task: a thread, a forked worker process, or a worker
+/// process on any host that serves the remote pool (at::serve_remote()).
+enum class TaskType : unsigned char { thread, mp, remote };
 inline constexpr TaskType TT_THREAD = TaskType::thread;  ///< atasker's spelling of TaskType::thread
 inline constexpr TaskType TT_MP = TaskType::mp;          ///< atasker's spelling of TaskType::mp
+inline constexpr TaskType TT_REMOTE = TaskType::remote;  ///< atasker's spelling of TaskType::remote
 
 /// Where a task is in its life.
 enum class TaskStatus : unsigned char { canceled, queued, delayed, started, completed, failed };
@@ -56,9 +58,14 @@ inline constexpr int priority_levels = 4;
     }
     return "unknown";
 }
-/// The type's name: "thread" or "mp".
+/// The type's name: "thread", "mp" or "remote".
 [[nodiscard]] constexpr std::string_view to_string(TaskType t) noexcept {
-    return t == TaskType::thread ? "thread" : "mp";
+    switch (t) {
+        case TaskType::thread: return "thread";
+        case TaskType::mp: return "mp";
+        case TaskType::remote: return "remote";
+    }
+    return "unknown";
 }
 /// The status's name: "canceled", "queued", "delayed", "started", "completed" or "failed".
 [[nodiscard]] constexpr std::string_view to_string(TaskStatus s) noexcept {

@@ -37,6 +37,7 @@ protected:
 
 class ALoop;
 struct ALoopOptions;
+struct RemotePoolOptions;
 class TaskSupervisor;
 
 namespace detail {
@@ -119,6 +120,15 @@ public:
     /// \throws Error on a contradictory configuration, or more workers than
     /// slots.
     void set_mp_pool(const PoolOptions& options);
+    /// Sets up (or resizes) the remote pool: remote tasks
+    /// (TaskType::remote) go to the Redis server at `options.url`, where
+    /// workers on any host (at::serve_remote()) run them. Connects when the
+    /// supervisor is active (else at start()). The url and namespace cannot
+    /// change while it is active. See remote.hpp.
+    /// \throws Error for a bad url or namespace, a contradictory
+    /// configuration, a server that cannot be reached, another url while
+    /// active, or a library built without the remote lane.
+    void set_remote_pool(const RemotePoolOptions& options);
     /// Sets how long finished records are kept.
     void set_retention(const RetentionOptions& options);
     /// Sets wait-time thresholds and their handlers.

@@ -51,6 +51,9 @@ struct SupervisorInfo {
     bool active = false;   ///< between start() and stop()
     PoolInfo thread_pool;  ///< the thread pool
     PoolInfo mp_pool;      ///< the process pool (all zero until set_mp_pool())
+    /// The remote pool: tasks in flight and queued (workers: 0, they are
+    /// elsewhere; all zero until set_remote_pool()).
+    PoolInfo remote_pool;
     std::size_t delayed = 0;   ///< tasks waiting for their delay, holding no slot
     std::size_t records = 0;   ///< task records held (unfinished and kept finished)
 };

@@ -1,8 +1,9 @@
 #pragma once
 /// \file task_options.hpp
-/// How one task is put: name, priority, delay, supervisor, run timeout, retries.
+/// How one task is put: name, priority, delay, supervisor, run timeout, retries, pool.
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <atasker/priority.hpp>
@@ -29,6 +30,11 @@ struct TaskOptions {
     /// The wait before the first retry, doubled before each one after it;
     /// the task holds no slot meanwhile. Not negative.
     std::chrono::nanoseconds retry_delay{0};
+    /// Which pool runs the task; empty: a function runs on a thread, an
+    /// at::MpTask in a worker process (TaskType::mp). TaskType::remote sends
+    /// an at::MpTask to the remote pool (TaskSupervisor::set_remote_pool()).
+    /// A function, which cannot leave its process, runs only on a thread.
+    std::optional<TaskType> type{};
 };
 
 }  // namespace atasker

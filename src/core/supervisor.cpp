@@ -181,8 +181,8 @@ SupervisorInfo TaskSupervisor::get_info() const {
     std::lock_guard lock(impl_->mutex);
     impl_->mutex.drain_inbox();  // tasks put count as queued at once
     s.active = impl_->active;
-    for (TaskType t : {TaskType::thread, TaskType::mp}) {
-        PoolInfo& pool = t == TaskType::thread ? s.thread_pool : s.mp_pool;
+    for (TaskType t : {TaskType::thread, TaskType::mp, TaskType::remote}) {
+        PoolInfo& pool = t == TaskType::thread ? s.thread_pool : t == TaskType::mp ? s.mp_pool : s.remote_pool;
         const detail::Lane& lane = impl_->lane(t);
         lane.describe(pool);
         pool.queued = lane.admission().queued_by_rank();

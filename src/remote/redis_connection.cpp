@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <atasker/error.hpp>
@@ -188,6 +189,8 @@ RedisConnection::RedisConnection(RedisUrl url, std::chrono::milliseconds connect
 }
 
 RedisConnection::~RedisConnection() = default;
+
+void RedisConnection::interrupt() noexcept { (void)::shutdown(context_->fd, SHUT_RDWR); }
 
 void RedisConnection::check_usable() const {
     if (broken())

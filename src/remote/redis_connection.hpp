@@ -106,6 +106,10 @@ public:
     /// The reply of the oldest appended command. \throws as command().
     RedisReply read_reply();
 
+    /// From any thread: makes a command this connection waits in (a
+    /// blocking read) fail at once, and the connection broken.
+    void interrupt() noexcept;
+
     /// The server as the url gave it.
     [[nodiscard]] const RedisUrl& url() const noexcept { return url_; }
     /// True once the connection was lost: every command throws.

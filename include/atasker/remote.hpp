@@ -1,0 +1,77 @@
+#pragma once
+/// \file remote.hpp
+/// Beyond one machine: the remote pool, whose tasks run in worker processes
+/// on any host, carried by Redis Streams.
+///
+/// A client (any process) sets up the remote pool and puts at::MpTasks on it:
+/// \code
+/// at::task_supervisor.set_remote_pool({.url = "redis://10.0.0.5:6379", .ns = "myapp"});
+/// auto t = at::background_task(square, {.type = at::TaskType::remote})(7);   // t.get() == 49
+/// \endcode
+/// A worker is the user's own binary, with the same MpTasks compiled in:
+/// \code
+/// int main() {
+///     at::init();
+///     return at::serve_remote({.url = "redis://10.0.0.5:6379", .ns = "myapp", .pool_size = 8});   // until SIGTERM
+/// }
+/// \endcode
+///
+/// The remote lane is built where hiredis is (the meson feature `remote`);
+/// without it, set_remote_pool() and serve_remote() throw an at::Error that
+/// says so.
+
+#include <cstddef>
+#include <string>
+
+#include <atasker/export.hpp>
+
+namespace atasker {
+
+/// Where a client sends its remote tasks, and how many it keeps in flight
+/// (TaskSupervisor::set_remote_pool()). The limits read as a PoolOptions':
+/// a queued remote task of priority P is sent when fewer remote tasks are
+/// in flight than its limit, `pool_size` for low, `+ reserve_normal` for
+/// normal, `+ reserve_high` for high; critical ones go to the head of the
+/// line. Workers fetch them most urgent first.
+struct RemotePoolOptions {
+    /// The Redis server: `redis://host:port` or `redis://host:port/db`.
+    std::string url = "redis://127.0.0.1:6379";
+    /// The namespace clients and workers share: every key is under `{ns}`.
+    /// Letters, digits, '-', '_' and '.'.
+    std::string ns = "atasker";
+    std::size_t pool_size = 0;       ///< remote tasks in flight for low priority (0 = unlimited)
+    std::size_t reserve_normal = 0;  ///< extra room for normal and more urgent tasks
+    std::size_t reserve_high = 0;    ///< extra room for high and more urgent tasks
+};
+
+/// What at::serve_remote() serves.
+struct ServeRemoteOptions {
+    /// The Redis server: `redis://host:port` or `redis://host:port/db`.
+    std::string url = "redis://127.0.0.1:6379";
+    /// The namespace, as the clients' RemotePoolOptions::ns.
+    std::string ns = "atasker";
+    /// Worker processes on this host (its process pool), and so the tasks
+    /// it holds at once; 0: one per CPU core.
+    std::size_t pool_size = 0;
+};
+
+/// Runs remote tasks in this host's process pool until SIGTERM or SIGINT,
+/// then finishes the tasks it holds and returns 0. Call it from main() after
+/// at::init(), in a binary that registers the same MpTasks as the clients.
+///
+/// At start it compares this binary's MpTask names with those the first
+/// worker of the namespace stored, and refuses to start when they differ.
+/// Tasks are fetched most urgent first, as many as the pool has worker
+/// processes; each runs in a worker process, so a task that crashes fails
+/// alone, with the at::RemoteError it would have locally.
+///
+/// Uses (and starts, when it is not) the default task_supervisor, whose
+/// process pool it sets up. Handles SIGTERM and SIGINT while it runs and
+/// gives the previous handlers back when it returns.
+/// \throws Error for a bad url, a server that cannot be reached, a task
+/// registry that differs from the namespace's, a connection lost while
+/// serving (after what it held ended), or a library built without the
+/// remote lane.
+ATASKER_API int serve_remote(const ServeRemoteOptions& options);
+
+}  // namespace atasker

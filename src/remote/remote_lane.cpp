@@ -1,0 +1,417 @@
+#include "remote/remote_lane.hpp"
+
+#include <array>
+#include <charconv>
+#include <random>
+#include <string_view>
+#include <utility>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atasker/error.hpp>
+
+#include "core/task_table.hpp"
+#include "process/mp_registry.hpp"
+#include "sync/system_error.hpp"
+
+namespace atasker::detail {
+namespace {
+
+/// Calls sent in one round trip at most.
+constexpr std::size_t max_batch = 64;
+
+/// This host's name, for names that say where a client or worker runs.
+std::string host_name() {
+    std::array<char, 256> name{};
+    if (::gethostname(name.data(), name.size() - 1) != 0) return "host";
+    return name.data();
+}
+
+/// A name for one run of a client, unique in the namespace: host, pid and
+/// 64 random bits (a restarted client, or another with the same pid
+/// elsewhere, gets another).
+std::string client_name() {
+    std::random_device random;
+    const std::uint64_t salt = (std::uint64_t{random()} << 32) ^ random();
+    return fmt::format("{}:{}:{:016x}", host_name(), ::getpid(), salt);
+}
+
+/// The value of `field` among an entry's flat field/value list.
+std::string_view field_of(const RedisValue& fields, std::string_view field) {
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
+        if (fields[i].str() == field) return fields[i + 1].str();
+    return {};
+}
+
+std::exception_ptr error_of_reply(std::string_view outcome, std::string_view value, std::string_view type) {
+    const std::string message(value);
+    if (outcome == "remote") return std::make_exception_ptr(RemoteError(std::string(type), message));
+    if (outcome == "timeout") return std::make_exception_ptr(TimeoutError(message));
+    if (outcome == "canceled") return std::make_exception_ptr(CanceledError(message));
+    return std::make_exception_ptr(Error(message));
+}
+
+}  // namespace
+
+RemoteLane::RemoteLane(LaneHost& host) : Lane(host, false) { admission_.configure(options_); }
+
+RemoteLane::~RemoteLane() {
+    // The supervisor joins every lane before it is destroyed; a lane never
+    // started has nothing to join.
+    if (sender_.joinable()) sender_.join();
+    if (reader_.joinable()) reader_.join();
+}
+
+void RemoteLane::setup(RedisUrl url, const std::string& ns, const PoolOptions& options, bool active,
+                       std::unique_lock<SupervisorMutex>& lock) {
+    auto keys = std::make_unique<RemoteKeys>(ns);
+    if (running_) {
+        // The threads use the server and keys they started with: only the limits change.
+        if (url.host != url_->host || url.port != url_->port || url.db != url_->db || ns != keys_->ns())
+            throw Error(fmt::format("the remote pool runs on {} in namespace '{}'; stop the supervisor before moving "
+                                    "it to {} in namespace '{}'",
+                                    url_->text, keys_->ns(), url.text, ns));
+        configure(options, active, lock);
+        return;
+    }
+    std::optional<RedisUrl> old_url = std::exchange(url_, std::move(url));
+    std::unique_ptr<RemoteKeys> old_keys = std::exchange(keys_, std::move(keys));
+    try {
+        configure(options, active, lock);
+    } catch (...) {
+        url_ = std::move(old_url);
+        keys_ = std::move(old_keys);
+        throw;
+    }
+}
+
+void RemoteLane::configure(const PoolOptions& options, bool active, std::unique_lock<SupervisorMutex>& lock) {
+    if (active && keys_ && !running_) {
+        const PoolOptions previous = std::exchange(options_, options);
+        try {
+            start(lock);
+        } catch (...) {
+            options_ = previous;
+            throw;
+        }
+    }
+    options_ = options;
+    admission_.configure(options);
+    wake();
+}
+
+void RemoteLane::start(std::unique_lock<SupervisorMutex>& lock) {
+    if (!keys_) return;
+    if (running_) {
+        {
+            std::lock_guard held(m_);
+            if (!stopping_) return;
+        }
+        join_threads(lock);  // a stop that did not wait left them ending
+    }
+    const RedisUrl url = *url_;
+    const RemoteKeys keys = *keys_;
+    // Connecting waits for the network: not under the supervisor's mutex.
+    lock.unlock();
+    std::unique_ptr<RedisConnection> send;
+    std::unique_ptr<RedisConnection> read;
+    std::string client;
+    try {
+        send = std::make_unique<RedisConnection>(url);
+        read = std::make_unique<RedisConnection>(url);
+        client = client_name();
+    } catch (...) {
+        lock.lock();
+        throw;
+    }
+    lock.lock();
+    if (running_) return;  // another start() got there first
+    client_ = std::move(client);
+    reply_key_ = keys.reply(client_);
+    send_conn_ = std::move(send);
+    read_conn_ = std::move(read);
+    {
+        std::lock_guard held(m_);
+        wake_ = true;  // tasks may have queued meanwhile
+        stopping_ = false;
+        broken_.clear();
+    }
+    sender_done_ = false;
+    reader_done_ = false;
+    reader_ = start_thread("remote lane reader", [this] { read_loop(); });
+    try {
+        sender_ = start_thread("remote lane sender", [this] { send_loop(); });
+    } catch (...) {
+        {
+            std::lock_guard held(m_);
+            stopping_ = true;
+        }
+        read_conn_->interrupt();
+        lock.unlock();
+        reader_.join();
+        lock.lock();
+        throw;
+    }
+    running_ = true;
+}
+
+void RemoteLane::wake() noexcept {
+    std::lock_guard held(m_);
+    wake_ = true;
+    cv_.notify_one();
+}
+
+void RemoteLane::describe(PoolInfo& info) const {
+    info.options = options_;
+    info.workers = 0;
+    info.idle = 0;
+}
+
+void RemoteLane::begin_stop() {
+    std::lock_guard held(m_);
+    stopping_ = true;
+    cv_.notify_one();
+}
+
+void RemoteLane::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
+    if (!running_ || runs_this_thread()) return;  // a thread of its own is joined later
+    {
+        std::lock_guard held(m_);
+        if (!stopping_) return;
+    }
+    if (!all && !(sender_done_.load() && reader_done_.load())) return;
+    join_threads(lock);
+}
+
+void RemoteLane::join_threads(std::unique_lock<SupervisorMutex>& lock) {
+    std::thread sender = std::move(sender_);
+    std::thread reader = std::move(reader_);
+    lock.unlock();
+    if (sender.joinable()) sender.join();
+    if (reader.joinable()) reader.join();
+    lock.lock();
+    send_conn_.reset();
+    read_conn_.reset();
+    sender_id_ = std::thread::id{};
+    reader_id_ = std::thread::id{};
+    running_ = false;
+}
+
+bool RemoteLane::runs_this_thread() const noexcept {
+    const auto me = std::this_thread::get_id();
+    return sender_id_.load() == me || reader_id_.load() == me;
+}
+
+bool RemoteLane::claim(TaskBase* task) noexcept {
+    std::lock_guard held(m_);
+    return in_flight_.erase(task->id) != 0;
+}
+
+bool RemoteLane::request_stop(TaskBase* task) noexcept {
+    if (!claim(task)) return false;
+    task->set_error(std::make_exception_ptr(CanceledError(
+                        "canceled while a remote worker held it; that worker is not told, and its result is dropped")),
+                    TaskStatus::canceled);
+    end_task(task);
+    return true;
+}
+
+void RemoteLane::end_task(TaskBase* task) noexcept {
+    std::string log_line;
+    bool ended = false;
+    {
+        std::unique_lock lock(host_.supervisor_mutex());
+        ended = host_.complete(task, wall_now(), log_line);
+        if (ended) host_.begin_settle();
+    }
+    if (!ended) return;  // it runs again (retries): the supervisor keeps it
+    host_.settle(task, log_line);
+    host_.end_settle();
+}
+
+void RemoteLane::fail_in_flight(const std::exception_ptr& error) noexcept {
+    std::vector<TaskBase*> failed;
+    {
+        std::lock_guard held(m_);
+        for (auto& [id, call] : in_flight_) failed.push_back(call.task);
+        in_flight_.clear();
+    }
+    for (TaskBase* t : failed) {
+        t->set_error(error);
+        end_task(t);
+    }
+}
+
+// ---- the sender
+
+void RemoteLane::send_loop() noexcept {
+    sender_id_ = std::this_thread::get_id();
+    for (;;) {
+        {
+            std::unique_lock held(m_);
+            cv_.wait(held, [this] { return wake_ || stopping_; });
+            if (stopping_) break;
+            wake_ = false;
+        }
+        batch_.clear();
+        {
+            std::unique_lock lock(host_.supervisor_mutex());
+            const WallNanos now = wall_now();
+            while (batch_.size() < max_batch) {
+                const Job job = host_.take(*this, now);
+                if (job.task == nullptr) break;
+                batch_.push_back(job);
+            }
+        }
+        if (batch_.size() == max_batch) {
+            std::lock_guard held(m_);
+            wake_ = true;  // more may wait: another round
+        }
+        for (const Job& job : batch_) job.task->run(RunContext{.progress = Progress(), .carrier = this});
+        flush();
+    }
+    // The reader ends at this marker, after every reply sent before it.
+    try {
+        (void)send_conn_->command({"XADD", reply_key_, "*", "id", "0", "outcome", "stop"});
+    } catch (...) {
+        read_conn_->interrupt();  // the server is gone: the reader's wait fails
+    }
+    sender_done_ = true;
+}
+
+void RemoteLane::carry(const MpCall& call) noexcept {
+    TaskBase* task = call.task;
+    bool registered = false;
+    try {
+        ByteWriter measure = ByteWriter::measuring();
+        call.write_args(call.context, 0, measure);
+        std::string args(measure.size(), '\0');
+        ByteWriter out(reinterpret_cast<std::byte*>(args.data()), args.size());
+        call.write_args(call.context, 0, out);
+        const MpRegistryEntry* entry = find_mp_task(call.task_index);
+        if (entry == nullptr) throw Error("a remote task's MpTask is not registered; define MpTasks at namespace scope");
+        {
+            std::lock_guard held(m_);
+            if (!broken_.empty()) throw Error(broken_);
+            in_flight_.emplace(task->id, call);
+            registered = true;
+        }
+        const std::string id = std::to_string(task->id);
+        const std::string timeout = std::to_string(call.timeout.count());
+        sent_.push_back(task);
+        send_conn_->append({"XADD", keys_->queue(task->rank), "*", "id", id, "client", client_, "name", entry->name,
+                            "args", args, "timeout", timeout});
+    } catch (...) {
+        if (registered) {
+            if (!sent_.empty() && sent_.back() == task) sent_.pop_back();
+            if (!claim(task)) return;
+        }
+        task->set_error(std::current_exception());
+        end_task(task);
+    }
+}
+
+void RemoteLane::flush() noexcept {
+    std::size_t i = 0;
+    try {
+        for (; i < sent_.size(); ++i) {
+            try {
+                (void)send_conn_->read_reply();
+            } catch (...) {
+                if (send_conn_->broken()) throw;
+                if (claim(sent_[i])) {  // this XADD only was refused
+                    sent_[i]->set_error(std::current_exception());
+                    end_task(sent_[i]);
+                }
+            }
+        }
+    } catch (const std::exception& e) {
+        const std::string why = e.what();
+        {
+            std::lock_guard held(m_);
+            if (broken_.empty()) broken_ = why;
+        }
+        // The server may have taken some before the connection broke: a
+        // reply may still come for those, and every other one fails now.
+        const std::exception_ptr error = std::current_exception();
+        for (; i < sent_.size(); ++i)
+            if (claim(sent_[i])) {
+                sent_[i]->set_error(error);
+                end_task(sent_[i]);
+            }
+    }
+    sent_.clear();
+}
+
+// ---- the reader
+
+void RemoteLane::read_loop() noexcept {
+    reader_id_ = std::this_thread::get_id();
+    std::string last = "0-0";
+    std::vector<std::string> done;
+    try {
+        for (bool stop = false; !stop;) {
+            // The replies read last round are deleted in the same round trip.
+            const bool deleting = !done.empty();
+            if (deleting) {
+                std::vector<std::string_view> xdel{"XDEL", reply_key_};
+                for (const std::string& id : done) xdel.emplace_back(id);
+                read_conn_->append(xdel);
+            }
+            read_conn_->append({"XREAD", "COUNT", "256", "BLOCK", "0", "STREAMS", reply_key_, last});
+            if (deleting) (void)read_conn_->read_reply();
+            const RedisReply reply = read_conn_->read_reply();
+            done.clear();
+            if (reply.is_nil()) continue;
+            const RedisValue entries = reply[0][1];
+            for (std::size_t i = 0; i < entries.size(); ++i) {
+                const RedisValue entry = entries[i];
+                last = entry[0].str();
+                done.push_back(last);
+                const RedisValue fields = entry[1];
+                const std::string_view outcome = field_of(fields, "outcome");
+                if (outcome == "stop") {
+                    stop = true;
+                    continue;
+                }
+                const std::string_view id_text = field_of(fields, "id");
+                TaskId id = 0;
+                (void)std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+                MpCall call;
+                {
+                    std::lock_guard held(m_);
+                    auto it = in_flight_.find(id);
+                    if (it == in_flight_.end()) continue;  // canceled here meanwhile
+                    call = it->second;
+                    in_flight_.erase(it);
+                }
+                const std::string_view value = field_of(fields, "value");
+                if (outcome == "ok") {
+                    try {
+                        ByteReader in(reinterpret_cast<const std::byte*>(value.data()), value.size());
+                        call.read_result(call.context, 0, in);
+                    } catch (...) {
+                        call.task->set_error(std::current_exception());
+                    }
+                } else {
+                    call.task->set_error(error_of_reply(outcome, value, field_of(fields, "type")));
+                }
+                end_task(call.task);
+            }
+        }
+        (void)read_conn_->command({"DEL", reply_key_});
+        // Stopped without waiting: what is still in flight ends here.
+        fail_in_flight(std::make_exception_ptr(
+            CanceledError("the supervisor stopped before a remote worker answered; its result is dropped")));
+    } catch (const std::exception& e) {
+        {
+            std::lock_guard held(m_);
+            if (broken_.empty()) broken_ = e.what();
+        }
+        fail_in_flight(std::current_exception());
+    }
+    reader_done_ = true;
+}
+
+}  // namespace atasker::detail

@@ -1,0 +1,361 @@
+// at::serve_remote(): a worker host. Three threads, each with its own
+// connection:
+//
+// * the calling thread fetches: as many entries as the pool has room for,
+//   most urgent stream first (remote_scripts::fetch); when every stream is
+//   empty it waits in XREAD BLOCK on the streams and on its own wake
+//   stream, after the ids the fetch returned, so nothing added meanwhile is
+//   missed. Each entry becomes a RemoteRun in the local process pool.
+// * the completer sends each outcome with remote_scripts::complete, in
+//   batches, and frees its place in the pool.
+// * the signal watcher turns SIGTERM / SIGINT into a stop: nothing more is
+//   fetched, and the wake stream ends the fetcher's wait.
+//
+// The worker's name is host:pid: its consumer name in the group.
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atasker/error.hpp>
+#include <atasker/log.hpp>
+#include <atasker/pool_options.hpp>
+#include <atasker/remote.hpp>
+#include <atasker/supervisor.hpp>
+#include <atasker/task_options.hpp>
+
+#include "process/mp_registry.hpp"
+#include "remote/redis_connection.hpp"
+#include "remote/remote_keys.hpp"
+#include "remote/remote_run.hpp"
+#include "remote/remote_scripts.hpp"
+#include "remote/stop_signals.hpp"
+#include "sync/system_error.hpp"
+
+namespace atasker {
+namespace {
+
+using detail::RedisConnection;
+using detail::RedisValue;
+using detail::RemoteKeys;
+using detail::RemoteOutcome;
+
+/// How long a finished task's hash, and a reply stream nobody reads, are kept.
+constexpr std::string_view record_seconds = "3600";
+
+std::string worker_name() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) return fmt::format("host:{}", ::getpid());
+    return fmt::format("{}:{}", host, ::getpid());
+}
+
+std::string_view field_of(const RedisValue& fields, std::string_view field) {
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
+        if (fields[i].str() == field) return fields[i + 1].str();
+    return {};
+}
+
+/// Refuses to serve a namespace whose MpTask names differ from this binary's.
+void check_registry(RedisConnection& c, const RemoteKeys& keys, const std::string& where) {
+    std::set<std::string> mine;
+    for (std::uint32_t i = 0; i < detail::mp_task_count(); ++i) mine.insert(detail::find_mp_task(i)->name);
+    if (mine.empty())
+        throw Error("this program registers no at::MpTask, so it has nothing to serve; define the clients' MpTasks at "
+                    "namespace scope in the worker's binary");
+    const std::string key = keys.registry();
+    std::vector<std::string_view> args{"EVAL", detail::remote_scripts::registry, "1", key};
+    for (const std::string& name : mine) args.emplace_back(name);
+    const detail::RedisReply stored_reply = c.command(args);
+    std::set<std::string> stored;
+    for (std::size_t i = 0; i < stored_reply.size(); ++i) stored.emplace(stored_reply[i].str());
+    std::vector<std::string> missing;
+    std::vector<std::string> extra;
+    std::set_difference(stored.begin(), stored.end(), mine.begin(), mine.end(), std::back_inserter(missing));
+    std::set_difference(mine.begin(), mine.end(), stored.begin(), stored.end(), std::back_inserter(extra));
+    if (missing.empty() && extra.empty()) return;
+    std::string differences;
+    if (!missing.empty()) differences = fmt::format("not in this worker: {}", fmt::join(missing, ", "));
+    if (!extra.empty())
+        differences += fmt::format("{}only in this worker: {}", differences.empty() ? "" : "; ", fmt::join(extra, ", "));
+    throw Error(fmt::format("this worker's MpTasks differ from those of namespace '{}' at {} ({}); build workers and "
+                            "clients from the same MpTask definitions, or, with every worker of the namespace "
+                            "stopped, delete the key {} to start it afresh",
+                            keys.ns(), where, differences, key));
+}
+
+class Worker {
+public:
+    Worker(const ServeRemoteOptions& o)
+        : url_(detail::parse_redis_url(o.url)),
+          keys_(o.ns),
+          name_(worker_name()),
+          capacity_(o.pool_size != 0 ? o.pool_size : std::max(1U, std::thread::hardware_concurrency())),
+          fetch_(url_),
+          complete_(url_),
+          wake_conn_(url_),
+          wake_key_(keys_.wake(name_)) {}
+
+    int serve() {
+        check_registry(fetch_, keys_, url_.server());
+        {
+            std::vector<std::string_view> args{"EVAL", detail::remote_scripts::create_groups, "4"};
+            for (const std::string& q : keys_.queues()) args.emplace_back(q);
+            args.emplace_back(detail::remote_group);
+            (void)fetch_.command(args);
+        }
+        // The wake stream's first entry: the fetcher waits after it.
+        std::string wake_last(fetch_.command({"XADD", wake_key_, "*", "worker", name_}).str());
+
+        TaskSupervisor& local = TaskSupervisor::instance();
+        PoolOptions pool;
+        pool.pool_size = capacity_;
+        local.set_mp_pool(pool);
+        const bool started_here = !local.is_active();
+        local.start();
+
+        detail::StopSignals signals;
+        std::thread completer = detail::start_thread("serve_remote completer", [this] { complete_loop(); });
+        std::thread watcher;
+        try {
+            watcher = detail::start_thread("serve_remote signal watcher", [this, &signals] {
+                if (signals.wait()) request_stop();
+            });
+        } catch (...) {
+            end_completer(completer);
+            throw;
+        }
+        log(LogLevel::info, "serve_remote: worker {} serves namespace '{}' at {} with {} worker processes", name_,
+            keys_.ns(), url_.server(), capacity_);
+
+        std::exception_ptr failed;
+        try {
+            fetch_loop(wake_last);
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        {
+            // Whatever ended the loop, what was fetched finishes and is answered.
+            std::unique_lock held(m_);
+            stopping_ = true;
+            cv_.wait(held, [this] { return held_ == 0; });
+        }
+        end_completer(completer);
+        signals.quit();
+        watcher.join();
+        try {
+            (void)fetch_.command({"DEL", wake_key_});
+        } catch (...) {  // the server is gone: the key expires with it
+        }
+        if (started_here) local.stop();
+        if (failed) std::rethrow_exception(failed);
+        log(LogLevel::info, "serve_remote: worker {} stopped", name_);
+        return 0;
+    }
+
+private:
+    void request_stop() noexcept {
+        {
+            std::lock_guard held(m_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        try {
+            (void)wake_conn_.command({"XADD", wake_key_, "*", "stop", "1"});
+        } catch (const std::exception& e) {
+            // The fetcher's own wait fails with the server as well.
+            log(LogLevel::warning, "serve_remote: could not wake the fetcher: {}", e.what());
+            fetch_.interrupt();
+        }
+    }
+
+    void fetch_loop(std::string wake_last) {
+        const auto& queues = keys_.queues();
+        for (;;) {
+            std::size_t room = 0;
+            {
+                std::unique_lock held(m_);
+                cv_.wait(held, [this] { return stopping_ || held_ < capacity_; });
+                if (stopping_) return;
+                room = capacity_ - held_;
+            }
+            const std::string count = std::to_string(room);
+            std::vector<std::string_view> args{"EVAL", detail::remote_scripts::fetch, "4"};
+            for (const std::string& q : queues) args.emplace_back(q);
+            args.insert(args.end(), {detail::remote_group, name_, count});
+            const detail::RedisReply reply = fetch_.command(args);
+            if (reply[0].integer() == 1) {
+                const RedisValue entries = reply[1];
+                for (std::size_t i = 0; i < entries.size(); ++i) start(entries[i]);
+                continue;
+            }
+            // Nothing to fetch: wait for an entry added after the ids read,
+            // or for the wake stream.
+            const RedisValue last = reply[1];
+            std::vector<std::string> ids;
+            for (std::size_t i = 0; i < last.size(); ++i) ids.emplace_back(last[i].str());
+            std::vector<std::string_view> xread{"XREAD", "COUNT", "1", "BLOCK", "0", "STREAMS"};
+            for (const std::string& q : queues) xread.emplace_back(q);
+            xread.emplace_back(wake_key_);
+            for (const std::string& id : ids) xread.emplace_back(id);
+            xread.emplace_back(wake_last);
+            const detail::RedisReply woke = fetch_.command(xread);
+            for (std::size_t i = 0; i < woke.size(); ++i) {
+                const RedisValue stream = woke[i];
+                if (stream[0].str() == wake_key_ && stream[1].size() != 0)
+                    wake_last = std::string(stream[1][stream[1].size() - 1][0].str());
+            }
+        }
+    }
+
+    /// Runs one fetched entry in the local pool, or answers it at once.
+    void start(const RedisValue& entry) {
+        RemoteOutcome head;
+        head.rank = static_cast<int>(entry[0].integer()) - 1;
+        head.entry = std::string(entry[1].str());
+        const RedisValue fields = entry[2];
+        head.client = std::string(field_of(fields, "client"));
+        head.id = std::string(field_of(fields, "id"));
+        const std::string name(field_of(fields, "name"));
+        const std::string_view timeout_text = field_of(fields, "timeout");
+        std::int64_t timeout_ns = 0;
+        (void)std::from_chars(timeout_text.data(), timeout_text.data() + timeout_text.size(), timeout_ns);
+        {
+            std::lock_guard held(m_);
+            ++held_;
+        }
+        const std::optional<std::uint32_t> index = detail::find_mp_task(name);
+        if (!index) {
+            head.outcome = "error";
+            head.value = fmt::format("no MpTask named '{}' is registered in the worker {}; build workers and clients "
+                                     "from the same MpTask definitions",
+                                     name, name_);
+            on_done(this, std::move(head));
+            return;
+        }
+        RemoteOutcome copy = head;  // the task owns `head` once put
+        auto* run = new detail::RemoteRun(*index, std::string(field_of(fields, "args")),
+                                          std::chrono::nanoseconds(timeout_ns), std::move(head), &on_done, this);
+        TaskOptions options;
+        options.name = name;
+        options.priority = priority_of_rank(copy.rank);
+        options.timeout = std::chrono::nanoseconds(timeout_ns);
+        try {
+            (void)TaskSupervisor::instance().put_task(run, options);  // takes the reference, also when it throws
+        } catch (const std::exception& e) {
+            copy.outcome = "error";
+            copy.value = fmt::format("the worker {} could not run the task: {}", name_, e.what());
+            on_done(this, std::move(copy));
+        }
+    }
+
+    static void on_done(void* self, RemoteOutcome&& outcome) noexcept {
+        auto* me = static_cast<Worker*>(self);
+        std::lock_guard held(me->m_);
+        try {
+            me->done_.push_back(std::move(outcome));
+        } catch (...) {  // no memory: the entry stays pending, its slot is freed
+            --me->held_;
+        }
+        me->cv_.notify_all();
+    }
+
+    void complete_loop() noexcept {
+        std::vector<RemoteOutcome> batch;
+        for (;;) {
+            {
+                std::unique_lock held(m_);
+                cv_.wait(held, [this] { return !done_.empty() || completer_quit_; });
+                if (done_.empty()) return;
+                batch.assign(std::make_move_iterator(done_.begin()), std::make_move_iterator(done_.end()));
+                done_.clear();
+            }
+            send(batch);
+            {
+                std::lock_guard held(m_);
+                held_ -= batch.size();
+            }
+            cv_.notify_all();
+            batch.clear();
+        }
+    }
+
+    /// Completes a batch in one round trip; a failure is logged (the entry
+    /// stays pending in its stream).
+    void send(const std::vector<RemoteOutcome>& batch) noexcept {
+        std::size_t appended = 0;
+        try {
+            for (const RemoteOutcome& o : batch) {
+                const std::string reply_key = keys_.reply(o.client);
+                const std::string task_key = keys_.task(o.client, o.id);
+                complete_.append({"EVAL", detail::remote_scripts::complete, "3", keys_.queue(o.rank), reply_key,
+                                  task_key, detail::remote_group, o.entry, name_, o.id, o.outcome, o.value, o.type,
+                                  record_seconds, name_});
+                ++appended;
+            }
+        } catch (const std::exception& e) {
+            log(LogLevel::error, "serve_remote: could not complete {} tasks: {}", batch.size() - appended, e.what());
+        }
+        for (std::size_t i = 0; i < appended; ++i) {
+            try {
+                if (complete_.read_reply().integer() == 0)
+                    log(LogLevel::warning, "serve_remote: the result of task {} of {} is dropped: its entry is no "
+                                           "longer this worker's",
+                        batch[i].id, batch[i].client);
+            } catch (const std::exception& e) {
+                log(LogLevel::error, "serve_remote: could not complete task {} of {}: {}", batch[i].id,
+                    batch[i].client, e.what());
+                if (complete_.broken()) {
+                    log(LogLevel::error, "serve_remote: {} more completions are lost with the connection",
+                        appended - i - 1);
+                    break;
+                }
+            }
+        }
+    }
+
+    void end_completer(std::thread& completer) noexcept {
+        {
+            std::lock_guard held(m_);
+            completer_quit_ = true;
+        }
+        cv_.notify_all();
+        completer.join();
+    }
+
+    detail::RedisUrl url_;
+    RemoteKeys keys_;
+    std::string name_;
+    std::size_t capacity_;
+    RedisConnection fetch_;      // the fetcher's
+    RedisConnection complete_;   // the completer's
+    RedisConnection wake_conn_;  // the signal watcher's
+    std::string wake_key_;
+
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::size_t held_ = 0;  // fetched and not yet completed
+    bool stopping_ = false;
+    bool completer_quit_ = false;
+    std::deque<RemoteOutcome> done_;
+};
+
+}  // namespace
+
+int serve_remote(const ServeRemoteOptions& options) {
+    Worker worker(options);
+    return worker.serve();
+}
+
+}  // namespace atasker
