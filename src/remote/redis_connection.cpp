@@ -152,6 +152,13 @@ RedisValue RedisValue::operator[](std::size_t i) const {
     return RedisValue(reply_->element[i]);
 }
 
+std::string_view RedisValue::field(std::string_view name) const {
+    const std::size_t n = size();
+    for (std::size_t i = 0; i + 1 < n; i += 2)
+        if ((*this)[i].str() == name) return (*this)[i + 1].str();
+    return {};
+}
+
 void RedisValue::wrong_type(const char* wanted) const {
     throw Error(fmt::format("a redis reply was {} where {} was expected; is the server redis 7.0 or later, and are "
                             "the keys of this namespace left to atasker?",

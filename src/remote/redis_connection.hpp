@@ -57,6 +57,9 @@ public:
     [[nodiscard]] std::size_t size() const;
     /// Element `i` of an array. \throws Error for another type or past the end.
     [[nodiscard]] RedisValue operator[](std::size_t i) const;
+    /// In a flat field/value array (a stream entry's fields), the value of
+    /// `name`; empty when it is absent. \throws Error for another type.
+    [[nodiscard]] std::string_view field(std::string_view name) const;
 
 private:
     [[noreturn]] void wrong_type(const char* wanted) const;

@@ -22,11 +22,19 @@
 #include <string_view>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atasker/error.hpp>
 #include <atasker/priority.hpp>
 
 namespace atasker::detail {
+
+/// This host's name, as the names of clients and workers say where they run.
+inline std::string this_host() {
+    std::array<char, 256> name{};
+    if (::gethostname(name.data(), name.size() - 1) != 0) return "host";
+    return name.data();
+}
 
 /// The consumer group every worker reads the priority streams in.
 inline constexpr std::string_view remote_group = "workers";

@@ -1,6 +1,5 @@
 #include "remote/remote_lane.hpp"
 
-#include <array>
 #include <charconv>
 #include <random>
 #include <string_view>
@@ -21,27 +20,13 @@ namespace {
 /// Calls sent in one round trip at most.
 constexpr std::size_t max_batch = 64;
 
-/// This host's name, for names that say where a client or worker runs.
-std::string host_name() {
-    std::array<char, 256> name{};
-    if (::gethostname(name.data(), name.size() - 1) != 0) return "host";
-    return name.data();
-}
-
 /// A name for one run of a client, unique in the namespace: host, pid and
 /// 64 random bits (a restarted client, or another with the same pid
 /// elsewhere, gets another).
 std::string client_name() {
     std::random_device random;
     const std::uint64_t salt = (std::uint64_t{random()} << 32) ^ random();
-    return fmt::format("{}:{}:{:016x}", host_name(), ::getpid(), salt);
-}
-
-/// The value of `field` among an entry's flat field/value list.
-std::string_view field_of(const RedisValue& fields, std::string_view field) {
-    for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
-        if (fields[i].str() == field) return fields[i + 1].str();
-    return {};
+    return fmt::format("{}:{}:{:016x}", this_host(), ::getpid(), salt);
 }
 
 std::exception_ptr error_of_reply(std::string_view outcome, std::string_view value, std::string_view type) {
@@ -370,12 +355,12 @@ void RemoteLane::read_loop() noexcept {
                 last = entry[0].str();
                 done.push_back(last);
                 const RedisValue fields = entry[1];
-                const std::string_view outcome = field_of(fields, "outcome");
+                const std::string_view outcome = fields.field("outcome");
                 if (outcome == "stop") {
                     stop = true;
                     continue;
                 }
-                const std::string_view id_text = field_of(fields, "id");
+                const std::string_view id_text = fields.field("id");
                 TaskId id = 0;
                 (void)std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
                 MpCall call;
@@ -386,7 +371,7 @@ void RemoteLane::read_loop() noexcept {
                     call = it->second;
                     in_flight_.erase(it);
                 }
-                const std::string_view value = field_of(fields, "value");
+                const std::string_view value = fields.field("value");
                 if (outcome == "ok") {
                     try {
                         ByteReader in(reinterpret_cast<const std::byte*>(value.data()), value.size());
@@ -395,7 +380,7 @@ void RemoteLane::read_loop() noexcept {
                         call.task->set_error(std::current_exception());
                     }
                 } else {
-                    call.task->set_error(error_of_reply(outcome, value, field_of(fields, "type")));
+                    call.task->set_error(error_of_reply(outcome, value, fields.field("type")));
                 }
                 end_task(call.task);
             }

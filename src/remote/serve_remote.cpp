@@ -55,17 +55,7 @@ using detail::RemoteOutcome;
 /// How long a finished task's hash, and a reply stream nobody reads, are kept.
 constexpr std::string_view record_seconds = "3600";
 
-std::string worker_name() {
-    char host[256] = {};
-    if (::gethostname(host, sizeof host - 1) != 0) return fmt::format("host:{}", ::getpid());
-    return fmt::format("{}:{}", host, ::getpid());
-}
-
-std::string_view field_of(const RedisValue& fields, std::string_view field) {
-    for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
-        if (fields[i].str() == field) return fields[i + 1].str();
-    return {};
-}
+std::string worker_name() { return fmt::format("{}:{}", detail::this_host(), ::getpid()); }
 
 /// Refuses to serve a namespace whose MpTask names differ from this binary's.
 void check_registry(RedisConnection& c, const RemoteKeys& keys, const std::string& where) {
@@ -225,10 +215,10 @@ private:
         head.rank = static_cast<int>(entry[0].integer()) - 1;
         head.entry = std::string(entry[1].str());
         const RedisValue fields = entry[2];
-        head.client = std::string(field_of(fields, "client"));
-        head.id = std::string(field_of(fields, "id"));
-        const std::string name(field_of(fields, "name"));
-        const std::string_view timeout_text = field_of(fields, "timeout");
+        head.client = std::string(fields.field("client"));
+        head.id = std::string(fields.field("id"));
+        const std::string name(fields.field("name"));
+        const std::string_view timeout_text = fields.field("timeout");
         std::int64_t timeout_ns = 0;
         (void)std::from_chars(timeout_text.data(), timeout_text.data() + timeout_text.size(), timeout_ns);
         {
@@ -245,7 +235,7 @@ private:
             return;
         }
         RemoteOutcome copy = head;  // the task owns `head` once put
-        auto* run = new detail::RemoteRun(*index, std::string(field_of(fields, "args")),
+        auto* run = new detail::RemoteRun(*index, std::string(fields.field("args")),
                                           std::chrono::nanoseconds(timeout_ns), std::move(head), &on_done, this);
         TaskOptions options;
         options.name = name;
