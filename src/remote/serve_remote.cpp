@@ -108,6 +108,8 @@ public:
         // The wake stream's first entry: the fetcher waits after it.
         std::string wake_last(fetch_.command({"XADD", wake_key_, "*", "worker", name_}).str());
 
+        // Before any thread starts: they inherit the signals blocked.
+        detail::StopSignals signals;
         TaskSupervisor& local = TaskSupervisor::instance();
         PoolOptions pool;
         pool.pool_size = capacity_;
@@ -115,7 +117,6 @@ public:
         const bool started_here = !local.is_active();
         local.start();
 
-        detail::StopSignals signals;
         std::thread completer = detail::start_thread("serve_remote completer", [this] { complete_loop(); });
         std::thread watcher;
         try {
