@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <memory>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -262,6 +263,22 @@ TEST_CASE("remote: SIGTERM lets a worker finish the task it holds, then it exits
     (void)c.command({"RPUSH", "gate", "open"});
     CHECK(held.get() == 1);
     CHECK(worker.wait() == 0);
+}
+
+TEST_CASE("remote: a task canceled after it was sent ends as canceled, and stop does not wait for a worker" *
+          doctest::timeout(60)) {
+    RedisServer server;  // and no worker at all
+    RedisConnection c(parse_redis_url(server.url()));
+    auto client = std::make_unique<Client>(server, "cancel");
+    auto sent = at::background_task(square, client->remote())(4);
+    auto other = at::background_task(square, client->remote(at::Priority::low))(5);
+    wait_entries(c, "at:{cancel}:q:normal", 1);
+    CHECK(sent.cancel());
+    CHECK_THROWS_AS((void)sent.get(), at::CanceledError);
+    CHECK(sent.info()->status == at::TaskStatus::canceled);
+    // The destructor cancels what is still in flight instead of waiting for it.
+    client.reset();
+    CHECK_THROWS_AS((void)other.get(), at::CanceledError);
 }
 
 TEST_CASE("remote: a worker whose MpTasks differ from the namespace's refuses to start, naming the difference" *

@@ -249,12 +249,20 @@ void RemoteLane::send_loop() noexcept {
                 batch_.push_back(job);
             }
         }
-        if (batch_.size() == max_batch) {
+        {
+            // In flight from here, so that a cancel can claim a task before
+            // its call is sent; the sender's own reference keeps a task so
+            // claimed, and ended, alive until it is done with it.
             std::lock_guard held(m_);
-            wake_ = true;  // more may wait: another round
+            for (const Job& job : batch_) {
+                job.task->add_ref();
+                in_flight_.emplace(job.task->id, MpCall{.task = job.task});
+            }
+            if (batch_.size() == max_batch) wake_ = true;  // more may wait: another round
         }
         for (const Job& job : batch_) job.task->run(RunContext{.progress = Progress(), .carrier = this});
         flush();
+        for (const Job& job : batch_) job.task->release();
     }
     // The reader ends at this marker, after every reply sent before it.
     try {
@@ -267,7 +275,6 @@ void RemoteLane::send_loop() noexcept {
 
 void RemoteLane::carry(const MpCall& call) noexcept {
     TaskBase* task = call.task;
-    bool registered = false;
     try {
         ByteWriter measure = ByteWriter::measuring();
         call.write_args(call.context, 0, measure);
@@ -278,9 +285,10 @@ void RemoteLane::carry(const MpCall& call) noexcept {
         if (entry == nullptr) throw Error("a remote task's MpTask is not registered; define MpTasks at namespace scope");
         {
             std::lock_guard held(m_);
+            const auto it = in_flight_.find(task->id);
+            if (it == in_flight_.end()) return;  // canceled since it was taken: ended there
             if (!broken_.empty()) throw Error(broken_);
-            in_flight_.emplace(task->id, call);
-            registered = true;
+            it->second = call;
         }
         const std::string id = std::to_string(task->id);
         const std::string timeout = std::to_string(call.timeout.count());
@@ -288,10 +296,8 @@ void RemoteLane::carry(const MpCall& call) noexcept {
         send_conn_->append({"XADD", keys_->queue(task->rank), "*", "id", id, "client", client_, "name", entry->name,
                             "args", args, "timeout", timeout});
     } catch (...) {
-        if (registered) {
-            if (!sent_.empty() && sent_.back() == task) sent_.pop_back();
-            if (!claim(task)) return;
-        }
+        if (!sent_.empty() && sent_.back() == task) sent_.pop_back();
+        if (!claim(task)) return;  // canceled meanwhile
         task->set_error(std::current_exception());
         end_task(task);
     }

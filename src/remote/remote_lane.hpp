@@ -11,11 +11,12 @@
 //   its reply names through the LaneHost, as a fiber loop ends a process
 //   call.
 //
-// A task in flight is in `in_flight_` until one of three ends claims it
-// (erases it): its reply, a failure to send it, or a cancel (request_stop,
-// which ends it here as canceled; its worker is not told). A lost
-// connection fails every task in flight, and every later one, with the
-// error that names the server, until the supervisor starts again.
+// A task is in `in_flight_` from the moment the sender took it until one of
+// three ends claims it (erases it): its reply, a failure to send it, or a
+// cancel (request_stop, which ends it here as canceled; its worker is not
+// told). The sender holds a reference to each task of its batch meanwhile.
+// A lost connection fails every task in flight, and every later one, with
+// the error that names the server, until the supervisor starts again.
 
 #include <atomic>
 #include <condition_variable>
