@@ -17,7 +17,7 @@ if ! "$@" -fsyntax-only -DATASKER_CASE=0 "$source" >"$out" 2>&1; then
     exit 1
 fi
 if "$@" -fsyntax-only -DATASKER_CASE="$case" "$source" >"$out" 2>&1; then
-    echo "case $case compiled, but it must fail: a type that cannot cross the process boundary was accepted"
+    echo "case $case of $source compiled, but it must fail: the misuse it holds was accepted"
     exit 1
 fi
 status=0
