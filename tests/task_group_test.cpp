@@ -279,6 +279,18 @@ TEST_CASE("task_group: the group's retries are its tasks' defaults; a failed run
     sup.stop();
 }
 
+TEST_CASE("task_group: the group's pool type is its tasks' default" * doctest::timeout(30)) {
+    at::TaskSupervisor sup;
+    sup.start();
+    at::TaskGroup threads({.supervisor = &sup, .type = at::TaskType::thread});
+    CHECK(threads.background_task([] { return 2; })().get() == 2);
+    // An MpTask cannot run on a thread: the group's type reached it.
+    CHECK_THROWS_WITH_AS((void)threads.background_task(plus_one)(1),
+                         doctest::Contains("an at::MpTask runs in a worker process, not on a thread"), at::Error);
+    threads.wait();
+    sup.stop();
+}
+
 TEST_CASE("task_group: a process task blocked in its worker is killed when a thread task of the group fails" *
           doctest::timeout(60)) {
     at::TaskSupervisor sup;

@@ -78,12 +78,10 @@ private:
         TaskSupervisor* sup = options_.supervisor != nullptr ? options_.supervisor : &TaskSupervisor::instance();
         if constexpr (detail::is_mp_task_ref<F>::value) {
             using Impl = detail::MpTaskImpl<typename F::function_type, Cb, std::decay_t<Args>...>;
-            auto* impl = new Impl(*fn_.task, options_.timeout, std::forward<C>(cb), std::forward<Args>(args)...);
-            if (options_.type == TaskType::thread) {
-                delete impl;
+            if (options_.type == TaskType::thread)
                 throw Error("an at::MpTask runs in a worker process, not on a thread; give it TaskType::mp or "
                             "TaskType::remote (or leave the type empty), or call its function() on a thread");
-            }
+            auto* impl = new Impl(*fn_.task, options_.timeout, std::forward<C>(cb), std::forward<Args>(args)...);
             if (options_.type) impl->type = *options_.type;
             if (!options_.name.empty()) return put(sup, impl, options_);
             TaskOptions named = options_;  // a process task is named after its MpTask by default

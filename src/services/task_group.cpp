@@ -137,6 +137,7 @@ TaskOptions TaskGroup::merged(const TaskOptions& own) const {
     if (o.timeout.count() == 0) o.timeout = defaults_.timeout;
     if (o.retries == 0) o.retries = defaults_.retries;
     if (o.retry_delay.count() == 0) o.retry_delay = defaults_.retry_delay;
+    if (!o.type) o.type = defaults_.type;
     return o;
 }
 
