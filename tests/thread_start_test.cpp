@@ -111,9 +111,11 @@ TEST_CASE("thread start: a thread refused for a put task is logged and given bac
             logged.set_value(std::string(line));
         }
     });
+    // From here no thread starts: the pool keeps the one start() made, even
+    // if that one was not yet waiting when the next put came.
+    allow_only(0);
     test_support::Gate gate;
     auto busy = test_support::occupy(sup, gate);
-    allow_only(0);
     // The pool has room for a second thread: the put reserves one, which
     // starts once the supervisor's mutex is released, and is refused.
     auto waiting = at::background_task([] { return 6; }, {.supervisor = &sup})();
