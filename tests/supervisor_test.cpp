@@ -581,15 +581,18 @@ TEST_CASE("supervisor: stop({.wait = false}) from a task stops it; a later stop(
     at::TaskSupervisor sup;
     sup.set_thread_pool({.pool_size = 1});
     sup.start();
+    Gate go;
     Gate finish;
     auto stopper = at::background_task(
-        [&sup, &finish] {
+        [&sup, &go, &finish] {
+            go.wait();  // not before the next task is queued: its put would be refused
             const bool drained = sup.stop({.wait = false});
             finish.wait();
             return drained;
         },
         {.supervisor = &sup})();
     auto queued = at::background_task([] { return 1; }, {.supervisor = &sup})();
+    go.open();
     sup.block();  // returns once the task's stop() began
     CHECK_THROWS_AS(at::background_task([] { return 2; }, {.supervisor = &sup})(), at::Error);
     queued.wait();
