@@ -45,6 +45,19 @@ struct PoolOptions {
     /// logged and every task sent to that worker fails with a RemoteError
     /// naming the initializer; the worker is not restarted.
     WorkerInitializer initializer{};
+    /// Process pool only: while every worker is busy and tasks wait, a
+    /// worker takes several of the waiting tasks with one wake-up and runs
+    /// them in turn, as many as it runs in about this long at the pace of
+    /// recent calls (at most 32). They are the tasks next in line, each of
+    /// a priority that could have had the place; from then they count as
+    /// running (status started). Short tasks then cost a fraction of a
+    /// round trip each; tasks that take longer than this never wait behind
+    /// one another this way. It bounds how long a more urgent task put
+    /// meanwhile can wait for a place beyond the task it waits behind.
+    /// 0: one task per wake-up. Ignored by the thread pool. Tasks with a
+    /// run timeout, and pools with max_tasks_per_worker or
+    /// max_worker_memory, run one task per wake-up.
+    std::chrono::nanoseconds batch_time = std::chrono::microseconds(250);
     /// Thread pool only: runs once in each pool thread before its first task.
     /// If it throws, the error is logged and every task that thread takes
     /// fails with an Error naming the initializer.

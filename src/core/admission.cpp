@@ -41,21 +41,37 @@ TaskBase* Admission::remove(TaskBase* task, TaskBase* before) noexcept {
     return after;
 }
 
+TaskBase* Admission::take_head(std::size_t rank) noexcept {
+    auto& q = queues_[rank];
+    TaskBase* t = q.head;
+    q.head = t->next;
+    if (q.head == nullptr) q.tail = nullptr;
+    t->next = nullptr;
+    --q.count;
+    ++running_[rank];
+    ++running_total_;
+    return t;
+}
+
 TaskBase* Admission::pop() noexcept {
     for (std::size_t rank = 0; rank < queues_.size(); ++rank) {
-        auto& q = queues_[rank];
-        if (q.head == nullptr) continue;
+        if (queues_[rank].head == nullptr) continue;
         // The most urgent waiting task decides: if it may not start, nothing
         // less urgent may either.
-        if (running_total_ >= limits_[rank]) return nullptr;
-        TaskBase* t = q.head;
-        q.head = t->next;
-        if (q.head == nullptr) q.tail = nullptr;
-        t->next = nullptr;
-        --q.count;
-        ++running_[rank];
-        ++running_total_;
-        return t;
+        if (places() >= limits_[rank]) return nullptr;
+        return take_head(rank);
+    }
+    return nullptr;
+}
+
+TaskBase* Admission::pop_rider() noexcept {
+    for (std::size_t rank = 0; rank < queues_.size(); ++rank) {
+        if (queues_[rank].head == nullptr) continue;
+        // Nothing jumps the line past it; and it rides only on a place its
+        // priority could have taken (not a reserve kept for more urgent ones).
+        if (!queues_[rank].head->may_ride() || places() > limits_[rank]) return nullptr;
+        ++riding_;
+        return take_head(rank);
     }
     return nullptr;
 }
@@ -64,7 +80,7 @@ bool Admission::may_start(int rank) const noexcept {
     const auto r = static_cast<std::size_t>(rank);
     for (std::size_t k = 0; k <= r; ++k)
         if (queues_[k].head != nullptr) return false;
-    return running_total_ < limits_[r];
+    return places() < limits_[r];
 }
 
 void Admission::start(int rank) noexcept {
@@ -73,7 +89,7 @@ void Admission::start(int rank) noexcept {
 }
 
 std::size_t Admission::startable(std::size_t pending) const noexcept {
-    std::size_t running = saturating_add(running_total_, pending);
+    std::size_t running = saturating_add(places(), pending);
     std::size_t n = 0;
     for (std::size_t rank = 0; rank < queues_.size(); ++rank) {
         const auto& q = queues_[rank];

@@ -31,6 +31,14 @@ public:
     TaskBase* remove(TaskBase* task, TaskBase* before) noexcept;
     /// Takes the next task that may start now, counting it as running, or nullptr.
     [[nodiscard]] TaskBase* pop() noexcept;
+    /// Takes the next queued task in line if it may_ride() and its priority
+    /// could have had the place of the task pop() just took: it rides with
+    /// that task (one request, one worker, run after it). A rider counts as
+    /// running but holds no place of its own: the limits count places.
+    /// nullptr when the next task may not ride.
+    [[nodiscard]] TaskBase* pop_rider() noexcept;
+    /// A rider is over (before finished() or a requeue's finished()).
+    void rider_ended() noexcept { --riding_; }
     /// Whether a task of priority rank `rank`, never queued, may start now:
     /// nothing as urgent waits before it, and its priority's limit leaves
     /// room. Such a task pop() would take at once if it were queued.
@@ -44,6 +52,7 @@ public:
     /// Takes every queued task (stop with cancellation), as a linked list.
     [[nodiscard]] TaskBase* take_all() noexcept;
 
+    /// Running tasks, riders included.
     [[nodiscard]] std::size_t running() const noexcept { return running_total_; }
     [[nodiscard]] std::size_t queued() const noexcept;
     [[nodiscard]] bool critical_waiting() const noexcept { return queues_[0].head != nullptr; }
@@ -59,12 +68,16 @@ private:
         std::size_t count = 0;
     };
     [[nodiscard]] std::size_t limit(int rank) const noexcept { return limits_[static_cast<std::size_t>(rank)]; }
+    /// Places taken: running tasks that are not riders.
+    [[nodiscard]] std::size_t places() const noexcept { return running_total_ - riding_; }
+    TaskBase* take_head(std::size_t rank) noexcept;
 
     bool critical_unbounded_;
     std::array<Queue, priority_levels> queues_{};
     std::array<std::size_t, priority_levels> limits_{};
     std::array<std::size_t, priority_levels> running_{};
     std::size_t running_total_ = 0;
+    std::size_t riding_ = 0;  // of running_total_
 };
 
 }  // namespace atasker::detail

@@ -45,6 +45,10 @@ public:
     /// recorded as started at `now` (wall-clock nanoseconds); no task when
     /// none may start.
     [[nodiscard]] virtual Job take(Lane& lane, std::int64_t now) noexcept = 0;
+    /// Under the mutex: as take(), the next queued task of `lane` in line
+    /// whatever the limits, when it may ride with a task take() returned
+    /// (Admission::pop_rider()); no task when the next one may not.
+    [[nodiscard]] virtual Job take_rider(Lane& lane, std::int64_t now) noexcept = 0;
     /// Under the mutex: records that a run of `task` ended at `now` (its
     /// outcome is stored in it) and frees its place in the admission; a
     /// failure leaves the line to log about it in `log_line` (left as it is

@@ -29,6 +29,8 @@ void PoolOptions::validate(const char* pool_name) const {
                                 pool_name, *max_size, pool_size));
     if (idle_timeout.count() <= 0)
         throw Error(fmt::format("{}: idle_timeout must be positive; threads above min_size retire after it", pool_name));
+    if (batch_time.count() < 0)
+        throw Error(fmt::format("{}: batch_time must not be negative; give 0 for one task per wake-up", pool_name));
     if (pool_size == 0 && (reserve_normal != 0 || reserve_high != 0))
         throw Error(fmt::format("{}: reserves ({} normal, {} high) need a pool_size; with pool_size 0 the pool is "
                                 "unlimited and reserves mean nothing",

@@ -36,6 +36,7 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     // LaneHost
     [[nodiscard]] detail::SupervisorMutex& supervisor_mutex() noexcept override { return mutex; }
     [[nodiscard]] detail::Job take(detail::Lane& lane, std::int64_t now) noexcept override;
+    [[nodiscard]] detail::Job take_rider(detail::Lane& from, std::int64_t now) noexcept override;
     [[nodiscard]] bool complete(detail::TaskBase* task, std::int64_t now, std::string& log_line) override;
     void requeue(detail::TaskBase* task) noexcept override;
     void settle(detail::TaskBase* task, const std::string& log_line) noexcept override;
@@ -62,6 +63,9 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     /// (std::exit from a task): stops without waiting for that thread.
     void abandon() noexcept;
 
+    /// A task taken from a lane's admission (or nullptr) as the job that
+    /// runs it, its record marked started at `now`.
+    [[nodiscard]] detail::Job start_job(detail::TaskBase* t, std::int64_t now) noexcept;
     /// Queues a task whose record is already in the table (put or delay end);
     /// the caller then wakes its lane.
     void enqueue(detail::TaskBase* task, detail::Record& record, detail::WallNanos now) noexcept;

@@ -16,7 +16,14 @@ using detail::WallNanos;
 
 detail::Job TaskSupervisor::Impl::take(detail::Lane& from, std::int64_t now) noexcept {
     mutex.drain_inbox();  // the most urgent task may have come through the inbox
-    TaskBase* t = from.admission().pop();
+    return start_job(from.admission().pop(), now);
+}
+
+detail::Job TaskSupervisor::Impl::take_rider(detail::Lane& from, std::int64_t now) noexcept {
+    return start_job(from.admission().pop_rider(), now);
+}
+
+detail::Job TaskSupervisor::Impl::start_job(TaskBase* t, std::int64_t now) noexcept {
     if (t == nullptr) return {};
     Record* r = table.find(t->id);
     r->status = TaskStatus::started;

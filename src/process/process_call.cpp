@@ -12,6 +12,7 @@ void ProcessCall::prepare(WorkerProcesses& workers, std::size_t slot, const MpCa
     workers_ = &workers;
     slot_ = slot;
     call_ = call;
+    mode_ = call.fail_item != nullptr ? Mode::chunk : Mode::single;
     request_.task_index = call.task_index;
     request_.tag = call.task->id;
     request_.outcome = {};
@@ -21,7 +22,7 @@ void ProcessCall::prepare(WorkerProcesses& workers, std::size_t slot, const MpCa
     try {
         items_.clear();
         items_.reserve(call.items);
-        for (std::size_t i = 0; i < call.items; ++i) items_.push_back(Item{Write{&call_, i}, Read{&call_, i}});
+        for (std::size_t i = 0; i < call.items; ++i) items_.push_back(Item{Write{&call_, i}, Read{&call_, i, false}});
         batch_.clear();
         batch_.reserve(call.items);
         for (Item& item : items_)
@@ -33,25 +34,58 @@ void ProcessCall::prepare(WorkerProcesses& workers, std::size_t slot, const MpCa
     }
 }
 
+void ProcessCall::prepare_riders(WorkerProcesses& workers, std::size_t slot, std::span<const MpCall> calls) noexcept {
+    workers_ = &workers;
+    slot_ = slot;
+    call_ = calls.front();
+    mode_ = Mode::riders;
+    flight_ = {};
+    next_ = 0;
+    try {
+        riders_.assign(calls.begin(), calls.end());  // items_ point into it: never resized below
+        items_.clear();
+        items_.reserve(riders_.size());
+        for (const MpCall& c : riders_) items_.push_back(Item{Write{&c, 0}, Read{&c, 0, false}});
+        batch_.clear();
+        batch_.reserve(riders_.size());
+        for (std::size_t i = 0; i < riders_.size(); ++i)
+            batch_.push_back(CallRequest{.task_index = riders_[i].task_index, .write_args = items_[i].write,
+                                         .read_result = items_[i].read, .tag = riders_[i].task->id,
+                                         .outcome = {}});
+    } catch (...) {  // no memory for the requests: every task fails
+        batch_.clear();
+        const std::exception_ptr e = std::current_exception();
+        for (const MpCall& c : calls) c.task->set_error(e);
+    }
+}
+
 void ProcessCall::Read::operator()(ByteReader& in) const {
-    if (call->fail_item == nullptr) {
+    if (alone) {
         call->read_result(call->context, item, in);  // a failure becomes the flight's decode_error
         return;
     }
     try {
         call->read_result(call->context, item, in);
-    } catch (...) {  // this item's result only: the chunk's others stand
-        call->fail_item(call->context, item, std::current_exception());
+    } catch (...) {  // this item's result only: the others stand
+        if (call->fail_item != nullptr) {
+            call->fail_item(call->context, item, std::current_exception());
+        } else {
+            call->task->set_error(std::current_exception());
+        }
     }
 }
 
 std::span<CallRequest> ProcessCall::unsent() noexcept {
-    if (!is_chunk()) return {&request_, 1};
+    if (!itemized()) return {&request_, 1};
     return std::span(batch_).subspan(next_);
 }
 
-void ProcessCall::fail_item(std::size_t item, std::exception_ptr error) noexcept {
-    call_.fail_item(call_.context, item, std::move(error));
+void ProcessCall::fail_item(std::size_t item, std::exception_ptr error, TaskStatus status) noexcept {
+    if (is_chunk()) {
+        call_.fail_item(call_.context, item, std::move(error));
+    } else {
+        riders_[item].task->set_error(std::move(error), status);
+    }
 }
 
 ProcessCall::Sent ProcessCall::send(std::uint32_t bell) noexcept {
@@ -68,7 +102,7 @@ ProcessCall::Sent ProcessCall::send(std::uint32_t bell) noexcept {
     } catch (...) {
         if (!workers_->running(slot_)) return Sent::no_worker;  // it died just now
         // The (first) arguments could not be encoded, or found no room in /dev/shm.
-        if (is_chunk()) {
+        if (itemized()) {
             fail_item(next_++, std::current_exception());
         } else {
             call_.task->set_error(std::current_exception());
@@ -86,7 +120,7 @@ bool ProcessCall::receive(bool block) noexcept {
         if (!flight_.decode_error) flight_.decode_error = std::current_exception();
         request_.outcome.kind = CallOutcome::Kind::not_run;
     }
-    if (is_chunk()) absorb();
+    if (itemized()) absorb();
     return true;
 }
 
@@ -109,21 +143,31 @@ void ProcessCall::absorb() noexcept {
         advanced_ = true;
         std::exception_ptr error;
         try {
-            error = failure_of(o, call_);
+            error = failure_of(o, call_of(next_));
         } catch (...) {  // no memory for the message
             error = std::current_exception();
         }
-        fail_item(next_, error);
-        if (o.kind == Kind::killed || o.kind == Kind::canceled) {
+        const bool canceled = o.kind == Kind::killed || o.kind == Kind::canceled;
+        fail_item(next_, error, canceled ? TaskStatus::canceled : TaskStatus::failed);
+        if (canceled && is_chunk()) {
             // The chunk task was canceled: nothing of it runs any more.
+            // (A rider's cancel is its own; the riders after it go on.)
             for (++next_; next_ < batch_.size(); ++next_) fail_item(next_, error);
             return;
         }
     }
 }
 
+void ProcessCall::fail_rest(const std::exception_ptr& error) noexcept {
+    if (!itemized()) {
+        call_.task->set_error(error);
+        return;
+    }
+    for (; next_ < batch_.size(); ++next_) fail_item(next_, error);
+}
+
 bool ProcessCall::never_reached() const noexcept {
-    if (is_chunk()) return !advanced_;
+    if (itemized()) return !advanced_;
     if (flight_.decode_error) return false;
     const CallOutcome& o = request_.outcome;
     return o.kind == CallOutcome::Kind::not_run || (o.kind == CallOutcome::Kind::killed && !o.started) ||
@@ -131,16 +175,18 @@ bool ProcessCall::never_reached() const noexcept {
 }
 
 void ProcessCall::store(int carries) noexcept {
-    if (is_chunk()) {
-        if (!pending()) return;
-        std::exception_ptr error;
-        try {
-            error = std::make_exception_ptr(Error(fmt::format(
-                "process task {} could not reach a worker process after {} tries", call_.task->id, carries)));
-        } catch (...) {
-            error = std::current_exception();
+    if (itemized()) {
+        for (; next_ < batch_.size(); ++next_) {
+            std::exception_ptr error;
+            try {
+                error = std::make_exception_ptr(Error(fmt::format("process task {} could not reach a worker process "
+                                                                  "after {} tries",
+                                                                  call_of(next_).task->id, carries)));
+            } catch (...) {
+                error = std::current_exception();
+            }
+            fail_item(next_, error);
         }
-        for (; next_ < batch_.size(); ++next_) fail_item(next_, error);
         return;
     }
     std::exception_ptr error = std::exchange(flight_.decode_error, nullptr);
@@ -171,9 +217,11 @@ std::exception_ptr failure_of(const CallOutcome& o, const MpCall& call) {
                 fmt::format("process task {} ran longer than its timeout of {}; its worker process was killed", id,
                             std::chrono::duration_cast<std::chrono::milliseconds>(call.timeout))));
         case CallOutcome::Kind::killed:
-        case CallOutcome::Kind::canceled:
             return std::make_exception_ptr(CanceledError(
                 fmt::format("process task {} was canceled while running; its worker process was killed", id)));
+        case CallOutcome::Kind::canceled:
+            return std::make_exception_ptr(
+                CanceledError(fmt::format("process task {} was canceled before its worker process started it", id)));
         case CallOutcome::Kind::not_run: break;
     }
     return std::make_exception_ptr(Error(fmt::format("process task {} never reached a worker process", id)));

@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
+#include <span>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -19,6 +23,34 @@ namespace atasker::detail {
 namespace {
 
 [[gnu::tls_model("initial-exec")]] thread_local InlineCarrier* current_carrier = nullptr;
+
+/// A lane thread's riders: those of the call it carries, and those of the
+/// call it ended, kept until settled (run_chain ends one call and takes the
+/// next in one critical section, then settles the first). Both have room
+/// for max_riding from the thread's start, so that taking riders under the
+/// mutex never allocates.
+struct RiderLists {
+    struct Ended {
+        TaskBase* task;
+        bool ended;
+        std::string log_line;
+    };
+    std::vector<Job> carrying;
+    std::vector<Ended> ending;
+    bool ready = false;  // room was made
+};
+thread_local RiderLists rider_lists;
+
+/// Collects the calls of the tasks run with it, to carry them together.
+class Collector final : public CallCarrier {
+public:
+    void carry(const MpCall& call) noexcept override { calls_[count_++] = call; }
+    [[nodiscard]] std::span<const MpCall> calls() const noexcept { return {calls_.data(), count_}; }
+
+private:
+    std::array<MpCall, ProcessLane::max_riding> calls_{};
+    std::size_t count_ = 0;
+};
 
 // The resident set of process `pid` in bytes (/proc/<pid>/statm); 0 when unknown.
 std::uint64_t resident_bytes_of(pid_t pid) noexcept {
@@ -102,6 +134,7 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
         std::vector<std::size_t> idle;
         std::vector<std::size_t> free;
         std::vector<char> recycling;
+        std::vector<const std::vector<Job>*> riders;
         try {
             if (!initialized()) init();
             check_mp_registry();
@@ -111,6 +144,7 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
             idle.reserve(slots.size());
             free.reserve(slots.size());
             recycling.resize(slots.size());
+            riders.resize(slots.size());
             for (std::size_t k = slots.size(); k > 0; --k) free.push_back(k - 1);
         } catch (...) {
             lock.lock();
@@ -123,6 +157,7 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
             idle_ = std::move(idle);
             free_ = std::move(free);
             recycling_ = std::move(recycling);
+            riders_ = std::move(riders);
         }
     }
     workers_->set_lifetime(lifetime_of(*options_));
@@ -195,15 +230,75 @@ Job ProcessLane::take(std::int64_t now) noexcept {
     if (job.task == nullptr) return job;
     job.ticket = *claim(false);
     slots_[job.ticket] = job;
+    if (job.task->may_ride()) take_riders(job.ticket, now);
     return job;
 }
 
+void ProcessLane::take_riders(std::size_t slot, std::int64_t now) noexcept {
+    const std::int64_t per_task = task_ns_.load(std::memory_order_relaxed);
+    // Not before calls were timed; not while a place is free (a task that
+    // may start now goes to a worker of its own).
+    if (per_task <= 0 || admission_.startable(0) != 0 || !rider_lists.ready) return;
+    // A worker checks its limits after each request: riders would take it past them.
+    if (options_->max_tasks_per_worker != 0 || options_->max_worker_memory != 0) return;
+    std::size_t n = static_cast<std::size_t>(
+        std::min<std::int64_t>(max_riding, options_->batch_time.count() / per_task));
+    // No more than this thread's share of the queue: the other threads take theirs.
+    n = std::min(n, 1 + admission_.queued() / std::max<std::size_t>(1, pool_.threads()));
+    std::vector<Job>& riders = rider_lists.carrying;
+    while (riders.size() + 1 < n) {
+        Job r = host_.take_rider(*this, now);
+        if (r.task == nullptr) break;
+        r.ticket = slot;
+        riders.push_back(r);
+    }
+    if (!riders.empty()) riders_[slot] = &riders;
+}
+
 void ProcessLane::run(const Job& job) noexcept {
+    if (riders_[job.ticket] != nullptr) {
+        carry_riders(job);
+        return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
     WaitingCarrier carrier(*this, job);
     job.task->run(RunContext{.progress = {}, .carrier = &carrier});
+    timed(std::chrono::steady_clock::now() - t0, 1);
+}
+
+void ProcessLane::carry_riders(const Job& job) noexcept {
+    const auto t0 = std::chrono::steady_clock::now();
+    Collector collector;
+    const RunContext context{.progress = {}, .carrier = &collector};
+    job.task->run(context);
+    for (const Job& r : *riders_[job.ticket]) r.task->run(context);
+    ProcessCall pc;
+    pc.prepare_riders(*workers_, job.ticket, collector.calls());
+    if (const int carries = carry(pc, job.ticket); carries > 0) pc.store(carries);
+    timed(std::chrono::steady_clock::now() - t0, pc.tasks());
+}
+
+void ProcessLane::timed(std::chrono::steady_clock::duration took, std::size_t tasks) noexcept {
+    const std::int64_t sample = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count() /
+                                static_cast<std::int64_t>(tasks);
+    const std::int64_t was = task_ns_.load(std::memory_order_relaxed);
+    // A moving average over about the last 8 requests; a stale read from
+    // another lane thread only loses one sample.
+    task_ns_.store(was == 0 ? std::max<std::int64_t>(sample, 1) : was + (sample - was) / 8,
+                   std::memory_order_relaxed);
 }
 
 bool ProcessLane::finish(const Job& job, std::int64_t now, std::string& log_line) {
+    if (riders_[job.ticket] != nullptr) {
+        riders_[job.ticket] = nullptr;
+        RiderLists& lists = rider_lists;
+        for (const Job& r : lists.carrying) {
+            admission_.rider_ended();
+            RiderLists::Ended& e = lists.ending.emplace_back(RiderLists::Ended{r.task, false, {}});
+            e.ended = host_.complete(r.task, now, e.log_line);
+        }
+        lists.carrying.clear();
+    }
     if (workers_->retiring(job.ticket)) [[unlikely]] {
         // Its worker is replaced in settle(), once the answer is delivered;
         // until then the slot stays claimed, so no call can reach it.
@@ -217,6 +312,11 @@ bool ProcessLane::finish(const Job& job, std::int64_t now, std::string& log_line
 
 void ProcessLane::settle(const Job& job, bool ended, const std::string& log_line) noexcept {
     if (ended) host_.settle(job.task, log_line);
+    if (RiderLists& lists = rider_lists; !lists.ending.empty()) {
+        for (const RiderLists::Ended& e : lists.ending)
+            if (e.ended) host_.settle(e.task, e.log_line);
+        lists.ending.clear();
+    }
     if (recycling_[job.ticket] != 0) [[unlikely]] {
         recycling_[job.ticket] = 0;
         recycle(job.ticket);
@@ -240,15 +340,22 @@ void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atom
     ProcessCall pc;
     pc.prepare(*workers_, slot, call);
     if (call.task->end_status() != TaskStatus::completed) return;  // a chunk without memory for its requests
+    const int carries = carry(pc, slot);
+    if (carries == 0) return;
+    if (const double p = pc.progress(); p > 0.0 && p <= 1.0) progress->store(static_cast<float>(p), std::memory_order_relaxed);
+    pc.store(carries);
+}
+
+int ProcessLane::carry(ProcessCall& pc, std::size_t slot) noexcept {
     int carries = 1;  // sends in a row that reached no worker, this one included
-    bool again = false;  // a chunk's rest after the first send
+    bool again = false;  // the rest of a chunk or riders after the first send
     for (;;) {
         if (again && workers_->retiring(slot)) {
             try {
-                workers_->recycle(slot);  // the chunk's earlier items took it past its limit
+                workers_->recycle(slot);  // the earlier items took it past its limit
             } catch (...) {
-                call.task->set_error(std::current_exception());
-                return;
+                pc.fail_rest(std::current_exception());
+                return 0;
             }
         }
         again = true;
@@ -256,14 +363,14 @@ void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atom
             try {
                 workers_->replace(slot);  // the last one died, or none was started: a fresh worker
             } catch (...) {
-                call.task->set_error(std::current_exception());
-                return;
+                pc.fail_rest(std::current_exception());
+                return 0;
             }
         }
         const ProcessCall::Sent sent = pc.send(no_bell);
         if (sent == ProcessCall::Sent::failed) {
-            if (pc.pending()) continue;  // a chunk's next items
-            return;
+            if (pc.pending()) continue;  // the next items
+            return 0;
         }
         if (sent == ProcessCall::Sent::sent) pc.receive(true);
         if (pc.never_reached()) {
@@ -271,13 +378,11 @@ void ProcessLane::carry_and_wait(std::size_t slot, const MpCall& call, std::atom
                 ++carries;
                 continue;
             }
-        } else if (pc.pending()) {  // a chunk: the rest, after a death or what did not fit
+        } else if (pc.pending()) {  // the rest, after a death or what did not fit
             carries = 1;
             continue;
         }
-        if (const double p = pc.progress(); p > 0.0 && p <= 1.0) progress->store(static_cast<float>(p), std::memory_order_relaxed);
-        pc.store(carries);
-        return;
+        return carries;
     }
 }
 
@@ -334,19 +439,33 @@ void ProcessLane::carry_again(TaskBase* task, std::size_t slot) noexcept {
 }
 
 float ProcessLane::live_progress(const TaskBase& task) const noexcept {
+    // A rider's is in its record (the slot reports the task the worker runs).
     for (std::size_t k = 0; k < slots_.size(); ++k)
-        if (slots_[k].task == &task) return static_cast<float>(workers_->progress(k));
+        if (slots_[k].task == &task && riders_[k] == nullptr) return static_cast<float>(workers_->progress(k));
     return -1.0F;
 }
 
 bool ProcessLane::request_stop(TaskBase* task) noexcept {
     std::lock_guard lock(host_.supervisor_mutex());
-    for (std::size_t k = 0; k < slots_.size(); ++k)
+    for (std::size_t k = 0; k < slots_.size(); ++k) {
+        // A task of a request with riders is withdrawn if it has not
+        // started, the worker killed if it runs (the riders after it are
+        // carried again to a fresh one).
         if (slots_[k].task == task) return workers_->cancel(k, task->id);
+        if (riders_[k] == nullptr) continue;
+        for (const Job& r : *riders_[k])
+            if (r.task == task) return workers_->cancel(k, task->id);
+    }
     return false;
 }
 
 void ProcessLane::thread_started() noexcept {
+    try {
+        rider_lists.carrying.reserve(max_riding);
+        rider_lists.ending.reserve(max_riding);
+        rider_lists.ready = true;
+    } catch (...) {  // no memory: this thread's calls carry no riders
+    }
     // One worker process per lane thread, started with the thread so that
     // min_size workers wait warm.
     std::optional<std::size_t> slot;
@@ -398,6 +517,7 @@ void ProcessLane::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
     idle_.clear();
     free_.clear();
     recycling_.clear();
+    riders_.clear();
     lock.unlock();
     ended.reset();
     lock.lock();

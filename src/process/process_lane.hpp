@@ -6,11 +6,22 @@
 // waiting (a fiber loop, see InlineCarrier) may start a task it puts itself,
 // on an idle worker. Every call goes through the ProcessCall steps.
 //
+// Riders: when every place is taken and tasks wait, a lane thread takes
+// with its task the next ones in line (Admission::pop_rider) and carries
+// them in the same request; the worker runs them in turn and answers each,
+// with one wake-up each way for all. How many ride is bounded so that the
+// request takes about PoolOptions::batch_time at the pace calls have gone
+// lately: short tasks ride in dozens, longer ones never, so a more urgent
+// task put meanwhile waits at most about that long more for a place.
+//
 // Slots, under the supervisor's mutex: idle (a worker runs, no call), free
 // (no worker), or claimed (a call runs, or a worker is being started or
 // ended). At most one ProcessLane has worker processes at a time.
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -47,6 +58,9 @@ protected:
 
 class ProcessLane final : public Lane, ThreadPool::Host {
 public:
+    /// The most tasks one request carries (a task and its riders).
+    static constexpr std::size_t max_riding = 32;
+
     explicit ProcessLane(LaneHost& host);
     ~ProcessLane() override;
 
@@ -98,6 +112,17 @@ private:
     void release(std::size_t slot) noexcept;
     /// A lane thread's call: carried again while it never reaches a worker.
     void carry_and_wait(std::size_t slot, const MpCall& call, std::atomic<float>* progress) noexcept;
+    /// Under the mutex, on the lane thread that took the task on `slot`:
+    /// takes riders for it when every place is taken and tasks wait.
+    void take_riders(std::size_t slot, std::int64_t now) noexcept;
+    /// A lane thread's job with riders: every task's call in one request.
+    void carry_riders(const Job& job) noexcept;
+    /// Sends `pc` until every call has an outcome, carrying again what
+    /// never reached a worker; the number of sends in a row that reached
+    /// none, or 0 when it ended in an error already stored.
+    [[nodiscard]] int carry(ProcessCall& pc, std::size_t slot) noexcept;
+    /// Folds one request's duration per task into task_ns_.
+    void timed(std::chrono::steady_clock::duration took, std::size_t tasks) noexcept;
     /// Without the mutex, on the slot's carrier: replaces the retiring
     /// worker on `slot` (claimed), then makes the slot idle (free if no
     /// worker could start).
@@ -116,6 +141,10 @@ private:
     std::vector<std::size_t> idle_;   // slots whose worker waits for a call
     std::vector<std::size_t> free_;   // slots with no worker
     std::vector<char> recycling_;     // per slot: its call ended, its worker is replaced before release
+    // Per slot: the riders of its call (the carrying thread's list), or null.
+    std::vector<const std::vector<Job>*> riders_;
+    // A request's recent duration per task, in ns (0 until one was timed).
+    std::atomic<std::int64_t> task_ns_{0};
 };
 
 }  // namespace atasker::detail

@@ -35,6 +35,7 @@ public:
     MpTaskImpl(const MpTask<F>& task, std::chrono::nanoseconds timeout, CC&& callback, AA&&... args)
         : task_(&task), timeout_(timeout), callback_(std::forward<CC>(callback)), args_(std::forward<AA>(args)...) {
         this->type = TaskType::mp;
+        if (timeout.count() == 0) this->set_may_ride();
         if constexpr (PromiseOnlyCallback<Cb>) {
             if (timeout.count() == 0) this->set_ends_anywhere();
         }

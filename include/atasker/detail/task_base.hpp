@@ -143,6 +143,11 @@ public:
         return (state_.load(std::memory_order_relaxed) & ends_anywhere_bit) != 0;
     }
     void set_ends_anywhere() noexcept { state_.fetch_or(ends_anywhere_bit, std::memory_order_relaxed); }
+    /// Whether the task may ride with others: be carried in one request
+    /// with the tasks queued beside it, to a worker that runs them in turn
+    /// (a process task with no run timeout). Set before the task is put.
+    [[nodiscard]] bool may_ride() const noexcept { return (state_.load(std::memory_order_relaxed) & rides_bit) != 0; }
+    void set_may_ride() noexcept { state_.fetch_or(rides_bit, std::memory_order_relaxed); }
 
     // Laid out to keep a task's header at 32 bytes. One word has two lives:
     // the queue link while the task waits in an admission queue, then its
@@ -160,6 +165,7 @@ private:
     static constexpr std::uint8_t ends_anywhere_bit = 4;
     static constexpr std::uint8_t received_bit = 8;     // see mark_error_received()
     static constexpr std::uint8_t unreceived_bit = 16;  // a failure's line waits for the last release
+    static constexpr std::uint8_t rides_bit = 32;
     void note_received() const noexcept;
     std::atomic<std::uint32_t> refs_{1};
     mutable std::atomic<std::uint8_t> state_{0};
