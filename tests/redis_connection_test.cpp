@@ -13,29 +13,16 @@
 
 #include <atasker/error.hpp>
 
+#include "error_text.hpp"
 #include "redis_server.hpp"
 #include "remote/redis_connection.hpp"
 
 namespace at = atasker;
+using test_support::error_of;
 using at::detail::parse_redis_url;
 using at::detail::RedisConnection;
 using test_support::RedisServer;
 
-namespace {
-
-/// The message of the at::Error `fn` throws; fails the test when it throws none.
-template <class Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const at::Error& e) {
-        return e.what();
-    }
-    FAIL("no at::Error was thrown");
-    return {};
-}
-
-}  // namespace
 
 TEST_CASE("redis url: host, port and database are read from redis://host:port/db" * doctest::timeout(10)) {
     const auto a = parse_redis_url("redis://10.0.0.5:6380/3");

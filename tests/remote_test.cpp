@@ -31,10 +31,12 @@
 #include <atasker/atasker.hpp>
 
 #include "crash_task.hpp"
+#include "error_text.hpp"
 #include "redis_server.hpp"
 #include "remote/redis_connection.hpp"
 
 namespace at = atasker;
+using test_support::error_of;
 using namespace std::chrono_literals;
 using at::detail::parse_redis_url;
 using at::detail::RedisConnection;
@@ -155,16 +157,6 @@ struct Client {
     at::TaskSupervisor sup;
 };
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const at::Error& e) {
-        return e.what();
-    }
-    FAIL("no at::Error was thrown");
-    return {};
-}
 
 }  // namespace
 
@@ -276,6 +268,8 @@ TEST_CASE("remote: a task canceled after it was sent ends as canceled, and stop 
     CHECK(sent.cancel());
     CHECK_THROWS_AS((void)sent.get(), at::CanceledError);
     CHECK(sent.info()->status == at::TaskStatus::canceled);
+    CHECK(fmt::format("{}", client->sup.get_info()).find("; remote: queued c/h/n/l 0/0/0/0, in flight c/h/n/l 0/0/0/1;") !=
+          std::string::npos);
     // The destructor cancels what is still in flight instead of waiting for it.
     client.reset();
     CHECK_THROWS_AS((void)other.get(), at::CanceledError);

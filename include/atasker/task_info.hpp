@@ -87,7 +87,14 @@ template <>
 struct fmt::formatter<atasker::SupervisorInfo> {
     constexpr auto parse(format_parse_context& ctx) { return ctx.begin(); }
     auto format(const atasker::SupervisorInfo& s, format_context& ctx) const {
-        return fmt::format_to(ctx.out(), "supervisor {}: threads: {}; processes: {}; {} delayed, {} records",
-                              s.active ? "active" : "stopped", s.thread_pool, s.mp_pool, s.delayed, s.records);
+        auto out = fmt::format_to(ctx.out(), "supervisor {}: threads: {}; processes: {}; ", s.active ? "active" : "stopped",
+                                  s.thread_pool, s.mp_pool);
+        // The remote pool's workers are elsewhere: its tasks only, when it has any.
+        const atasker::PoolInfo& r = s.remote_pool;
+        if (r.queued != decltype(r.queued){} || r.running != decltype(r.running){})
+            out = fmt::format_to(out, "remote: queued c/h/n/l {}/{}/{}/{}, in flight c/h/n/l {}/{}/{}/{}; ", r.queued[0],
+                                 r.queued[1], r.queued[2], r.queued[3], r.running[0], r.running[1], r.running[2],
+                                 r.running[3]);
+        return fmt::format_to(out, "{} delayed, {} records", s.delayed, s.records);
     }
 };

@@ -1,0 +1,26 @@
+#pragma once
+// error_of(fn): the message of the at::Error that `fn` throws, for tests
+// that compare an error's whole text; fails the test when none is thrown.
+// Include after <doctest/doctest.h> (a test with its own main defines
+// DOCTEST_CONFIG_IMPLEMENT before it).
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include <atasker/error.hpp>
+
+namespace test_support {
+
+template <class Fn>
+std::string error_of(Fn&& fn) {
+    try {
+        fn();
+    } catch (const atasker::Error& e) {
+        return e.what();
+    }
+    FAIL("no at::Error was thrown");
+    return {};
+}
+
+}  // namespace test_support
