@@ -17,24 +17,19 @@
 #include <atasker/atasker.hpp>
 
 #include "crash_task.hpp"
-#include "pipe_signal.hpp"
+#include "blocking_task.hpp"
 
 namespace at = atasker;
 using namespace std::chrono_literals;
-using test_support::PipeSignal;
+using test_support::blocker;
+using test_support::order;
+using test_support::release;
+using test_support::started;
 
 namespace {
 
-PipeSignal started;  // worker -> test: the task is running
-PipeSignal release;  // test -> worker: go on
-PipeSignal order;    // worker -> test: labels in the order tasks ran
-
 const at::MpTask square{"square", [](int x) { return x * x; }};
 const at::MpTask whoami{"whoami", [] { return static_cast<int>(::getpid()); }};
-const at::MpTask blocker{"blocker", [](char label) {
-                             started.send(label);
-                             return release.receive();
-                         }};
 const at::MpTask labeled{"labeled", [](char label) {
                              order.send(label);
                              return static_cast<int>(::getpid());
@@ -160,9 +155,7 @@ TEST_CASE("batches: 20,000 tasks of every priority through 2 workers, each resul
 }
 
 int main(int argc, char** argv) {
-    started.open();
-    release.open();
-    order.open();
+    test_support::open_pipes();
     at::init({.max_workers = 4, .slot_size = 64 * 1024});
     at::task_supervisor.start();
     doctest::Context context(argc, argv);

@@ -28,18 +28,17 @@
 #include <atasker/atasker.hpp>
 
 #include "crash_task.hpp"
-#include "pipe_signal.hpp"
+#include "blocking_task.hpp"
 
 namespace at = atasker;
 using namespace std::chrono_literals;
-using test_support::PipeSignal;
+using test_support::blocker;
+using test_support::order;
+using test_support::release;
+using test_support::started;
 using test_support::crash;
 
 namespace {
-
-PipeSignal started;  // worker -> test: the task is running
-PipeSignal release;  // test -> worker: go on
-PipeSignal order;    // worker -> test: labels in the order tasks ran
 
 const at::MpTask square{"square", [](int x) { return x * x; }};
 const at::MpTask whoami{"whoami", [] { return static_cast<int>(::getpid()); }};
@@ -63,10 +62,6 @@ using Everything = std::tuple<bool, char, std::int64_t, std::uint16_t, float, do
                               std::pair<int, std::string>, Nested, Point, std::vector<Point>>;
 const at::MpTask identity{"identity", [](Everything e) { return e; }};
 
-const at::MpTask blocker{"blocker", [](char label) {
-                             started.send(label);
-                             return release.receive();
-                         }};
 const at::MpTask labeled{"labeled", [](char label) { order.send(label); }};
 const at::MpTask progressing{"progressing", [](at::Progress p, int x) {
                                  p.report(0.5);
@@ -272,9 +267,7 @@ TEST_CASE("mp: stop() then at::shutdown() leave no child process" * doctest::tim
 }
 
 int main(int argc, char** argv) {
-    started.open();
-    release.open();
-    order.open();
+    test_support::open_pipes();
     at::init({.max_workers = 8, .slot_size = 64 * 1024});
     doctest::Context context(argc, argv);
     return context.run();

@@ -23,11 +23,7 @@ void ProcessCall::prepare(WorkerProcesses& workers, std::size_t slot, const MpCa
         items_.clear();
         items_.reserve(call.items);
         for (std::size_t i = 0; i < call.items; ++i) items_.push_back(Item{Write{&call_, i}, Read{&call_, i, false}});
-        batch_.clear();
-        batch_.reserve(call.items);
-        for (Item& item : items_)
-            batch_.push_back(CallRequest{.task_index = call.task_index, .write_args = item.write,
-                                         .read_result = item.read, .tag = call.task->id, .outcome = {}});
+        make_requests();
     } catch (...) {  // no memory for the requests: the chunk fails as a whole
         batch_.clear();
         call_.task->set_error(std::current_exception());
@@ -46,16 +42,21 @@ void ProcessCall::prepare_riders(WorkerProcesses& workers, std::size_t slot, std
         items_.clear();
         items_.reserve(riders_.size());
         for (const MpCall& c : riders_) items_.push_back(Item{Write{&c, 0}, Read{&c, 0, false}});
-        batch_.clear();
-        batch_.reserve(riders_.size());
-        for (std::size_t i = 0; i < riders_.size(); ++i)
-            batch_.push_back(CallRequest{.task_index = riders_[i].task_index, .write_args = items_[i].write,
-                                         .read_result = items_[i].read, .tag = riders_[i].task->id,
-                                         .outcome = {}});
+        make_requests();
     } catch (...) {  // no memory for the requests: every task fails
         batch_.clear();
         const std::exception_ptr e = std::current_exception();
         for (const MpCall& c : calls) c.task->set_error(e);
+    }
+}
+
+void ProcessCall::make_requests() {
+    batch_.clear();
+    batch_.reserve(items_.size());
+    for (const Item& item : items_) {
+        const MpCall& c = *item.write.call;
+        batch_.push_back(CallRequest{.task_index = c.task_index, .write_args = item.write, .read_result = item.read,
+                                     .tag = c.task->id, .outcome = {}});
     }
 }
 

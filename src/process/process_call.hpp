@@ -99,6 +99,9 @@ private:
     /// Items of a chunk or of riders, each with its own outcome.
     [[nodiscard]] bool itemized() const noexcept { return mode_ != Mode::single; }
     [[nodiscard]] std::span<CallRequest> unsent() noexcept;
+    /// A request per item of items_ (which must not change while they are
+    /// sent: they refer to its encoders). \throws std::bad_alloc.
+    void make_requests();
     /// A chunk's outcomes after receive(): fails the items that failed and
     /// moves next_ past every item with an outcome.
     void absorb() noexcept;
