@@ -12,6 +12,8 @@
 
 #include <array>
 #include <cerrno>
+#include <map>
+#include <utility>
 #include <chrono>
 #include <csignal>
 #include <memory>
@@ -59,6 +61,29 @@ int gate_fn(std::string url, std::string started, std::string gate) {
 }
 inline const at::MpTask gate{"gate", &gate_fn};
 
+/// The pid of the process that runs main(): in a worker, the serve_remote
+/// host whose worker processes (forked from its zygote) inherit it.
+pid_t host_pid = 0;
+
+/// Pushes its host's pid to `started`, waits for an element on `gate`,
+/// pushes the pid to `finished`; returns the pid.
+int held_fn(std::string url, std::string started, std::string gate, std::string finished) {
+    RedisConnection c(parse_redis_url(url));
+    const std::string pid = std::to_string(host_pid);
+    (void)c.command({"RPUSH", started, pid});
+    (void)c.command({"BLPOP", gate, "0"});
+    (void)c.command({"RPUSH", finished, pid});
+    return host_pid;
+}
+inline const at::MpTask held{"held", &held_fn};
+
+/// Kills the worker host that runs it, as a task that exhausts its memory would.
+int poison_fn() {
+    ::kill(host_pid, SIGKILL);
+    return 0;
+}
+inline const at::MpTask poison{"poison", &poison_fn};
+
 /// Appends `tag` to the list `order`: the order tasks ran in.
 std::string record_fn(std::string url, std::string order, std::string tag) {
     RedisConnection c(parse_redis_url(url));
@@ -71,11 +96,13 @@ inline const at::MpTask record{"record", &record_fn};
 /// error the test reads once it ended.
 class WorkerProcess {
 public:
-    WorkerProcess(const std::string& url, const std::string& ns, int pool_size) {
+    WorkerProcess(const std::string& url, const std::string& ns, int pool_size,
+                  std::chrono::milliseconds lease = at::ServeRemoteOptions{}.lease,
+                  unsigned max_deliveries = at::ServeRemoteOptions{}.max_deliveries) {
         std::array<int, 2> err{};
         if (::pipe2(err.data(), O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-        const std::string pool = std::to_string(pool_size);
-        std::vector<std::string> args = {"/proc/self/exe", "--worker", url, ns, pool};
+        std::vector<std::string> args = {"/proc/self/exe",           "--worker", url, ns, std::to_string(pool_size),
+                                         std::to_string(lease.count()), std::to_string(max_deliveries)};
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -104,6 +131,8 @@ public:
 
     /// Asks it to stop (SIGTERM): it finishes what it holds, then exits.
     void terminate() const { ::kill(pid_, SIGTERM); }
+    void signal(int sig) const { ::kill(pid_, sig); }
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
     /// Waits for it to exit; its exit code, or 128 + the signal that ended it.
     int wait() {
         int status = 0;
@@ -297,6 +326,98 @@ TEST_CASE("remote: a worker whose MpTasks differ from the namespace's refuses to
                       server.port()));
 }
 
+/// The hash of the only task the namespace `ns` has a record of.
+std::map<std::string, std::string> only_task_record(RedisConnection& c, const std::string& ns) {
+    const auto keys = c.command({"KEYS", fmt::format("at:{{{}}}:task:*", ns)});
+    REQUIRE(keys.size() == 1);
+    const auto fields = c.command({"HGETALL", keys[0].str()});
+    std::map<std::string, std::string> out;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) out.emplace(fields[i].str(), fields[i + 1].str());
+    return out;
+}
+
+/// Of two workers, the one whose pid is `pid`, and the other.
+std::pair<WorkerProcess*, WorkerProcess*> split(WorkerProcess& a, WorkerProcess& b, std::string_view pid) {
+    REQUIRE((pid == std::to_string(a.pid()) || pid == std::to_string(b.pid())));
+    return pid == std::to_string(a.pid()) ? std::pair{&a, &b} : std::pair{&b, &a};
+}
+
+TEST_CASE("remote: a worker killed mid-task loses it to another after its lease, and it completes once there" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    const std::string url = server.url();
+    WorkerProcess a(url, "killed", 1, 500ms);
+    WorkerProcess b(url, "killed", 1, 500ms);
+    Client client(server, "killed");
+    RedisConnection c(parse_redis_url(url));
+    auto t = at::background_task(held, client.remote())(url, std::string("started"), std::string("gate"),
+                                                       std::string("finished"));
+    const auto [victim, other] = split(a, b, c.command({"BLPOP", "started", "0"})[1].str());
+    victim->signal(SIGKILL);
+    CHECK(victim->wait() == 128 + SIGKILL);
+    // The other worker takes it over once the dead one was silent for a lease.
+    CHECK(c.command({"BLPOP", "started", "0"})[1].str() == std::to_string(other->pid()));
+    (void)c.command({"RPUSH", "gate", "open"});
+    CHECK(t.get() == other->pid());
+    CHECK(c.command({"LRANGE", "finished", "0", "-1"}).size() == 1);
+    const auto record = only_task_record(c, "killed");
+    CHECK(record.at("status") == "completed");
+    CHECK(record.at("deliveries") == "2");
+    CHECK(record.at("worker").ends_with(fmt::format(":{}", other->pid())));
+    other->terminate();
+    CHECK(other->wait() == 0);
+}
+
+TEST_CASE("remote: a worker frozen past its lease loses its task; its late result is dropped, one outcome stays" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    const std::string url = server.url();
+    WorkerProcess a(url, "frozen", 1, 500ms);
+    WorkerProcess b(url, "frozen", 1, 500ms);
+    Client client(server, "frozen");
+    RedisConnection c(parse_redis_url(url));
+    auto t = at::background_task(held, client.remote())(url, std::string("started"), std::string("gate"),
+                                                       std::string("finished"));
+    const auto [victim, other] = split(a, b, c.command({"BLPOP", "started", "0"})[1].str());
+    victim->signal(SIGSTOP);  // its worker process runs on, waiting at the gate
+    CHECK(c.command({"BLPOP", "started", "0"})[1].str() == std::to_string(other->pid()));
+    (void)c.command({"RPUSH", "gate", "open", "open"});  // both runs end
+    CHECK(t.get() == other->pid());
+    victim->signal(SIGCONT);
+    victim->terminate();  // it answers what it holds before it exits: too late
+    CHECK(victim->wait() == 0);
+    CHECK(victim->stderr_text().find("is dropped: its entry is no longer this worker's") != std::string::npos);
+    CHECK(c.command({"LRANGE", "finished", "0", "-1"}).size() == 2);
+    const auto record = only_task_record(c, "frozen");
+    CHECK(record.at("status") == "completed");
+    CHECK(record.at("deliveries") == "2");
+    CHECK(record.at("worker").ends_with(fmt::format(":{}", other->pid())));
+    other->terminate();
+    CHECK(other->wait() == 0);
+}
+
+TEST_CASE("remote: a task that takes down every worker that takes it fails as poison after max_deliveries" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    const std::string url = server.url();
+    Client client(server, "poison");
+    auto t = at::background_task(poison, client.remote())();
+    for (int i = 0; i < 2; ++i) {
+        WorkerProcess w(url, "poison", 1, 300ms, 2);  // each replaces the one before, as a service manager would
+        CHECK(w.wait() == 128 + SIGKILL);
+    }
+    WorkerProcess last(url, "poison", 1, 300ms, 2);
+    CHECK_THROWS_WITH_AS((void)t.get(),
+                         "the remote task 'poison' was taken by 2 workers and each went silent past its lease before "
+                         "it ended (max_deliveries = 2): it fails as poison and is not run again; look for what kills "
+                         "or freezes a worker that runs it",
+                         at::Error);
+    CHECK(t.info()->status == at::TaskStatus::failed);
+    CHECK(at::background_task(square, client.remote())(6).get() == 36);  // the last worker serves on
+    last.terminate();
+    CHECK(last.wait() == 0);
+}
+
 TEST_CASE("remote: a bad url, an unreachable server and a pool not set up give clear errors" * doctest::timeout(60)) {
     at::TaskSupervisor sup;
     sup.start();
@@ -312,6 +433,12 @@ TEST_CASE("remote: a bad url, an unreachable server and a pool not set up give c
                                             port, nowhere);
     CHECK(error_of([&] { sup.set_remote_pool({.url = nowhere, .ns = "x"}); }) == refused);
     CHECK(error_of([&] { (void)at::serve_remote({.url = nowhere, .ns = "x", .pool_size = 1}); }) == refused);
+    CHECK(error_of([&] {
+              (void)at::serve_remote({.url = nowhere, .ns = "x", .lease = std::chrono::milliseconds(50)});
+          }) == "a remote worker's lease of 50 ms is too short to renew in time; give it at least 100 ms (30 s by "
+                "default)");
+    CHECK(error_of([&] { (void)at::serve_remote({.url = nowhere, .ns = "x", .max_deliveries = 0}); }) ==
+          "max_deliveries 0 would fail every task before it ran; give it at least 1 (3 by default)");
     at::TaskOptions o;
     o.supervisor = &sup;
     o.type = at::TaskType::remote;
@@ -323,10 +450,15 @@ TEST_CASE("remote: a bad url, an unreachable server and a pool not set up give c
 }
 
 int main(int argc, char** argv) {
+    host_pid = ::getpid();
     at::init({.max_workers = 8});
-    if (argc == 5 && std::string_view(argv[1]) == "--worker") {
+    if (argc == 7 && std::string_view(argv[1]) == "--worker") {
         try {
-            return at::serve_remote({.url = argv[2], .ns = argv[3], .pool_size = std::stoul(argv[4])});
+            return at::serve_remote({.url = argv[2],
+                                     .ns = argv[3],
+                                     .pool_size = std::stoul(argv[4]),
+                                     .lease = std::chrono::milliseconds(std::stol(argv[5])),
+                                     .max_deliveries = static_cast<unsigned>(std::stoul(argv[6]))});
         } catch (const at::Error& e) {
             std::fprintf(stderr, "%s\n", e.what());
             return 2;

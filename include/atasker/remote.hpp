@@ -20,6 +20,7 @@
 /// without it, set_remote_pool() and serve_remote() throw an at::Error that
 /// says so.
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -53,6 +54,19 @@ struct ServeRemoteOptions {
     /// Worker processes on this host (its process pool), and so the tasks
     /// it holds at once; 0: one per CPU core.
     std::size_t pool_size = 0;
+    /// How long a task this worker holds stays its own without a word from
+    /// it. The worker renews the lease of every task it holds each
+    /// `lease / 4`, so a task runs once however long it takes; a worker that
+    /// went silent for a whole lease (killed, frozen, cut off) loses its
+    /// tasks to the next worker that looks, and the result it may still send
+    /// is dropped. Give every worker of a namespace the same lease; at least
+    /// 100 ms.
+    std::chrono::milliseconds lease{30000};
+    /// A task taken by this many workers that each went silent before it
+    /// ended fails as poison at the next take, with an at::Error that says
+    /// so, instead of taking down worker after worker. At least 1; give
+    /// every worker of a namespace the same.
+    unsigned max_deliveries = 3;
 };
 
 /// Runs remote tasks in this host's process pool until SIGTERM or SIGINT,
@@ -65,10 +79,19 @@ struct ServeRemoteOptions {
 /// processes; each runs in a worker process, so a task that crashes fails
 /// alone, with the at::RemoteError it would have locally.
 ///
+/// Delivery is at-least-once: a worker holds each task under a lease it
+/// renews (ServeRemoteOptions::lease); the tasks of a worker that went
+/// silent past its lease are taken over by the others, a task that took
+/// down `max_deliveries` workers fails as poison, and exactly one outcome
+/// is recorded for each task. While tasks are held anywhere in the
+/// namespace, an idle worker looks for silent workers' tasks every
+/// `lease / 4`; while none are, it waits without waking.
+///
 /// Uses (and starts, when it is not) the default task_supervisor, whose
 /// process pool it sets up. Handles SIGTERM and SIGINT while it runs and
 /// gives the previous handlers back when it returns.
-/// \throws Error for a bad url, a server that cannot be reached, a task
+/// \throws Error for a bad url, a lease under 100 ms, `max_deliveries` 0,
+/// a server that cannot be reached, a task
 /// registry that differs from the namespace's, a connection lost while
 /// serving (after what it held ended), or a library built without the
 /// remote lane.

@@ -6,7 +6,8 @@
 //   at:{ns}:q:<priority>       a stream per priority (critical, high, normal,
 //                               low); consumer group "workers"
 //   at:{ns}:reply:<client>     a client's reply stream, read by that client only
-//   at:{ns}:task:<client>:<id> a task's hash (status, worker, error), expiring
+//   at:{ns}:task:<client>:<id> a task's hash (status, worker, error,
+//                               deliveries), expiring
 //   at:{ns}:registry           the namespace's MpTask names (a set)
 //   at:{ns}:wake:<worker>      a worker's own stream, written to stop its wait
 //
@@ -55,6 +56,8 @@ public:
     }
 
     [[nodiscard]] const std::string& ns() const noexcept { return ns_; }
+    /// `at:{ns}:`, the start of every key (the Lua scripts build some).
+    [[nodiscard]] std::string prefix() const { return fmt::format("at:{{{}}}:", ns_); }
     /// The priority stream of priority rank `rank` (0: critical).
     [[nodiscard]] const std::string& queue(int rank) const noexcept { return queues_[static_cast<std::size_t>(rank)]; }
     [[nodiscard]] const std::array<std::string, priority_levels>& queues() const noexcept { return queues_; }

@@ -26,6 +26,7 @@ struct RemoteOutcome {
     std::string outcome;   ///< ok, remote, timeout, canceled or error
     std::string value;     ///< the result's bytes, or the error's message
     std::string type;      ///< a remote error's exception type
+    long long deliveries = 1;  ///< how many workers it was given to, this one included
 };
 
 class RemoteRun final : public TaskBase {

@@ -16,39 +16,101 @@ return #KEYS
 )lua";
 
 /// A worker's fetch. KEYS: the priority streams, most urgent first.
-/// ARGV: group, consumer, how many entries at most. Reads the most urgent
-/// stream first and goes on to the next while room is left. Returns
-/// {1, {{stream index (1-based), entry id, {field, value, ...}}, ...}}, or,
-/// when every stream is empty, {0, {last generated id of each stream}}: the
-/// ids a blocking XREAD waits after, so that an entry added since is seen.
+/// ARGV: group, consumer, how many entries at most, whether to sweep ("1"
+/// or "0"), the lease in milliseconds, max_deliveries, the namespace's key
+/// prefix (`at:{ns}:`), seconds a failed task's hash and reply are kept.
+///
+/// Stream by stream, most urgent first, while room is left: when sweeping,
+/// takes over the entries another consumer left silent for a whole lease
+/// (XAUTOCLAIM: older than any new entry of that stream), then reads new
+/// ones. A taken-over entry delivered more than max_deliveries times is not
+/// returned: it fails as poison there and then, as the complete script
+/// would fail it. Returns {1, {{stream index (1-based), entry id, {field,
+/// value, ...}, deliveries}, ...}}, or, when there is nothing to run,
+/// {0, {last generated id of each stream}, entries pending in the group}:
+/// the ids a blocking XREAD waits after, so that an entry added since is
+/// seen, and whether any worker holds a task a sweep may have to take over.
 inline constexpr std::string_view fetch = R"lua(
+local group, consumer = ARGV[1], ARGV[2]
 local want = tonumber(ARGV[3])
+local max_deliveries = tonumber(ARGV[6])
 local out = {}
 for i = 1, #KEYS do
   if want <= 0 then break end
-  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[i], '>')
-  if r then
-    for _, e in ipairs(r[1][2]) do
-      out[#out + 1] = {i, e[1], e[2]}
+  if ARGV[4] == '1' then
+    local claimed = redis.call('XAUTOCLAIM', KEYS[i], group, consumer, ARGV[5], '0-0', 'COUNT', want)
+    for _, e in ipairs(claimed[2]) do
+      local deliveries = redis.call('XPENDING', KEYS[i], group, e[1], e[1], 1)[1][4]
+      if deliveries <= max_deliveries then
+        out[#out + 1] = {i, e[1], e[2], deliveries}
+        want = want - 1
+      else
+        local f = {}
+        for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
+        local error = string.format("the remote task '%s' was taken by %d workers and each went silent past its " ..
+          "lease before it ended (max_deliveries = %d): it fails as poison and is not run again; look for what " ..
+          "kills or freezes a worker that runs it", f['name'] or '?', deliveries - 1, max_deliveries)
+        local task = ARGV[7] .. 'task:' .. (f['client'] or '') .. ':' .. (f['id'] or '')
+        redis.call('HSET', task, 'status', 'failed', 'worker', consumer, 'error', error, 'deliveries', deliveries - 1)
+        redis.call('EXPIRE', task, ARGV[8])
+        redis.call('XACK', KEYS[i], group, e[1])
+        redis.call('XDEL', KEYS[i], e[1])
+        if f['client'] then
+          local reply = ARGV[7] .. 'reply:' .. f['client']
+          redis.call('XADD', reply, '*', 'id', f['id'] or '0', 'outcome', 'error', 'value', error, 'type', '')
+          redis.call('EXPIRE', reply, ARGV[8])
+        end
+      end
     end
-    want = want - #r[1][2]
+  end
+  if want > 0 then
+    local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[i], '>')
+    if r then
+      for _, e in ipairs(r[1][2]) do
+        out[#out + 1] = {i, e[1], e[2], 1}
+      end
+      want = want - #r[1][2]
+    end
   end
 end
 if #out > 0 then return {1, out} end
 local last = {}
+local pending = 0
 for i = 1, #KEYS do
   local info = redis.call('XINFO', 'STREAM', KEYS[i])
   for j = 1, #info, 2 do
     if info[j] == 'last-generated-id' then last[i] = info[j + 1] end
   end
+  pending = pending + redis.call('XPENDING', KEYS[i], group)[1]
 end
-return {0, last}
+return {0, last, pending}
+)lua";
+
+/// A worker's lease renewal. KEYS: the priority streams. ARGV: group,
+/// consumer, then pairs of (stream index, 1-based; entry id). Each entry
+/// still pending for this consumer has its idle time reset (a self-XCLAIM
+/// with JUSTID, which leaves the delivery count alone); one that is no
+/// longer this consumer's is left alone: an unconditional XCLAIM would
+/// steal back a task another worker took over. Returns the entry ids no
+/// longer this consumer's.
+inline constexpr std::string_view renew = R"lua(
+local lost = {}
+for j = 3, #ARGV, 2 do
+  local stream = KEYS[tonumber(ARGV[j])]
+  local p = redis.call('XPENDING', stream, ARGV[1], ARGV[j + 1], ARGV[j + 1], 1)
+  if #p == 0 or p[1][2] ~= ARGV[2] then
+    lost[#lost + 1] = ARGV[j + 1]
+  else
+    redis.call('XCLAIM', stream, ARGV[1], ARGV[2], 0, ARGV[j + 1], 'JUSTID')
+  end
+end
+return lost
 )lua";
 
 /// A worker's completion, all or nothing. KEYS: the priority stream, the
 /// client's reply stream, the task's hash. ARGV: group, entry id, consumer,
 /// the client's task id, outcome, value, exception type, seconds the hash
-/// and the reply stream are kept, the worker's name. Still the owner of the
+/// and the reply stream are kept, the worker's name, the entry's deliveries. Still the owner of the
 /// entry? Then: the hash records the outcome, the entry is acknowledged and
 /// deleted, the reply goes to the client. Returns 1, or 0 when the entry is
 /// no longer this consumer's (its result is dropped).
@@ -59,7 +121,7 @@ local status = 'failed'
 if ARGV[5] == 'ok' then status = 'completed' end
 local error = ''
 if ARGV[5] ~= 'ok' then error = ARGV[6] end
-redis.call('HSET', KEYS[3], 'status', status, 'worker', ARGV[9], 'error', error)
+redis.call('HSET', KEYS[3], 'status', status, 'worker', ARGV[9], 'error', error, 'deliveries', ARGV[10])
 redis.call('EXPIRE', KEYS[3], ARGV[8])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])

@@ -2,12 +2,18 @@
 // connection:
 //
 // * the calling thread fetches: as many entries as the pool has room for,
-//   most urgent stream first (remote_scripts::fetch); when every stream is
-//   empty it waits in XREAD BLOCK on the streams and on its own wake
-//   stream, after the ids the fetch returned, so nothing added meanwhile is
-//   missed. Each entry becomes a RemoteRun in the local process pool.
+//   most urgent stream first (remote_scripts::fetch), taking over those of
+//   silent workers first when a quarter of the lease passed since it last
+//   looked; when there is nothing to run it waits in XREAD BLOCK on the
+//   streams and on its own wake stream, after the ids the fetch returned,
+//   so nothing added meanwhile is missed: for a quarter of the lease while
+//   any worker holds a task (then it looks again), else until woken. Each
+//   entry becomes a RemoteRun in the local process pool.
 // * the completer sends each outcome with remote_scripts::complete, in
-//   batches, and frees its place in the pool.
+//   batches, and frees its place in the pool. Every quarter of the lease
+//   while the worker holds entries, it renews them (remote_scripts::renew);
+//   a task whose entry another worker took over meanwhile is canceled here,
+//   and its result will be dropped.
 // * the signal watcher turns SIGTERM / SIGINT into a stop: nothing more is
 //   fetched, and the wake stream ends the fetcher's wait.
 //
@@ -15,12 +21,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <set>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -57,6 +66,17 @@ constexpr std::string_view record_seconds = "3600";
 
 std::string worker_name() { return fmt::format("{}:{}", detail::this_host(), ::getpid()); }
 
+/// `o`, once its lease and max_deliveries are known to be usable.
+const ServeRemoteOptions& checked(const ServeRemoteOptions& o) {
+    if (o.lease < std::chrono::milliseconds(100))
+        throw Error(fmt::format("a remote worker's lease of {} ms is too short to renew in time; give it at least "
+                                "100 ms (30 s by default)",
+                                o.lease.count()));
+    if (o.max_deliveries == 0)
+        throw Error("max_deliveries 0 would fail every task before it ran; give it at least 1 (3 by default)");
+    return o;
+}
+
 /// Refuses to serve a namespace whose MpTask names differ from this binary's.
 void check_registry(RedisConnection& c, const RemoteKeys& keys, const std::string& where) {
     std::set<std::string> mine;
@@ -86,10 +106,20 @@ void check_registry(RedisConnection& c, const RemoteKeys& keys, const std::strin
 }
 
 class Worker {
+    using Clock = std::chrono::steady_clock;
+    /// An entry this worker holds: its priority rank and its id in that stream.
+    using EntryKey = std::pair<int, std::string>;
+    struct Held {
+        TaskId local = 0;   // its task in the local pool; 0 until put (or when answered at once)
+        bool lost = false;  // another worker took it over: no more renewals
+    };
+
 public:
     Worker(const ServeRemoteOptions& o)
-        : url_(detail::parse_redis_url(o.url)),
+        : url_(detail::parse_redis_url(checked(o).url)),
           keys_(o.ns),
+          lease_(o.lease),
+          max_deliveries_(std::to_string(o.max_deliveries)),
           name_(worker_name()),
           capacity_(o.pool_size != 0 ? o.pool_size : std::max(1U, std::thread::hardware_concurrency())),
           fetch_(url_),
@@ -140,7 +170,7 @@ public:
             // Whatever ended the loop, what was fetched finishes and is answered.
             std::unique_lock held(m_);
             stopping_ = true;
-            cv_.wait(held, [this] { return held_ == 0; });
+            cv_.wait(held, [this] { return entries_.empty(); });
         }
         end_completer(completer);
         signals.quit();
@@ -173,18 +203,26 @@ private:
 
     void fetch_loop(std::string wake_last) {
         const auto& queues = keys_.queues();
+        const std::string lease_ms = std::to_string(lease_.count());
+        const std::string quarter_ms = std::to_string(std::max<long long>(1, lease_.count() / 4));
+        const std::string prefix = keys_.prefix();
+        auto swept = Clock::now() - lease_;  // the first fetch looks for silent workers' tasks
         for (;;) {
             std::size_t room = 0;
             {
                 std::unique_lock held(m_);
-                cv_.wait(held, [this] { return stopping_ || held_ < capacity_; });
+                cv_.wait(held, [this] { return stopping_ || entries_.size() < capacity_; });
                 if (stopping_) return;
-                room = capacity_ - held_;
+                room = capacity_ - entries_.size();
             }
             const std::string count = std::to_string(room);
+            const auto now = Clock::now();
+            const bool sweep = now - swept >= lease_ / 4;
+            if (sweep) swept = now;
             std::vector<std::string_view> args{"EVAL", detail::remote_scripts::fetch, "4"};
             for (const std::string& q : queues) args.emplace_back(q);
-            args.insert(args.end(), {detail::remote_group, name_, count});
+            args.insert(args.end(), {detail::remote_group, name_, count, sweep ? "1" : "0", lease_ms, max_deliveries_,
+                                     prefix, record_seconds});
             const detail::RedisReply reply = fetch_.command(args);
             if (reply[0].integer() == 1) {
                 const RedisValue entries = reply[1];
@@ -192,16 +230,20 @@ private:
                 continue;
             }
             // Nothing to fetch: wait for an entry added after the ids read,
-            // or for the wake stream.
+            // or for the wake stream; while workers hold tasks, only until
+            // it is time to look for silent ones again.
             const RedisValue last = reply[1];
             std::vector<std::string> ids;
             for (std::size_t i = 0; i < last.size(); ++i) ids.emplace_back(last[i].str());
-            std::vector<std::string_view> xread{"XREAD", "COUNT", "1", "BLOCK", "0", "STREAMS"};
+            const bool held_anywhere = reply[2].integer() > 0;
+            const std::string_view block = held_anywhere ? std::string_view(quarter_ms) : "0";
+            std::vector<std::string_view> xread{"XREAD", "COUNT", "1", "BLOCK", block, "STREAMS"};
             for (const std::string& q : queues) xread.emplace_back(q);
             xread.emplace_back(wake_key_);
             for (const std::string& id : ids) xread.emplace_back(id);
             xread.emplace_back(wake_last);
             const detail::RedisReply woke = fetch_.command(xread);
+            if (woke.is_nil()) continue;  // the time to look again
             for (std::size_t i = 0; i < woke.size(); ++i) {
                 const RedisValue stream = woke[i];
                 if (stream[0].str() == wake_key_ && stream[1].size() != 0)
@@ -219,13 +261,26 @@ private:
         head.client = std::string(fields.field("client"));
         head.id = std::string(fields.field("id"));
         const std::string name(fields.field("name"));
+        head.deliveries = entry[3].integer();
         const std::string_view timeout_text = fields.field("timeout");
         std::int64_t timeout_ns = 0;
         (void)std::from_chars(timeout_text.data(), timeout_text.data() + timeout_text.size(), timeout_ns);
+        const EntryKey key{head.rank, head.entry};
         {
             std::lock_guard held(m_);
-            ++held_;
+            const bool first = entries_.empty();
+            // Its own entry, taken back by a sweep after a renewal came late:
+            // it runs here already.
+            if (!entries_.emplace(key, Held{}).second) return;
+            if (first) {
+                renew_at_ = Clock::now() + lease_ / 4;
+                cv_.notify_all();  // the completer renews from now on
+            }
         }
+        if (head.deliveries > 1)
+            log(LogLevel::info, "serve_remote: worker {} takes over task {} of {} from a worker silent past its lease "
+                                "(delivery {})",
+                name_, head.id, head.client, head.deliveries);
         const std::optional<std::uint32_t> index = detail::find_mp_task(name);
         if (!index) {
             head.outcome = "error";
@@ -243,7 +298,9 @@ private:
         options.priority = priority_of_rank(copy.rank);
         options.timeout = std::chrono::nanoseconds(timeout_ns);
         try {
-            (void)TaskSupervisor::instance().put_task(run, options);  // takes the reference, also when it throws
+            const TaskId local = TaskSupervisor::instance().put_task(run, options);  // takes the reference, also when it throws
+            std::lock_guard held(m_);
+            if (const auto it = entries_.find(key); it != entries_.end()) it->second.local = local;
         } catch (const std::exception& e) {
             copy.outcome = "error";
             copy.value = fmt::format("the worker {} could not run the task: {}", name_, e.what());
@@ -256,29 +313,83 @@ private:
         std::lock_guard held(me->m_);
         try {
             me->done_.push_back(std::move(outcome));
-        } catch (...) {  // no memory: the entry stays pending, its slot is freed
-            --me->held_;
+        } catch (...) {  // no memory: the entry stays pending (another worker takes it over), its slot is freed
+            me->entries_.erase(EntryKey{outcome.rank, outcome.entry});
         }
         me->cv_.notify_all();
     }
 
     void complete_loop() noexcept {
         std::vector<RemoteOutcome> batch;
+        std::vector<EntryKey> renewing;
         for (;;) {
             {
                 std::unique_lock held(m_);
-                cv_.wait(held, [this] { return !done_.empty() || completer_quit_; });
-                if (done_.empty()) return;
+                for (;;) {
+                    if (!done_.empty() || completer_quit_) break;
+                    if (entries_.empty()) {
+                        cv_.wait(held);
+                    } else if (Clock::now() >= renew_at_) {
+                        break;
+                    } else {
+                        cv_.wait_until(held, renew_at_);
+                    }
+                }
+                if (done_.empty() && completer_quit_) return;
                 batch.assign(std::make_move_iterator(done_.begin()), std::make_move_iterator(done_.end()));
                 done_.clear();
+                renewing.clear();
+                if (!entries_.empty() && Clock::now() >= renew_at_) {
+                    renew_at_ = Clock::now() + lease_ / 4;
+                    for (const auto& [key, h] : entries_)
+                        if (!h.lost) renewing.push_back(key);
+                }
             }
+            if (!renewing.empty()) renew(renewing);
+            if (batch.empty()) continue;
             send(batch);
             {
                 std::lock_guard held(m_);
-                held_ -= batch.size();
+                for (const RemoteOutcome& o : batch) entries_.erase(EntryKey{o.rank, o.entry});
             }
             cv_.notify_all();
             batch.clear();
+        }
+    }
+
+    /// Renews the lease of the entries `keys`. A task whose entry is no
+    /// longer this worker's (it was silent past the lease: frozen, or cut
+    /// off) runs elsewhere now: canceled here, its result is dropped.
+    void renew(const std::vector<EntryKey>& keys) noexcept {
+        std::vector<std::string> indexes;
+        indexes.reserve(keys.size());
+        for (const EntryKey& k : keys) indexes.push_back(std::to_string(k.first + 1));
+        std::vector<std::string_view> args{"EVAL", detail::remote_scripts::renew, "4"};
+        for (const std::string& q : keys_.queues()) args.emplace_back(q);
+        args.insert(args.end(), {detail::remote_group, name_});
+        for (std::size_t i = 0; i < keys.size(); ++i) args.insert(args.end(), {indexes[i], keys[i].second});
+        std::vector<std::string> lost;
+        try {
+            const detail::RedisReply reply = complete_.command(args);
+            for (std::size_t i = 0; i < reply.size(); ++i) lost.emplace_back(reply[i].str());
+        } catch (const std::exception& e) {
+            log(LogLevel::error, "serve_remote: could not renew the lease of {} tasks: {}", keys.size(), e.what());
+            return;
+        }
+        for (const std::string& entry : lost) {
+            TaskId local = 0;
+            {
+                std::lock_guard held(m_);
+                for (auto& [key, h] : entries_)
+                    if (key.second == entry && !h.lost) {
+                        h.lost = true;
+                        local = h.local;
+                    }
+            }
+            log(LogLevel::warning, "serve_remote: worker {} was silent past its lease and another worker took over "
+                                   "entry {}; its run here is canceled and its result will be dropped",
+                name_, entry);
+            if (local != 0) (void)TaskSupervisor::instance().cancel_task(local);
         }
     }
 
@@ -290,9 +401,10 @@ private:
             for (const RemoteOutcome& o : batch) {
                 const std::string reply_key = keys_.reply(o.client);
                 const std::string task_key = keys_.task(o.client, o.id);
+                const std::string deliveries = std::to_string(o.deliveries);
                 complete_.append({"EVAL", detail::remote_scripts::complete, "3", keys_.queue(o.rank), reply_key,
                                   task_key, detail::remote_group, o.entry, name_, o.id, o.outcome, o.value, o.type,
-                                  record_seconds, name_});
+                                  record_seconds, name_, deliveries});
                 ++appended;
             }
         } catch (const std::exception& e) {
@@ -327,6 +439,8 @@ private:
 
     detail::RedisUrl url_;
     RemoteKeys keys_;
+    std::chrono::milliseconds lease_;
+    std::string max_deliveries_;
     std::string name_;
     std::size_t capacity_;
     RedisConnection fetch_;      // the fetcher's
@@ -336,7 +450,8 @@ private:
 
     std::mutex m_;
     std::condition_variable cv_;
-    std::size_t held_ = 0;  // fetched and not yet completed
+    std::map<EntryKey, Held> entries_;  // fetched and not yet completed: the pool's places taken
+    Clock::time_point renew_at_;        // while entries_ is not empty: when to renew them
     bool stopping_ = false;
     bool completer_quit_ = false;
     std::deque<RemoteOutcome> done_;
