@@ -13,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <map>
+#include <set>
 #include <utility>
 #include <chrono>
 #include <csignal>
@@ -416,6 +417,53 @@ TEST_CASE("remote: a task that takes down every worker that takes it fails as po
     CHECK(at::background_task(square, client.remote())(6).get() == 36);  // the last worker serves on
     last.terminate();
     CHECK(last.wait() == 0);
+}
+
+TEST_CASE("remote: a task canceled while no worker runs is never run by a worker started later" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    const std::string url = server.url();
+    RedisConnection c(parse_redis_url(url));
+    Client client(server, "cancelq");
+    auto doomed = at::background_task(record, client.remote())(url, std::string("order"), std::string("doomed"));
+    wait_entries(c, "at:{cancelq}:q:normal", 1);
+    CHECK(doomed.cancel());
+    CHECK_THROWS_AS((void)doomed.get(), at::CanceledError);
+    // The client sends what it put after the cancel once the cancel is stored.
+    auto after = at::background_task(record, client.remote())(url, std::string("order"), std::string("after"));
+    wait_entries(c, "at:{cancelq}:q:normal", 2);
+    WorkerProcess worker(url, "cancelq", 1);
+    CHECK(after.get() == "after");
+    const auto order = c.command({"LRANGE", "order", "0", "-1"});
+    REQUIRE(order.size() == 1);
+    CHECK(order[0].str() == "after");
+    CHECK(c.command({"XLEN", "at:{cancelq}:q:normal"}).integer() == 0);
+    worker.terminate();
+    CHECK(worker.wait() == 0);
+}
+
+TEST_CASE("remote: canceling a running task stops it on its worker, which serves on" * doctest::timeout(60)) {
+    RedisServer server;
+    const std::string url = server.url();
+    WorkerProcess worker(url, "cancelr", 1, 400ms);
+    Client client(server, "cancelr");
+    RedisConnection c(parse_redis_url(url));
+    auto t = at::background_task(held, client.remote())(url, std::string("started"), std::string("gate"),
+                                                       std::string("finished"));
+    (void)c.command({"BLPOP", "started", "0"});
+    CHECK(t.cancel());
+    CHECK_THROWS_AS((void)t.get(), at::CanceledError);
+    // The worker's one process waits at a gate nobody opens: another task
+    // runs there only once the canceled one was stopped.
+    CHECK(at::background_task(square, client.remote())(5).get() == 25);
+    CHECK(c.command({"LLEN", "finished"}).integer() == 0);
+    const auto keys = c.command({"KEYS", "at:{cancelr}:task:*"});
+    std::multiset<std::string> statuses;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        statuses.emplace(c.command({"HGET", keys[i].str(), "status"}).str());
+    CHECK(statuses == std::multiset<std::string>{"canceled", "completed"});
+    worker.terminate();
+    CHECK(worker.wait() == 0);
 }
 
 TEST_CASE("remote: a bad url, an unreachable server and a pool not set up give clear errors" * doctest::timeout(60)) {

@@ -8,6 +8,8 @@
 //   at:{ns}:reply:<client>     a client's reply stream, read by that client only
 //   at:{ns}:task:<client>:<id> a task's hash (status, worker, error,
 //                               deliveries), expiring
+//   at:{ns}:cancel:<client>:<id> set when the client canceled a task it sent
+//                               (expiring): no worker runs it any more
 //   at:{ns}:registry           the namespace's MpTask names (a set)
 //   at:{ns}:wake:<worker>      a worker's own stream, written to stop its wait
 //
@@ -37,6 +39,10 @@ inline std::string this_host() {
     return name.data();
 }
 
+/// Seconds a finished task's hash, a cancel key, and a reply stream nobody
+/// reads are kept.
+inline constexpr std::string_view record_seconds = "3600";
+
 /// The consumer group every worker reads the priority streams in.
 inline constexpr std::string_view remote_group = "workers";
 
@@ -64,6 +70,9 @@ public:
     [[nodiscard]] std::string reply(std::string_view client) const { return fmt::format("at:{{{}}}:reply:{}", ns_, client); }
     [[nodiscard]] std::string task(std::string_view client, std::string_view id) const {
         return fmt::format("at:{{{}}}:task:{}:{}", ns_, client, id);
+    }
+    [[nodiscard]] std::string cancel(std::string_view client, std::string_view id) const {
+        return fmt::format("at:{{{}}}:cancel:{}:{}", ns_, client, id);
     }
     [[nodiscard]] std::string registry() const { return fmt::format("at:{{{}}}:registry", ns_); }
     [[nodiscard]] std::string wake(std::string_view worker) const { return fmt::format("at:{{{}}}:wake:{}", ns_, worker); }

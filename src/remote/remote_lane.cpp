@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atasker/error.hpp>
+#include <atasker/log.hpp>
 
 #include "core/task_table.hpp"
 #include "process/mp_registry.hpp"
@@ -194,12 +195,45 @@ bool RemoteLane::claim(TaskBase* task) noexcept {
 }
 
 bool RemoteLane::request_stop(TaskBase* task) noexcept {
-    if (!claim(task)) return false;
+    {
+        std::lock_guard held(m_);
+        if (in_flight_.erase(task->id) == 0) return false;
+        try {
+            cancels_.push_back(task->id);
+            wake_ = true;
+            cv_.notify_one();
+        } catch (...) {  // no memory: it ends here all the same; a worker may still run it
+        }
+    }
     task->set_error(std::make_exception_ptr(CanceledError(
-                        "canceled while a remote worker held it; that worker is not told, and its result is dropped")),
+                        "canceled after it was sent to the remote pool: a worker that has not taken it never runs "
+                        "it, one that runs it stops it")),
                     TaskStatus::canceled);
     end_task(task);
     return true;
+}
+
+void RemoteLane::send_cancels(RedisConnection& conn, const std::vector<TaskId>& ids) noexcept {
+    std::size_t appended = 0;
+    try {
+        for (const TaskId id : ids) {
+            const std::string key = keys_->cancel(client_, std::to_string(id));
+            conn.append({"SET", key, "1", "EX", record_seconds});
+            ++appended;
+        }
+    } catch (const std::exception& e) {
+        log(LogLevel::warning, "remote pool: could not tell the workers of {} canceled tasks: {}",
+            ids.size() - appended, e.what());
+    }
+    for (std::size_t i = 0; i < appended; ++i) {
+        try {
+            (void)conn.read_reply();
+        } catch (const std::exception& e) {
+            log(LogLevel::warning, "remote pool: could not tell the workers of canceled task {}: {}", ids[i],
+                e.what());
+            if (conn.broken()) return;
+        }
+    }
 }
 
 void RemoteLane::end_task(TaskBase* task) noexcept {
@@ -232,12 +266,18 @@ void RemoteLane::fail_in_flight(const std::exception_ptr& error) noexcept {
 
 void RemoteLane::send_loop() noexcept {
     sender_id_ = std::this_thread::get_id();
+    std::vector<TaskId> cancels;
     for (;;) {
         {
             std::unique_lock held(m_);
             cv_.wait(held, [this] { return wake_ || stopping_; });
+            cancels.swap(cancels_);
             if (stopping_) break;
             wake_ = false;
+        }
+        if (!cancels.empty()) {
+            send_cancels(*send_conn_, cancels);
+            cancels.clear();
         }
         batch_.clear();
         {
@@ -264,6 +304,7 @@ void RemoteLane::send_loop() noexcept {
         flush();
         for (const Job& job : batch_) job.task->release();
     }
+    if (!cancels.empty()) send_cancels(*send_conn_, cancels);
     // The reader ends at this marker, after every reply sent before it.
     try {
         (void)send_conn_->command({"XADD", reply_key_, "*", "id", "0", "outcome", "stop"});
@@ -392,9 +433,17 @@ void RemoteLane::read_loop() noexcept {
             }
         }
         (void)read_conn_->command({"DEL", reply_key_});
-        // Stopped without waiting: what is still in flight ends here.
-        fail_in_flight(std::make_exception_ptr(
-            CanceledError("the supervisor stopped before a remote worker answered; its result is dropped")));
+        // Stopped without waiting: what is still in flight ends here, and
+        // no worker runs it any more.
+        std::vector<TaskId> ids;
+        {
+            std::lock_guard held(m_);
+            for (const auto& [id, call] : in_flight_) ids.push_back(id);
+        }
+        if (!ids.empty()) send_cancels(*read_conn_, ids);
+        fail_in_flight(std::make_exception_ptr(CanceledError(
+            "the supervisor stopped before a remote worker answered: a worker that has not taken the task never "
+            "runs it, one that runs it stops it")));
     } catch (const std::exception& e) {
         {
             std::lock_guard held(m_);

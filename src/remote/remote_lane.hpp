@@ -13,8 +13,10 @@
 //
 // A task is in `in_flight_` from the moment the sender took it until one of
 // three ends claims it (erases it): its reply, a failure to send it, or a
-// cancel (request_stop, which ends it here as canceled; its worker is not
-// told). The sender holds a reference to each task of its batch meanwhile.
+// cancel (request_stop, which ends it here as canceled and has the sender
+// set the task's cancel key: a worker that has not taken it never runs it,
+// one that runs it stops it at its next lease renewal). The sender holds a
+// reference to each task of its batch meanwhile.
 // A lost connection fails every task in flight, and every later one, with
 // the error that names the server, until the supervisor starts again.
 
@@ -73,6 +75,9 @@ private:
     void read_loop() noexcept;
     /// Sends the queued XADDs and reads their replies; a failed one fails its task.
     void flush() noexcept;
+    /// Sets the cancel keys of `ids` in one round trip on `conn`; best
+    /// effort (a lost connection fails the tasks in flight anyway).
+    void send_cancels(RedisConnection& conn, const std::vector<TaskId>& ids) noexcept;
     /// Without the mutex: records how `task` ended (its outcome is stored) and settles it.
     void end_task(TaskBase* task) noexcept;
     /// Claims a task in flight: true when it was (and is no more).
@@ -108,6 +113,7 @@ private:
     bool wake_ = false;
     bool stopping_ = false;
     std::unordered_map<TaskId, MpCall> in_flight_;
+    std::vector<TaskId> cancels_;  // canceled in flight: their cancel keys are still to set
     std::string broken_;  // why the pool lost its server; empty while it works
 };
 

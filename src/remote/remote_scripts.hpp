@@ -25,7 +25,8 @@ return #KEYS
 /// (XAUTOCLAIM: older than any new entry of that stream), then reads new
 /// ones. A taken-over entry delivered more than max_deliveries times is not
 /// returned: it fails as poison there and then, as the complete script
-/// would fail it. Returns {1, {{stream index (1-based), entry id, {field,
+/// would fail it. Nor is an entry its client canceled (its cancel key
+/// exists): acknowledged and deleted, it never runs. Returns {1, {{stream index (1-based), entry id, {field,
 /// value, ...}, deliveries}, ...}}, or, when there is nothing to run,
 /// {0, {last generated id of each stream}, entries pending in the group}:
 /// the ids a blocking XREAD waits after, so that an entry added since is
@@ -35,18 +36,33 @@ local group, consumer = ARGV[1], ARGV[2]
 local want = tonumber(ARGV[3])
 local max_deliveries = tonumber(ARGV[6])
 local out = {}
+local function fields(e)
+  local f = {}
+  for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
+  return f
+end
+-- Drops a canceled entry; false for one to run.
+local function canceled(stream, e, f)
+  if redis.call('EXISTS', ARGV[7] .. 'cancel:' .. (f['client'] or '') .. ':' .. (f['id'] or '')) == 0 then
+    return false
+  end
+  redis.call('XACK', stream, group, e[1])
+  redis.call('XDEL', stream, e[1])
+  return true
+end
 for i = 1, #KEYS do
   if want <= 0 then break end
   if ARGV[4] == '1' then
     local claimed = redis.call('XAUTOCLAIM', KEYS[i], group, consumer, ARGV[5], '0-0', 'COUNT', want)
     for _, e in ipairs(claimed[2]) do
+      local f = fields(e)
       local deliveries = redis.call('XPENDING', KEYS[i], group, e[1], e[1], 1)[1][4]
-      if deliveries <= max_deliveries then
+      if canceled(KEYS[i], e, f) then
+        -- its client ended it already
+      elseif deliveries <= max_deliveries then
         out[#out + 1] = {i, e[1], e[2], deliveries}
         want = want - 1
       else
-        local f = {}
-        for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
         local error = string.format("the remote task '%s' was taken by %d workers and each went silent past its " ..
           "lease before it ended (max_deliveries = %d): it fails as poison and is not run again; look for what " ..
           "kills or freezes a worker that runs it", f['name'] or '?', deliveries - 1, max_deliveries)
@@ -63,13 +79,14 @@ for i = 1, #KEYS do
       end
     end
   end
-  if want > 0 then
+  while want > 0 do
     local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[i], '>')
-    if r then
-      for _, e in ipairs(r[1][2]) do
+    if not r then break end
+    for _, e in ipairs(r[1][2]) do
+      if not canceled(KEYS[i], e, fields(e)) then
         out[#out + 1] = {i, e[1], e[2], 1}
+        want = want - 1
       end
-      want = want - #r[1][2]
     end
   end
 end
@@ -87,24 +104,27 @@ return {0, last, pending}
 )lua";
 
 /// A worker's lease renewal. KEYS: the priority streams. ARGV: group,
-/// consumer, then pairs of (stream index, 1-based; entry id). Each entry
-/// still pending for this consumer has its idle time reset (a self-XCLAIM
-/// with JUSTID, which leaves the delivery count alone); one that is no
-/// longer this consumer's is left alone: an unconditional XCLAIM would
-/// steal back a task another worker took over. Returns the entry ids no
-/// longer this consumer's.
+/// consumer, then triples (stream index, 1-based; entry id; the task's
+/// cancel key). Each entry still pending for this consumer has its idle
+/// time reset (a self-XCLAIM with JUSTID, which leaves the delivery count
+/// alone); one that is no longer this consumer's is left alone: an
+/// unconditional XCLAIM would steal back a task another worker took over.
+/// Returns {entry ids no longer this consumer's, entry ids whose client
+/// canceled them}.
 inline constexpr std::string_view renew = R"lua(
 local lost = {}
-for j = 3, #ARGV, 2 do
+local canceled = {}
+for j = 3, #ARGV, 3 do
   local stream = KEYS[tonumber(ARGV[j])]
   local p = redis.call('XPENDING', stream, ARGV[1], ARGV[j + 1], ARGV[j + 1], 1)
   if #p == 0 or p[1][2] ~= ARGV[2] then
     lost[#lost + 1] = ARGV[j + 1]
   else
     redis.call('XCLAIM', stream, ARGV[1], ARGV[2], 0, ARGV[j + 1], 'JUSTID')
+    if redis.call('EXISTS', ARGV[j + 2]) == 1 then canceled[#canceled + 1] = ARGV[j + 1] end
   end
 end
-return lost
+return {lost, canceled}
 )lua";
 
 /// A worker's completion, all or nothing. KEYS: the priority stream, the
@@ -118,7 +138,7 @@ inline constexpr std::string_view complete = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
 local status = 'failed'
-if ARGV[5] == 'ok' then status = 'completed' end
+if ARGV[5] == 'ok' then status = 'completed' elseif ARGV[5] == 'canceled' then status = 'canceled' end
 local error = ''
 if ARGV[5] ~= 'ok' then error = ARGV[6] end
 redis.call('HSET', KEYS[3], 'status', status, 'worker', ARGV[9], 'error', error, 'deliveries', ARGV[10])

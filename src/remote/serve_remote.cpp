@@ -12,8 +12,8 @@
 // * the completer sends each outcome with remote_scripts::complete, in
 //   batches, and frees its place in the pool. Every quarter of the lease
 //   while the worker holds entries, it renews them (remote_scripts::renew);
-//   a task whose entry another worker took over meanwhile is canceled here,
-//   and its result will be dropped.
+//   a task whose entry another worker took over meanwhile, or whose client
+//   canceled it, is canceled here (the result of the first is dropped).
 // * the signal watcher turns SIGTERM / SIGINT into a stop: nothing more is
 //   fetched, and the wake stream ends the fetcher's wait.
 //
@@ -61,9 +61,6 @@ using detail::RedisValue;
 using detail::RemoteKeys;
 using detail::RemoteOutcome;
 
-/// How long a finished task's hash, and a reply stream nobody reads, are kept.
-constexpr std::string_view record_seconds = "3600";
-
 std::string worker_name() { return fmt::format("{}:{}", detail::this_host(), ::getpid()); }
 
 /// `o`, once its lease and max_deliveries are known to be usable.
@@ -110,8 +107,15 @@ class Worker {
     /// An entry this worker holds: its priority rank and its id in that stream.
     using EntryKey = std::pair<int, std::string>;
     struct Held {
-        TaskId local = 0;   // its task in the local pool; 0 until put (or when answered at once)
-        bool lost = false;  // another worker took it over: no more renewals
+        std::string cancel_key;  // exists once its client canceled it
+        TaskId local = 0;        // its task in the local pool; 0 until put (or when answered at once)
+        bool lost = false;       // another worker took it over: no more renewals
+        bool canceled = false;   // its client canceled it: stopped here
+    };
+    /// What a renewal sends for one entry.
+    struct Renewal {
+        EntryKey key;
+        std::string cancel_key;
     };
 
 public:
@@ -222,7 +226,7 @@ private:
             std::vector<std::string_view> args{"EVAL", detail::remote_scripts::fetch, "4"};
             for (const std::string& q : queues) args.emplace_back(q);
             args.insert(args.end(), {detail::remote_group, name_, count, sweep ? "1" : "0", lease_ms, max_deliveries_,
-                                     prefix, record_seconds});
+                                     prefix, detail::record_seconds});
             const detail::RedisReply reply = fetch_.command(args);
             if (reply[0].integer() == 1) {
                 const RedisValue entries = reply[1];
@@ -271,7 +275,7 @@ private:
             const bool first = entries_.empty();
             // Its own entry, taken back by a sweep after a renewal came late:
             // it runs here already.
-            if (!entries_.emplace(key, Held{}).second) return;
+            if (!entries_.emplace(key, Held{.cancel_key = keys_.cancel(head.client, head.id)}).second) return;
             if (first) {
                 renew_at_ = Clock::now() + lease_ / 4;
                 cv_.notify_all();  // the completer renews from now on
@@ -321,7 +325,7 @@ private:
 
     void complete_loop() noexcept {
         std::vector<RemoteOutcome> batch;
-        std::vector<EntryKey> renewing;
+        std::vector<Renewal> renewing;
         for (;;) {
             {
                 std::unique_lock held(m_);
@@ -342,7 +346,7 @@ private:
                 if (!entries_.empty() && Clock::now() >= renew_at_) {
                     renew_at_ = Clock::now() + lease_ / 4;
                     for (const auto& [key, h] : entries_)
-                        if (!h.lost) renewing.push_back(key);
+                        if (!h.lost) renewing.push_back(Renewal{key, h.cancel_key});
                 }
             }
             if (!renewing.empty()) renew(renewing);
@@ -357,40 +361,53 @@ private:
         }
     }
 
-    /// Renews the lease of the entries `keys`. A task whose entry is no
+    /// Renews the lease of the entries `renewing`. A task whose entry is no
     /// longer this worker's (it was silent past the lease: frozen, or cut
-    /// off) runs elsewhere now: canceled here, its result is dropped.
-    void renew(const std::vector<EntryKey>& keys) noexcept {
+    /// off) runs elsewhere now: canceled here, its result is dropped. One
+    /// its client canceled is canceled here, and completed as canceled.
+    void renew(const std::vector<Renewal>& renewing) noexcept {
         std::vector<std::string> indexes;
-        indexes.reserve(keys.size());
-        for (const EntryKey& k : keys) indexes.push_back(std::to_string(k.first + 1));
+        indexes.reserve(renewing.size());
+        for (const Renewal& r : renewing) indexes.push_back(std::to_string(r.key.first + 1));
         std::vector<std::string_view> args{"EVAL", detail::remote_scripts::renew, "4"};
         for (const std::string& q : keys_.queues()) args.emplace_back(q);
         args.insert(args.end(), {detail::remote_group, name_});
-        for (std::size_t i = 0; i < keys.size(); ++i) args.insert(args.end(), {indexes[i], keys[i].second});
+        for (std::size_t i = 0; i < renewing.size(); ++i)
+            args.insert(args.end(), {indexes[i], renewing[i].key.second, renewing[i].cancel_key});
         std::vector<std::string> lost;
+        std::vector<std::string> canceled;
         try {
             const detail::RedisReply reply = complete_.command(args);
-            for (std::size_t i = 0; i < reply.size(); ++i) lost.emplace_back(reply[i].str());
+            for (std::size_t i = 0; i < reply[0].size(); ++i) lost.emplace_back(reply[0][i].str());
+            for (std::size_t i = 0; i < reply[1].size(); ++i) canceled.emplace_back(reply[1][i].str());
         } catch (const std::exception& e) {
-            log(LogLevel::error, "serve_remote: could not renew the lease of {} tasks: {}", keys.size(), e.what());
+            log(LogLevel::error, "serve_remote: could not renew the lease of {} tasks: {}", renewing.size(), e.what());
             return;
         }
         for (const std::string& entry : lost) {
-            TaskId local = 0;
-            {
-                std::lock_guard held(m_);
-                for (auto& [key, h] : entries_)
-                    if (key.second == entry && !h.lost) {
-                        h.lost = true;
-                        local = h.local;
-                    }
-            }
+            const TaskId local = mark(entry, &Held::lost);
             log(LogLevel::warning, "serve_remote: worker {} was silent past its lease and another worker took over "
                                    "entry {}; its run here is canceled and its result will be dropped",
                 name_, entry);
             if (local != 0) (void)TaskSupervisor::instance().cancel_task(local);
         }
+        for (const std::string& entry : canceled)
+            if (const TaskId local = mark(entry, &Held::canceled); local != 0) {
+                log(LogLevel::info, "serve_remote: the client of entry {} canceled it: its run here is stopped", entry);
+                (void)TaskSupervisor::instance().cancel_task(local);
+            }
+    }
+
+    /// Sets `flag` of the held entry `entry` (once); the local task to
+    /// cancel, or 0 when there is none or the flag was set already.
+    TaskId mark(const std::string& entry, bool Held::*flag) noexcept {
+        std::lock_guard held(m_);
+        for (auto& [key, h] : entries_)
+            if (key.second == entry && !(h.*flag)) {
+                h.*flag = true;
+                return h.local;
+            }
+        return 0;
     }
 
     /// Completes a batch in one round trip; a failure is logged (the entry
@@ -404,7 +421,7 @@ private:
                 const std::string deliveries = std::to_string(o.deliveries);
                 complete_.append({"EVAL", detail::remote_scripts::complete, "3", keys_.queue(o.rank), reply_key,
                                   task_key, detail::remote_group, o.entry, name_, o.id, o.outcome, o.value, o.type,
-                                  record_seconds, name_, deliveries});
+                                  detail::record_seconds, name_, deliveries});
                 ++appended;
             }
         } catch (const std::exception& e) {
