@@ -190,26 +190,31 @@ struct Client {
 
 }  // namespace
 
-TEST_CASE("remote: 1,000 tasks through 2 worker processes all come back right" * doctest::timeout(120)) {
+TEST_CASE("remote: 10,000 tasks of mixed priority through 3 worker processes all come back right" *
+          doctest::timeout(300)) {
     RedisServer server;
-    WorkerProcess a(server.url(), "many", 2);
-    WorkerProcess b(server.url(), "many", 2);
+    WorkerProcess a(server.url(), "many", 1);
+    WorkerProcess b(server.url(), "many", 1);
+    WorkerProcess c(server.url(), "many", 1);
     Client client(server, "many");
+    constexpr std::array priorities{at::Priority::low, at::Priority::normal, at::Priority::high,
+                                    at::Priority::critical};
     std::vector<at::Task<int>> tasks;
-    for (int i = 0; i < 1000; ++i) tasks.push_back(at::background_task(square, client.remote())(i));
-    for (int i = 0; i < 1000; ++i) CHECK(tasks[static_cast<std::size_t>(i)].get() == i * i);
+    for (int i = 0; i < 10000; ++i)
+        tasks.push_back(at::background_task(square, client.remote(priorities[static_cast<std::size_t>(i) % 4]))(i));
+    for (int i = 0; i < 10000; ++i) CHECK(tasks[static_cast<std::size_t>(i)].get() == i * i);
     const auto info = client.sup.get_task_info(tasks.back().id());
     REQUIRE(info);
     CHECK(info->type == at::TaskType::remote);
     CHECK(info->status == at::TaskStatus::completed);
     CHECK(info->name == "square");
-    a.terminate();
-    b.terminate();
-    CHECK(a.wait() == 0);
-    CHECK(b.wait() == 0);
+    for (WorkerProcess* w : {&a, &b, &c}) w->terminate();
+    for (WorkerProcess* w : {&a, &b, &c}) CHECK(w->wait() == 0);
 }
 
-TEST_CASE("remote: critical tasks run before low ones while the workers are saturated" * doctest::timeout(120)) {
+TEST_CASE("remote: critical tasks run before high, high before normal, normal before low while the workers are "
+          "saturated" *
+          doctest::timeout(120)) {
     RedisServer server;
     const std::string url = server.url();
     WorkerProcess worker(url, "prio", 1);
@@ -218,22 +223,23 @@ TEST_CASE("remote: critical tasks run before low ones while the workers are satu
 
     auto held = at::background_task(gate, client.remote())(url, std::string("started"), std::string("gate"));
     (void)c.command({"BLPOP", "started", "0"});  // the worker's one process is busy
+    // Put least urgent first: the order they run in is the priorities'.
+    constexpr std::array priorities{at::Priority::low, at::Priority::normal, at::Priority::high,
+                                    at::Priority::critical};
     std::vector<at::Task<std::string>> tasks;
-    for (int i = 0; i < 5; ++i)
-        tasks.push_back(at::background_task(record, client.remote(at::Priority::low))(url, std::string("order"),
-                                                                                      fmt::format("low{}", i)));
-    for (int i = 0; i < 5; ++i)
-        tasks.push_back(at::background_task(record, client.remote(at::Priority::critical))(
-            url, std::string("order"), fmt::format("critical{}", i)));
-    wait_entries(c, "at:{prio}:q:low", 5);
-    wait_entries(c, "at:{prio}:q:critical", 5);
+    for (const at::Priority p : priorities)
+        for (int i = 0; i < 5; ++i)
+            tasks.push_back(at::background_task(record, client.remote(p))(url, std::string("order"),
+                                                                         fmt::format("{}{}", at::to_string(p), i)));
+    for (const at::Priority p : priorities) wait_entries(c, fmt::format("at:{{prio}}:q:{}", at::to_string(p)), 5);
     (void)c.command({"RPUSH", "gate", "open"});
     CHECK(held.get() == 1);
     for (auto& t : tasks) (void)t.get();
     const auto order = c.command({"LRANGE", "order", "0", "-1"});
-    REQUIRE(order.size() == 10);
-    for (std::size_t i = 0; i < 5; ++i) CHECK(order[i].str() == fmt::format("critical{}", i));
-    for (std::size_t i = 0; i < 5; ++i) CHECK(order[i + 5].str() == fmt::format("low{}", i));
+    REQUIRE(order.size() == 20);
+    for (std::size_t k = 0; k < 4; ++k)
+        for (std::size_t i = 0; i < 5; ++i)
+            CHECK(order[k * 5 + i].str() == fmt::format("{}{}", at::to_string(priorities[3 - k]), i));
     worker.terminate();
     CHECK(worker.wait() == 0);
 }
@@ -464,6 +470,31 @@ TEST_CASE("remote: canceling a running task stops it on its worker, which serves
     CHECK(statuses == std::multiset<std::string>{"canceled", "completed"});
     worker.terminate();
     CHECK(worker.wait() == 0);
+}
+
+TEST_CASE("remote: Redis killed while tasks are in flight: every handle fails naming the server, nothing hangs" *
+          doctest::timeout(60)) {
+    auto server = std::make_unique<RedisServer>();
+    const std::string url = server->url();
+    const std::string where = fmt::format("redis at 127.0.0.1:{}", server->port());
+    WorkerProcess worker(url, "gone", 1);
+    Client client(*server, "gone");
+    RedisConnection c(parse_redis_url(url));
+    auto running = at::background_task(held, client.remote())(url, std::string("started"), std::string("gate"),
+                                                             std::string("finished"));
+    std::vector<at::Task<int>> waiting;
+    for (int i = 0; i < 3; ++i) waiting.push_back(at::background_task(square, client.remote())(i));
+    wait_entries(c, "at:{gone}:q:normal", 4);
+    (void)c.command({"BLPOP", "started", "0"});
+    server->stop();
+    CHECK(error_of([&] { (void)running.get(); }).find(where) != std::string::npos);
+    for (auto& t : waiting) CHECK(error_of([&] { (void)t.get(); }).find(where) != std::string::npos);
+    // Later tasks fail the same way, at once.
+    CHECK(error_of([&] { (void)at::background_task(square, client.remote())(9).get(); }).find(where) !=
+          std::string::npos);
+    // The worker finishes what it held (its task failed with the server), then gives up, naming the server.
+    CHECK(worker.wait() == 2);
+    CHECK(worker.stderr_text().find(where) != std::string::npos);
 }
 
 TEST_CASE("remote: a bad url, an unreachable server and a pool not set up give clear errors" * doctest::timeout(60)) {
