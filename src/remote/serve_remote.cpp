@@ -29,10 +29,10 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <utility>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -302,7 +302,8 @@ private:
         options.priority = priority_of_rank(copy.rank);
         options.timeout = std::chrono::nanoseconds(timeout_ns);
         try {
-            const TaskId local = TaskSupervisor::instance().put_task(run, options);  // takes the reference, also when it throws
+            // put_task takes the reference, also when it throws.
+            const TaskId local = TaskSupervisor::instance().put_task(run, options);
             std::lock_guard held(m_);
             if (const auto it = entries_.find(key); it != entries_.end()) it->second.local = local;
         } catch (const std::exception& e) {
