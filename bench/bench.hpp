@@ -82,6 +82,9 @@ void run_idle_and_memory(const Config& cfg, Report& report);
 void run_cancel_queued(const Config& cfg, Report& report);
 void run_bulk_map(const Config& cfg, Report& report);
 void run_large_values(const Config& cfg, Report& report);
+void run_remote_lane(const Config& cfg, Report& report);
+/// The worker host run_remote_lane() starts: this runner with --remote-worker.
+int remote_worker_main(const std::string& url);
 /// The child side of the memory-per-queued-task measure: prints "heap rss"
 /// (bytes per task) for the pool named `pool`; returns the exit status.
 int queued_memory_child(const std::string& pool, std::size_t n);

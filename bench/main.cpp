@@ -38,6 +38,8 @@ constexpr Scenario scenarios[] = {
     {"cancel", "canceling queued tasks one by one: cost per cancel as the queue grows", run_cancel_queued},
     {"map", "bulk map over many small inputs against Python's Pool.map", run_bulk_map},
     {"large", "a 256 MiB value through a worker process, each way and both", run_large_values},
+    {"remote", "the remote lane on a local Redis: round trip and throughput against a bare stream loop",
+     run_remote_lane},
 };
 
 }  // namespace
@@ -72,10 +74,12 @@ int main(int argc, char** argv) {
     // measure in a fresh process (see queued_memory_child).
     std::string memory_child;
     std::size_t memory_items = 0;
+    std::string remote_worker;
     po::options_description hidden;
     hidden.add_options()                                                   //
         ("memory-child", po::value<std::string>(&memory_child))            //
-        ("memory-items", po::value<std::size_t>(&memory_items));
+        ("memory-items", po::value<std::size_t>(&memory_items))            //
+        ("remote-worker", po::value<std::string>(&remote_worker));
     po::options_description all;
     all.add(desc).add(hidden);
 
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!memory_child.empty()) return queued_memory_child(memory_child, memory_items);
+    if (!remote_worker.empty()) return remote_worker_main(remote_worker);
     cfg.tasks = vm.count("tasks") ? tasks : (cfg.full ? 1'000'000 : 200'000);
     if (cfg.tasks < 100 || cfg.rounds < 1) {
         std::cerr << "atasker-bench: --tasks must be at least 100 and --rounds at least 1\n";
