@@ -434,11 +434,14 @@ void RemoteLane::read_loop() noexcept {
         }
         (void)read_conn_->command({"DEL", reply_key_});
         // Stopped without waiting: what is still in flight ends here, and
-        // no worker runs it any more.
+        // no worker runs it any more; nor one canceled after the sender's
+        // last round (it has written the stop marker: it sends no more).
         std::vector<TaskId> ids;
         {
             std::lock_guard held(m_);
             for (const auto& [id, call] : in_flight_) ids.push_back(id);
+            ids.insert(ids.end(), cancels_.begin(), cancels_.end());
+            cancels_.clear();
         }
         if (!ids.empty()) send_cancels(*read_conn_, ids);
         fail_in_flight(std::make_exception_ptr(CanceledError(
