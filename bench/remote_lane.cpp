@@ -12,7 +12,6 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #if ATASKER_BENCH_HAVE_REMOTE
 #include <thread>
 
+#include "../tests/child_process.hpp"
 #include "../tests/redis_server.hpp"
 #include "remote/redis_connection.hpp"
 #endif
@@ -39,21 +39,8 @@ constexpr const char* bench_ns = "atasker_bench";
 /// The worker host: this runner in --remote-worker mode, stopped with SIGTERM.
 class WorkerHost {
 public:
-    explicit WorkerHost(const std::string& url) {
-        std::vector<std::string> args = {"/proc/self/exe", "--remote-worker", url};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ < 0) throw std::runtime_error("remote: cannot fork the worker host");
-        if (pid_ == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (::getppid() != parent) ::_exit(126);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
-    }
+    explicit WorkerHost(const std::string& url)
+        : pid_(test_support::spawn_child({"/proc/self/exe", "--remote-worker", url})) {}
     WorkerHost(const WorkerHost&) = delete;
     WorkerHost& operator=(const WorkerHost&) = delete;
     ~WorkerHost() {
@@ -64,7 +51,7 @@ public:
     }
 
 private:
-    pid_t pid_ = -1;
+    pid_t pid_;
 };
 
 /// A client supervisor whose remote pool is the bench's namespace.

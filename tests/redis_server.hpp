@@ -21,10 +21,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "child_process.hpp"
 
 namespace test_support {
 
@@ -59,26 +60,14 @@ public:
         std::vector<std::string> args = {binary,    "--port", port,         "--bind",      "127.0.0.1",
                                          "--save",  "",       "--appendonly", "no",        "--daemonize",
                                          "no",      "--logfile", "",         "--loglevel", "notice"};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-
         std::array<int, 2> out{};
         if (::pipe2(out.data(), O_CLOEXEC) != 0) throw std::runtime_error("RedisServer: pipe2 failed");
-        const pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ < 0) throw std::runtime_error("RedisServer: fork failed");
-        if (pid_ == 0) {
-            // Only async-signal-safe calls until exec. The server dies with
-            // the test, however the test ends.
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (::getppid() != parent) ::_exit(126);
-            ::dup2(out[1], STDOUT_FILENO);
-            ::dup2(out[1], STDERR_FILENO);
-            ::execvp(argv[0], argv.data());
-            static constexpr char failed[] = "exec failed: the binary is missing or cannot run\n";
-            (void)!::write(STDOUT_FILENO, failed, sizeof failed - 1);
-            ::_exit(127);
+        try {
+            pid_ = spawn_child(std::move(args), out[1]);  // the server dies with the test, however the test ends
+        } catch (...) {
+            ::close(out[0]);
+            ::close(out[1]);
+            throw;
         }
         ::close(out[1]);
         std::string said;

@@ -12,20 +12,20 @@
 
 #include <array>
 #include <cerrno>
-#include <map>
-#include <set>
-#include <utility>
 #include <chrono>
 #include <csignal>
-#include <memory>
 #include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +33,7 @@
 
 #include <atasker/atasker.hpp>
 
+#include "child_process.hpp"
 #include "crash_task.hpp"
 #include "error_text.hpp"
 #include "redis_server.hpp"
@@ -102,21 +103,9 @@ public:
                   unsigned max_deliveries = at::ServeRemoteOptions{}.max_deliveries) {
         std::array<int, 2> err{};
         if (::pipe2(err.data(), O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-        std::vector<std::string> args = {"/proc/self/exe",           "--worker", url, ns, std::to_string(pool_size),
-                                         std::to_string(lease.count()), std::to_string(max_deliveries)};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-        if (pid_ == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (::getppid() != parent) ::_exit(126);
-            ::dup2(err[1], STDERR_FILENO);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
+        pid_ = test_support::spawn_child({"/proc/self/exe", "--worker", url, ns, std::to_string(pool_size),
+                                          std::to_string(lease.count()), std::to_string(max_deliveries)},
+                                         -1, err[1]);
         ::close(err[1]);
         err_ = err[0];
     }
@@ -349,58 +338,71 @@ std::pair<WorkerProcess*, WorkerProcess*> split(WorkerProcess& a, WorkerProcess&
     return pid == std::to_string(a.pid()) ? std::pair{&a, &b} : std::pair{&b, &a};
 }
 
+/// Two workers with a lease of 500 ms in namespace `ns`, and a `held` task
+/// that one of them, the victim, runs, waiting at the gate.
+struct HeldByOneOfTwo {
+    explicit HeldByOneOfTwo(const std::string& ns)
+        : ns(ns),
+          url(server.url()),
+          a(url, ns, 1, 500ms),
+          b(url, ns, 1, 500ms),
+          client(server, ns),
+          c(parse_redis_url(url)),
+          task(at::background_task(held, client.remote())(url, std::string("started"), std::string("gate"),
+                                                          std::string("finished"))) {
+        std::tie(victim, other) = split(a, b, next_start());
+    }
+    /// The pid of the worker host whose run of the task starts next.
+    std::string next_start() { return std::string(c.command({"BLPOP", "started", "0"})[1].str()); }
+    /// The task's one record says the other worker completed it, on the
+    /// second delivery; then the other worker stops.
+    void check_completed_by_other() {
+        const auto record = only_task_record(c, ns);
+        CHECK(record.at("status") == "completed");
+        CHECK(record.at("deliveries") == "2");
+        CHECK(record.at("worker").ends_with(fmt::format(":{}", other->pid())));
+        other->terminate();
+        CHECK(other->wait() == 0);
+    }
+
+    RedisServer server;
+    std::string ns;
+    std::string url;
+    WorkerProcess a;
+    WorkerProcess b;
+    Client client;
+    RedisConnection c;
+    at::Task<int> task;
+    WorkerProcess* victim = nullptr;
+    WorkerProcess* other = nullptr;
+};
+
 TEST_CASE("remote: a worker killed mid-task loses it to another after its lease, and it completes once there" *
           doctest::timeout(60)) {
-    RedisServer server;
-    const std::string url = server.url();
-    WorkerProcess a(url, "killed", 1, 500ms);
-    WorkerProcess b(url, "killed", 1, 500ms);
-    Client client(server, "killed");
-    RedisConnection c(parse_redis_url(url));
-    auto t = at::background_task(held, client.remote())(url, std::string("started"), std::string("gate"),
-                                                       std::string("finished"));
-    const auto [victim, other] = split(a, b, c.command({"BLPOP", "started", "0"})[1].str());
-    victim->signal(SIGKILL);
-    CHECK(victim->wait() == 128 + SIGKILL);
+    HeldByOneOfTwo h("killed");
+    h.victim->signal(SIGKILL);
+    CHECK(h.victim->wait() == 128 + SIGKILL);
     // The other worker takes it over once the dead one was silent for a lease.
-    CHECK(c.command({"BLPOP", "started", "0"})[1].str() == std::to_string(other->pid()));
-    (void)c.command({"RPUSH", "gate", "open"});
-    CHECK(t.get() == other->pid());
-    CHECK(c.command({"LRANGE", "finished", "0", "-1"}).size() == 1);
-    const auto record = only_task_record(c, "killed");
-    CHECK(record.at("status") == "completed");
-    CHECK(record.at("deliveries") == "2");
-    CHECK(record.at("worker").ends_with(fmt::format(":{}", other->pid())));
-    other->terminate();
-    CHECK(other->wait() == 0);
+    CHECK(h.next_start() == std::to_string(h.other->pid()));
+    (void)h.c.command({"RPUSH", "gate", "open"});
+    CHECK(h.task.get() == h.other->pid());
+    CHECK(h.c.command({"LRANGE", "finished", "0", "-1"}).size() == 1);
+    h.check_completed_by_other();
 }
 
 TEST_CASE("remote: a worker frozen past its lease loses its task; its late result is dropped, one outcome stays" *
           doctest::timeout(60)) {
-    RedisServer server;
-    const std::string url = server.url();
-    WorkerProcess a(url, "frozen", 1, 500ms);
-    WorkerProcess b(url, "frozen", 1, 500ms);
-    Client client(server, "frozen");
-    RedisConnection c(parse_redis_url(url));
-    auto t = at::background_task(held, client.remote())(url, std::string("started"), std::string("gate"),
-                                                       std::string("finished"));
-    const auto [victim, other] = split(a, b, c.command({"BLPOP", "started", "0"})[1].str());
-    victim->signal(SIGSTOP);  // its worker process runs on, waiting at the gate
-    CHECK(c.command({"BLPOP", "started", "0"})[1].str() == std::to_string(other->pid()));
-    (void)c.command({"RPUSH", "gate", "open", "open"});  // both runs end
-    CHECK(t.get() == other->pid());
-    victim->signal(SIGCONT);
-    victim->terminate();  // it answers what it holds before it exits: too late
-    CHECK(victim->wait() == 0);
-    CHECK(victim->stderr_text().find("is dropped: its entry is no longer this worker's") != std::string::npos);
-    CHECK(c.command({"LRANGE", "finished", "0", "-1"}).size() == 2);
-    const auto record = only_task_record(c, "frozen");
-    CHECK(record.at("status") == "completed");
-    CHECK(record.at("deliveries") == "2");
-    CHECK(record.at("worker").ends_with(fmt::format(":{}", other->pid())));
-    other->terminate();
-    CHECK(other->wait() == 0);
+    HeldByOneOfTwo h("frozen");
+    h.victim->signal(SIGSTOP);  // its worker process runs on, waiting at the gate
+    CHECK(h.next_start() == std::to_string(h.other->pid()));
+    (void)h.c.command({"RPUSH", "gate", "open", "open"});  // both runs end
+    CHECK(h.task.get() == h.other->pid());
+    h.victim->signal(SIGCONT);
+    h.victim->terminate();  // it answers what it holds before it exits: too late
+    CHECK(h.victim->wait() == 0);
+    CHECK(h.victim->stderr_text().find("is dropped: its entry is no longer this worker's") != std::string::npos);
+    CHECK(h.c.command({"LRANGE", "finished", "0", "-1"}).size() == 2);
+    h.check_completed_by_other();
 }
 
 TEST_CASE("remote: a task that takes down every worker that takes it fails as poison after max_deliveries" *
