@@ -26,8 +26,9 @@ return #KEYS
 /// ones. A taken-over entry delivered more than max_deliveries times is not
 /// returned: it fails as poison there and then, as the complete script
 /// would fail it. Nor is an entry its client canceled (its cancel key
-/// exists): acknowledged and deleted, it never runs. Returns {1, {{stream index (1-based), entry id, {field,
-/// value, ...}, deliveries}, ...}}, or, when there is nothing to run,
+/// exists): acknowledged and deleted, it never runs. Returns {1, {{stream
+/// index (1-based), entry id, {field, value, ...}, deliveries}, ...}}, or,
+/// when there is nothing to run,
 /// {0, {last generated id of each stream}, entries pending in the group}:
 /// the ids a blocking XREAD waits after, so that an entry added since is
 /// seen, and whether any worker holds a task a sweep may have to take over.
@@ -41,13 +42,18 @@ local function fields(e)
   for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
   return f
 end
--- Drops a canceled entry; false for one to run.
-local function canceled(stream, e, f)
-  if redis.call('EXISTS', ARGV[7] .. 'cancel:' .. (f['client'] or '') .. ':' .. (f['id'] or '')) == 0 then
-    return false
-  end
+-- The task's key of `kind` (task, cancel), as RemoteKeys makes it.
+local function task_key(kind, f)
+  return ARGV[7] .. kind .. ':' .. (f['client'] or '') .. ':' .. (f['id'] or '')
+end
+local function drop(stream, e)
   redis.call('XACK', stream, group, e[1])
   redis.call('XDEL', stream, e[1])
+end
+-- Drops a canceled entry; false for one to run.
+local function canceled(stream, e, f)
+  if redis.call('EXISTS', task_key('cancel', f)) == 0 then return false end
+  drop(stream, e)
   return true
 end
 for i = 1, #KEYS do
@@ -66,11 +72,10 @@ for i = 1, #KEYS do
         local error = string.format("the remote task '%s' was taken by %d workers and each went silent past its " ..
           "lease before it ended (max_deliveries = %d): it fails as poison and is not run again; look for what " ..
           "kills or freezes a worker that runs it", f['name'] or '?', deliveries - 1, max_deliveries)
-        local task = ARGV[7] .. 'task:' .. (f['client'] or '') .. ':' .. (f['id'] or '')
+        local task = task_key('task', f)
         redis.call('HSET', task, 'status', 'failed', 'worker', consumer, 'error', error, 'deliveries', deliveries - 1)
         redis.call('EXPIRE', task, ARGV[8])
-        redis.call('XACK', KEYS[i], group, e[1])
-        redis.call('XDEL', KEYS[i], e[1])
+        drop(KEYS[i], e)
         if f['client'] then
           local reply = ARGV[7] .. 'reply:' .. f['client']
           redis.call('XADD', reply, '*', 'id', f['id'] or '0', 'outcome', 'error', 'value', error, 'type', '')
@@ -130,9 +135,10 @@ return {lost, canceled}
 /// A worker's completion, all or nothing. KEYS: the priority stream, the
 /// client's reply stream, the task's hash. ARGV: group, entry id, consumer,
 /// the client's task id, outcome, value, exception type, seconds the hash
-/// and the reply stream are kept, the worker's name, the entry's deliveries. Still the owner of the
-/// entry? Then: the hash records the outcome, the entry is acknowledged and
-/// deleted, the reply goes to the client. Returns 1, or 0 when the entry is
+/// and the reply stream are kept, the worker's name, the entry's
+/// deliveries. Still the owner of the entry? Then: the hash records the
+/// outcome, the entry is acknowledged and deleted, the reply goes to the
+/// client. Returns 1, or 0 when the entry is
 /// no longer this consumer's (its result is dropped).
 inline constexpr std::string_view complete = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
