@@ -83,8 +83,9 @@ void run_cancel_queued(const Config& cfg, Report& report);
 void run_bulk_map(const Config& cfg, Report& report);
 void run_large_values(const Config& cfg, Report& report);
 void run_remote_lane(const Config& cfg, Report& report);
-/// The worker host run_remote_lane() starts: this runner with --remote-worker.
-int remote_worker_main(const std::string& url);
+/// The worker host run_remote_lane() starts: this runner with
+/// --remote-worker URL NAMESPACE PREFETCH.
+int remote_worker_main(const std::vector<std::string>& args);
 /// The child side of the memory-per-queued-task measure: prints "heap rss"
 /// (bytes per task) for the pool named `pool`; returns the exit status.
 int queued_memory_child(const std::string& pool, std::size_t n);
@@ -94,11 +95,13 @@ void run_crash_recovery(const Config& cfg, Report& report);
 inline constexpr const char* mp_pending = "atasker-cpp: process pool not built yet";
 inline constexpr const char* core_pending = "atasker-cpp: supervisor core not built yet";
 
-/// Runs bench/python_peers.py with `args` and adds its rows to `s`, or a
-/// note saying why there are none (no python3, the script failed).
-inline void add_python_peers(Section& s, const std::vector<std::string>& args) {
+/// Runs bench/`script_name` (python_peers.py unless told) with `args` and
+/// adds its rows to `s`, or a note saying why there are none (no python3,
+/// the script failed).
+inline void add_python_peers(Section& s, const std::vector<std::string>& args,
+                             const std::string& script_name = "python_peers.py") {
     std::string why;
-    if (auto out = run_python_peers(args, why)) {
+    if (auto out = run_python_peers(script_name, args, why)) {
         s.add_json(*out);
     } else {
         s.note(why);

@@ -74,12 +74,12 @@ int main(int argc, char** argv) {
     // measure in a fresh process (see queued_memory_child).
     std::string memory_child;
     std::size_t memory_items = 0;
-    std::string remote_worker;
+    std::vector<std::string> remote_worker;  // url, namespace, prefetch
     po::options_description hidden;
     hidden.add_options()                                                   //
         ("memory-child", po::value<std::string>(&memory_child))            //
         ("memory-items", po::value<std::size_t>(&memory_items))            //
-        ("remote-worker", po::value<std::string>(&remote_worker));
+        ("remote-worker", po::value<std::vector<std::string>>(&remote_worker)->multitoken());
     po::options_description all;
     all.add(desc).add(hidden);
 

@@ -1,11 +1,13 @@
 // Scenario 11: the remote lane. A redis-server of the bench's own on
-// 127.0.0.1 (persistence off), one worker host (this runner started again
-// with --remote-worker, serve_remote with 2 worker processes) and this
-// process as the client: the round trip of one task at a time, and the
-// throughput of many in flight. Beside them the floor: a bare
+// 127.0.0.1 (persistence off), worker hosts (this runner started again with
+// --remote-worker, serve_remote with 2 worker processes; one without
+// prefetch, one with, each on a namespace of its own) and this process as
+// the client: the round trip of one task at a time, and the throughput of
+// many in flight. Beside them the floor: a bare
 // XADD -> XREADGROUP -> XACK -> XADD reply -> XREAD loop between two
-// connections of this process, one task at a time. Skipped with a note where
-// the remote lane is not built or redis-server is missing.
+// connections of this process, one task at a time; and Celery and rq on the
+// same server with 2 worker processes each (python_queue_peers.py). Skipped
+// with a note where the remote lane is not built or redis-server is missing.
 #include <csignal>
 #include <stdexcept>
 #include <string>
@@ -34,13 +36,14 @@ namespace {
 using atasker::detail::parse_redis_url;
 using atasker::detail::RedisConnection;
 
-constexpr const char* bench_ns = "atasker_bench";
+/// Tasks a prefetching worker host holds beyond its 2 worker processes.
+constexpr std::size_t bench_prefetch = 64;
 
-/// The worker host: this runner in --remote-worker mode, stopped with SIGTERM.
+/// A worker host: this runner in --remote-worker mode, stopped with SIGTERM.
 class WorkerHost {
 public:
-    explicit WorkerHost(const std::string& url)
-        : pid_(test_support::spawn_child({"/proc/self/exe", "--remote-worker", url})) {}
+    WorkerHost(const std::string& url, const std::string& ns, std::size_t prefetch)
+        : pid_(test_support::spawn_child({"/proc/self/exe", "--remote-worker", url, ns, std::to_string(prefetch)})) {}
     WorkerHost(const WorkerHost&) = delete;
     WorkerHost& operator=(const WorkerHost&) = delete;
     ~WorkerHost() {
@@ -54,11 +57,11 @@ private:
     pid_t pid_;
 };
 
-/// A client supervisor whose remote pool is the bench's namespace.
+/// A client supervisor whose remote pool is the namespace `ns`.
 struct RemoteClient {
-    explicit RemoteClient(const std::string& url) {
+    RemoteClient(const std::string& url, const std::string& ns) {
         sup.start();
-        sup.set_remote_pool({.url = url, .ns = bench_ns});
+        sup.set_remote_pool({.url = url, .ns = ns});
         options.supervisor = &sup;
         options.type = atasker::TaskType::remote;
     }
@@ -136,11 +139,13 @@ std::vector<double> floor_round_trips(const std::string& url, std::size_t n) {
 }  // namespace
 #endif
 
-int remote_worker_main(const std::string& url) {
+int remote_worker_main(const std::vector<std::string>& args) {
 #if ATASKER_BENCH_HAVE_REMOTE
-    return atasker::serve_remote({.url = url, .ns = bench_ns, .pool_size = 2});
+    if (args.size() != 3) return 2;
+    return atasker::serve_remote(
+        {.url = args[0], .ns = args[1], .pool_size = 2, .prefetch = std::stoul(args[2])});
 #else
-    (void)url;
+    (void)args;
     return 2;
 #endif
 }
@@ -151,6 +156,9 @@ void run_remote_lane(const Config& cfg, Report& report) {
     Section& s = report.section("remote", fmt::format("11. Remote lane on Redis Streams: {} round trips and {} tasks "
                                                       "in flight per round, 1 worker host with 2 worker processes",
                                                       samples, in_flight));
+    s.note(fmt::format("'prefetch {}': a worker host that holds up to {} tasks beyond its 2 worker processes "
+                       "(ServeRemoteOptions::prefetch), on a namespace of its own; the other rows: no prefetch",
+                       bench_prefetch, bench_prefetch));
     s.note("a redis-server of the bench's own on 127.0.0.1, persistence off; client, server and worker host on this "
            "machine");
     s.note("floor: a bare XADD -> XREADGROUP -> XACK -> XADD reply -> XREAD loop, one task at a time, between two "
@@ -168,10 +176,14 @@ void run_remote_lane(const Config& cfg, Report& report) {
         return;
     }
     const std::string url = server->url();
-    const WorkerHost host(url);
-    RemoteClient client(url);
-    (void)ours_round_trips(client, 20);  // the worker host registered and serving
+    const WorkerHost host(url, "atasker_bench", 0);
+    const WorkerHost prefetching_host(url, "atasker_bench_prefetch", bench_prefetch);
+    RemoteClient client(url, "atasker_bench");
+    RemoteClient prefetching_client(url, "atasker_bench_prefetch");
+    (void)ours_round_trips(client, 20);  // the worker hosts registered and serving
+    (void)ours_round_trips(prefetching_client, 20);
     const std::string ours = "atasker-cpp background_task(MpTask, remote)";
+    const std::string ours_prefetching = fmt::format("{}, prefetch {}", ours, bench_prefetch);
     const std::string floor = "bare stream loop (floor)";
     RowSet rows;
     std::vector<Measure> measures;
@@ -188,9 +200,17 @@ void run_remote_lane(const Config& cfg, Report& report) {
     measures.push_back([&](RowSet& r) {
         r.at(tp, ours, "tasks/s", "tasks/s", Better::higher, true).samples.push_back(ours_throughput(client, in_flight));
     });
+    measures.push_back([&](RowSet& r) {
+        r.at(tp, ours_prefetching, "tasks/s", "tasks/s", Better::higher, true)
+            .samples.push_back(ours_throughput(prefetching_client, in_flight));
+    });
     run_rounds(cfg.slow_rounds(), measures, rows);
     rows.move_to(s);
-    s.note("Celery and rq (Debian python3-celery, python3-rq) are not measured here yet");
+    // The same work on the same server, each peer with 2 worker processes.
+    add_python_peers(s,
+                     {"--url", url, "--samples", std::to_string(samples), "--tasks", std::to_string(in_flight),
+                      "--rounds", std::to_string(cfg.slow_rounds())},
+                     "python_queue_peers.py");
 #else
     s.pending(rt, "atasker-cpp background_task(MpTask, remote)", "skipped: the remote lane is not built (-Dremote)");
     (void)cfg;

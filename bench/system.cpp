@@ -158,15 +158,15 @@ bool pin_process_tree(const std::vector<int>& cpus) {
 
 namespace {
 
-std::string find_script() {
+std::string find_script(const std::string& name) {
     std::error_code ec;
     const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     if (!ec) {
-        const fs::path beside = exe.parent_path() / "python_peers.py";
+        const fs::path beside = exe.parent_path() / name;
         if (fs::exists(beside, ec)) return beside.string();
     }
 #ifdef ATASKER_BENCH_SOURCE_DIR
-    const fs::path source = fs::path(ATASKER_BENCH_SOURCE_DIR) / "python_peers.py";
+    const fs::path source = fs::path(ATASKER_BENCH_SOURCE_DIR) / name;
     if (fs::exists(source, ec)) return source.string();
 #endif
     return {};
@@ -180,15 +180,16 @@ std::string find_python() {
 
 }  // namespace
 
-std::optional<std::string> run_python_peers(const std::vector<std::string>& args, std::string& why) {
+std::optional<std::string> run_python_peers(const std::string& script_name, const std::vector<std::string>& args,
+                                            std::string& why) {
     const std::string python = find_python();
     if (python.empty()) {
         why = "python3 not found: Python peers skipped";
         return std::nullopt;
     }
-    const std::string script = find_script();
+    const std::string script = find_script(script_name);
     if (script.empty()) {
-        why = "python_peers.py not found next to atasker-bench or in the source tree: Python peers skipped";
+        why = script_name + " not found next to atasker-bench or in the source tree: Python peers skipped";
         return std::nullopt;
     }
     std::vector<std::string> all{python, script};

@@ -75,10 +75,11 @@ private:
 /// the thread preempts at once. False where the kernel refused.
 bool shorten_time_slice();
 
-/// Runs bench/python_peers.py with `args` under python3 and returns what it
+/// Runs bench/`script_name` with `args` under python3 and returns what it
 /// printed on stdout, or nothing (with `why` set) when python3 or the script
 /// is missing or the script failed.
-[[nodiscard]] std::optional<std::string> run_python_peers(const std::vector<std::string>& args, std::string& why);
+[[nodiscard]] std::optional<std::string> run_python_peers(const std::string& script_name,
+                                                          const std::vector<std::string>& args, std::string& why);
 
 /// Runs argv[0] (a path) with `argv` and returns what it printed on stdout,
 /// or nothing (with `why` set) when it could not start or did not exit 0.

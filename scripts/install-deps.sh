@@ -25,6 +25,8 @@ packages=(
   # the remote lane (meson option 'remote'): the Redis client library, and
   # the server its tests and benchmark start on 127.0.0.1
   libhiredis-dev redis-server
+  # peers of the remote lane in the benchmarks, run with /usr/bin/python3
+  python3-celery python3-rq
 )
 
 missing=()

@@ -1,7 +1,8 @@
 // at::serve_remote(): a worker host. Three threads, each with its own
 // connection:
 //
-// * the calling thread fetches: as many entries as the pool has room for,
+// * the calling thread fetches: as many entries as it has room for (its
+//   worker processes and the prefetch),
 //   most urgent stream first (remote_scripts::fetch), taking over those of
 //   silent workers first when a quarter of the lease passed since it last
 //   looked; when there is nothing to run it waits in XREAD BLOCK on the
@@ -51,6 +52,7 @@
 #include "remote/remote_run.hpp"
 #include "remote/remote_scripts.hpp"
 #include "remote/stop_signals.hpp"
+#include "sync/saturating.hpp"
 #include "sync/system_error.hpp"
 
 namespace atasker {
@@ -125,7 +127,8 @@ public:
           lease_(o.lease),
           max_deliveries_(std::to_string(o.max_deliveries)),
           name_(worker_name()),
-          capacity_(o.pool_size != 0 ? o.pool_size : std::max(1U, std::thread::hardware_concurrency())),
+          processes_(o.pool_size != 0 ? o.pool_size : std::max(1U, std::thread::hardware_concurrency())),
+          capacity_(detail::saturating_add(processes_, o.prefetch)),
           fetch_(url_),
           complete_(url_),
           wake_conn_(url_),
@@ -146,7 +149,7 @@ public:
         detail::StopSignals signals;
         TaskSupervisor& local = TaskSupervisor::instance();
         PoolOptions pool;
-        pool.pool_size = capacity_;
+        pool.pool_size = processes_;
         local.set_mp_pool(pool);
         const bool started_here = !local.is_active();
         local.start();
@@ -161,8 +164,9 @@ public:
             end_completer(completer);
             throw;
         }
-        log(LogLevel::info, "serve_remote: worker {} serves namespace '{}' at {} with {} worker processes", name_,
-            keys_.ns(), url_.server(), capacity_);
+        log(LogLevel::info,
+            "serve_remote: worker {} serves namespace '{}' at {} with {} worker processes and a prefetch of {}",
+            name_, keys_.ns(), url_.server(), processes_, capacity_ - processes_);
 
         std::exception_ptr failed;
         try {
@@ -460,7 +464,8 @@ private:
     std::chrono::milliseconds lease_;
     std::string max_deliveries_;
     std::string name_;
-    std::size_t capacity_;
+    std::size_t processes_;  // its local process pool's
+    std::size_t capacity_;   // the entries it holds at most: processes_ and the prefetch
     RedisConnection fetch_;      // the fetcher's
     RedisConnection complete_;   // the completer's
     RedisConnection wake_conn_;  // the signal watcher's
@@ -468,7 +473,7 @@ private:
 
     std::mutex m_;
     std::condition_variable cv_;
-    std::map<EntryKey, Held> entries_;  // fetched and not yet completed: the pool's places taken
+    std::map<EntryKey, Held> entries_;  // fetched and not yet completed: places taken
     Clock::time_point renew_at_;        // while entries_ is not empty: when to renew them
     bool stopping_ = false;
     bool completer_quit_ = false;
