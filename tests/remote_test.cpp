@@ -1,6 +1,7 @@
 // The remote lane end to end: a redis-server of the test's own
 // (tests/redis_server.hpp), workers that are this very binary started with
-// `--worker <url> <ns> <pool_size>` as real child processes running
+// `--worker <url> <ns> <pool_size> <lease ms> <max_deliveries> <prefetch>` as
+// real child processes running
 // at::serve_remote(), and this process as the client.
 //
 // A task that must wait for the test (gate) blocks in its worker process on
@@ -100,11 +101,12 @@ class WorkerProcess {
 public:
     WorkerProcess(const std::string& url, const std::string& ns, int pool_size,
                   std::chrono::milliseconds lease = at::ServeRemoteOptions{}.lease,
-                  unsigned max_deliveries = at::ServeRemoteOptions{}.max_deliveries) {
+                  unsigned max_deliveries = at::ServeRemoteOptions{}.max_deliveries, std::size_t prefetch = 0) {
         std::array<int, 2> err{};
         if (::pipe2(err.data(), O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
         pid_ = test_support::spawn_child({"/proc/self/exe", "--worker", url, ns, std::to_string(pool_size),
-                                          std::to_string(lease.count()), std::to_string(max_deliveries)},
+                                          std::to_string(lease.count()), std::to_string(max_deliveries),
+                                          std::to_string(prefetch)},
                                          -1, err[1]);
         ::close(err[1]);
         err_ = err[0];
@@ -132,20 +134,33 @@ public:
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     /// Everything it wrote to standard error (once it exited).
-    std::string stderr_text() const {
-        std::string out;
+    std::string stderr_text() {
+        while (read_some()) {
+        }
+        return written_;
+    }
+    /// Waits until it wrote `text` to standard error (its log, at info level).
+    void wait_for_log(std::string_view text) {
+        while (written_.find(text) == std::string::npos)
+            if (!read_some()) throw std::runtime_error(fmt::format("the worker exited without logging '{}'", text));
+    }
+
+private:
+    /// Reads what it wrote next to standard error; false at its end.
+    bool read_some() {
         std::array<char, 4096> buffer{};
         for (;;) {
             const ssize_t n = ::read(err_, buffer.data(), buffer.size());
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return out;
-            out.append(buffer.data(), static_cast<std::size_t>(n));
+            if (n <= 0) return false;
+            written_.append(buffer.data(), static_cast<std::size_t>(n));
+            return true;
         }
     }
 
-private:
     pid_t pid_ = -1;
     int err_ = -1;
+    std::string written_;  // what it wrote to standard error so far
 };
 
 /// Waits until `key` (a stream) received `n` entries since it was made:
@@ -474,6 +489,58 @@ TEST_CASE("remote: canceling a running task stops it on its worker, which serves
     CHECK(worker.wait() == 0);
 }
 
+TEST_CASE("remote: a prefetching worker holds tasks beyond its processes, runs them most urgent first and obeys a "
+          "cancel of one it holds" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    const std::string url = server.url();
+    RedisConnection c(parse_redis_url(url));
+    Client client(server, "prefetch");
+    // All in the streams before the worker starts: its first fetch takes the
+    // four at once (one process, a prefetch of 3), most urgent first.
+    auto first = at::background_task(held, client.remote(at::Priority::critical))(
+        url, std::string("started"), std::string("gate"), std::string("finished"));
+    std::vector<at::Task<std::string>> queued;
+    for (const at::Priority p : {at::Priority::low, at::Priority::normal, at::Priority::high})
+        queued.push_back(at::background_task(record, client.remote(p))(url, std::string("order"),
+                                                                      std::string(at::to_string(p))));
+    for (const char* q : {"critical", "high", "normal", "low"})
+        wait_entries(c, fmt::format("at:{{prefetch}}:q:{}", q), 1);
+    WorkerProcess worker(url, "prefetch", 1, 1000ms, 3, 3);
+    CHECK(c.command({"BLPOP", "started", "0"})[1].str() == std::to_string(worker.pid()));
+    // The three others wait in the worker, not in the streams: a second
+    // worker finds nothing to take.
+    for (const char* q : {"high", "normal", "low"})
+        CHECK(c.command({"XPENDING", fmt::format("at:{{prefetch}}:q:{}", q), "workers"})[0].integer() == 1);
+    WorkerProcess idle(url, "prefetch", 1);
+    // Canceled while the worker holds it: the worker ends it as canceled at
+    // its next renewal, before it could run (its one process waits at the gate).
+    CHECK(queued[1].cancel());
+    worker.wait_for_log("canceled it: its run here is stopped");
+    (void)c.command({"RPUSH", "gate", "open"});
+    CHECK(first.get() == worker.pid());
+    CHECK(queued[2].get() == "high");
+    CHECK(queued[0].get() == "low");
+    CHECK_THROWS_AS((void)queued[1].get(), at::CanceledError);
+    const auto order = c.command({"LRANGE", "order", "0", "-1"});
+    REQUIRE(order.size() == 2);
+    CHECK(order[0].str() == "high");
+    CHECK(order[1].str() == "low");
+    const auto keys = c.command({"KEYS", "at:{prefetch}:task:*"});
+    std::multiset<std::string> workers;
+    std::multiset<std::string> statuses;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        statuses.emplace(c.command({"HGET", keys[i].str(), "status"}).str());
+        workers.emplace(c.command({"HGET", keys[i].str(), "worker"}).str());
+    }
+    CHECK(statuses == std::multiset<std::string>{"canceled", "completed", "completed", "completed"});
+    CHECK(workers.size() == 4);
+    CHECK(workers.count(*workers.begin()) == 4);  // all on the prefetching worker
+    CHECK(workers.begin()->ends_with(fmt::format(":{}", worker.pid())));
+    for (WorkerProcess* w : {&worker, &idle}) w->terminate();
+    for (WorkerProcess* w : {&worker, &idle}) CHECK(w->wait() == 0);
+}
+
 TEST_CASE("remote: Redis killed while tasks are in flight: every handle fails naming the server, nothing hangs" *
           doctest::timeout(60)) {
     auto server = std::make_unique<RedisServer>();
@@ -533,11 +600,13 @@ TEST_CASE("remote: a bad url, an unreachable server and a pool not set up give c
 int main(int argc, char** argv) {
     host_pid = ::getpid();
     at::init({.max_workers = 8});
-    if (argc == 7 && std::string_view(argv[1]) == "--worker") {
+    if (argc == 8 && std::string_view(argv[1]) == "--worker") {
+        at::set_log_level(at::LogLevel::info);  // the tests wait for what it logs
         try {
             return at::serve_remote({.url = argv[2],
                                      .ns = argv[3],
                                      .pool_size = std::stoul(argv[4]),
+                                     .prefetch = std::stoul(argv[7]),
                                      .lease = std::chrono::milliseconds(std::stol(argv[5])),
                                      .max_deliveries = static_cast<unsigned>(std::stoul(argv[6]))});
         } catch (const at::Error& e) {

@@ -114,8 +114,9 @@ return {0, last, pending}
 /// time reset (a self-XCLAIM with JUSTID, which leaves the delivery count
 /// alone); one that is no longer this consumer's is left alone: an
 /// unconditional XCLAIM would steal back a task another worker took over.
-/// Returns {entry ids no longer this consumer's, entry ids whose client
-/// canceled them}.
+/// Returns {positions of the triples (0-based) whose entry is no longer this
+/// consumer's, positions of those whose client canceled them}: entry ids
+/// alone would be ambiguous, as two streams may hold the same id.
 inline constexpr std::string_view renew = R"lua(
 local lost = {}
 local canceled = {}
@@ -123,10 +124,10 @@ for j = 3, #ARGV, 3 do
   local stream = KEYS[tonumber(ARGV[j])]
   local p = redis.call('XPENDING', stream, ARGV[1], ARGV[j + 1], ARGV[j + 1], 1)
   if #p == 0 or p[1][2] ~= ARGV[2] then
-    lost[#lost + 1] = ARGV[j + 1]
+    lost[#lost + 1] = (j - 3) / 3
   else
     redis.call('XCLAIM', stream, ARGV[1], ARGV[2], 0, ARGV[j + 1], 'JUSTID')
-    if redis.call('EXISTS', ARGV[j + 2]) == 1 then canceled[#canceled + 1] = ARGV[j + 1] end
+    if redis.call('EXISTS', ARGV[j + 2]) == 1 then canceled[#canceled + 1] = (j - 3) / 3 end
   end
 end
 return {lost, canceled}

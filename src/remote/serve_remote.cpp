@@ -379,40 +379,40 @@ private:
         args.insert(args.end(), {detail::remote_group, name_});
         for (std::size_t i = 0; i < renewing.size(); ++i)
             args.insert(args.end(), {indexes[i], renewing[i].key.second, renewing[i].cancel_key});
-        std::vector<std::string> lost;
-        std::vector<std::string> canceled;
+        std::vector<const EntryKey*> lost;
+        std::vector<const EntryKey*> canceled;
         try {
             const detail::RedisReply reply = complete_.command(args);
-            for (std::size_t i = 0; i < reply[0].size(); ++i) lost.emplace_back(reply[0][i].str());
-            for (std::size_t i = 0; i < reply[1].size(); ++i) canceled.emplace_back(reply[1][i].str());
+            for (const auto& [into, list] : {std::pair{&lost, reply[0]}, std::pair{&canceled, reply[1]}})
+                for (std::size_t i = 0; i < list.size(); ++i)
+                    into->push_back(&renewing.at(static_cast<std::size_t>(list[i].integer())).key);
         } catch (const std::exception& e) {
             log(LogLevel::error, "serve_remote: could not renew the lease of {} tasks: {}", renewing.size(), e.what());
             return;
         }
-        for (const std::string& entry : lost) {
-            const TaskId local = mark(entry, &Held::lost);
+        for (const EntryKey* key : lost) {
+            const TaskId local = mark(*key, &Held::lost);
             log(LogLevel::warning, "serve_remote: worker {} was silent past its lease and another worker took over "
                                    "entry {}; its run here is canceled and its result will be dropped",
-                name_, entry);
+                name_, key->second);
             if (local != 0) (void)TaskSupervisor::instance().cancel_task(local);
         }
-        for (const std::string& entry : canceled)
-            if (const TaskId local = mark(entry, &Held::canceled); local != 0) {
-                log(LogLevel::info, "serve_remote: the client of entry {} canceled it: its run here is stopped", entry);
+        for (const EntryKey* key : canceled)
+            if (const TaskId local = mark(*key, &Held::canceled); local != 0) {
+                log(LogLevel::info, "serve_remote: the client of entry {} canceled it: its run here is stopped",
+                    key->second);
                 (void)TaskSupervisor::instance().cancel_task(local);
             }
     }
 
-    /// Sets `flag` of the held entry `entry` (once); the local task to
-    /// cancel, or 0 when there is none or the flag was set already.
-    TaskId mark(const std::string& entry, bool Held::*flag) noexcept {
+    /// Sets `flag` of the held entry `key` (once); the local task to cancel,
+    /// or 0 when there is none or the flag was set already.
+    TaskId mark(const EntryKey& key, bool Held::*flag) noexcept {
         std::lock_guard held(m_);
-        for (auto& [key, h] : entries_)
-            if (key.second == entry && !(h.*flag)) {
-                h.*flag = true;
-                return h.local;
-            }
-        return 0;
+        const auto it = entries_.find(key);
+        if (it == entries_.end() || it->second.*flag) return 0;
+        it->second.*flag = true;
+        return it->second.local;
     }
 
     /// Completes a batch in one round trip; a failure is logged (the entry
