@@ -188,12 +188,12 @@ TEST_CASE("mp_task: the registry check passes while every name is unique") {
 // Leaves duplicates in this executable's registry: keep it the last case.
 TEST_CASE("mp_task: the registry check names every duplicated task name") {
     const auto* original = at::detail::find_mp_task(square.index());
-    at::detail::register_mp_task("test.square", original->invoke, original->fn);
+    at::detail::register_mp_task("test.square", original->invoke, original->fn, original->signature);
     CHECK_THROWS_WITH_AS(at::detail::check_mp_registry(),
                          "mp task name \"test.square\" is registered twice; give each MpTask a unique name", at::Error);
 
-    at::detail::register_mp_task("test.join", original->invoke, original->fn);
-    at::detail::register_mp_task("test.join", original->invoke, original->fn);
+    at::detail::register_mp_task("test.join", original->invoke, original->fn, original->signature);
+    at::detail::register_mp_task("test.join", original->invoke, original->fn, original->signature);
     CHECK_THROWS_WITH_AS(at::detail::check_mp_registry(),
                          "mp task name \"test.square\" is registered twice; mp task name \"test.join\" is registered 3 "
                          "times; give each MpTask a unique name",

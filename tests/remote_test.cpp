@@ -326,15 +326,21 @@ TEST_CASE("remote: a worker whose MpTasks differ from the namespace's refuses to
         CHECK(first.wait() == 0);
     }
     RedisConnection c(parse_redis_url(server.url()));
-    (void)c.command({"SADD", "at:{registry}:registry", "resize_image"});
-    WorkerProcess second(server.url(), "registry", 1);
-    CHECK(second.wait() == 2);
-    CHECK(second.stderr_text() ==
-          fmt::format("this worker's MpTasks differ from those of namespace 'registry' at 127.0.0.1:{} (not in this "
-                      "worker: resize_image); build workers and clients from the same MpTask definitions, or, with "
-                      "every worker of the namespace stopped, delete the key at:{{registry}}:registry to start it "
-                      "afresh\n",
-                      server.port()));
+    const auto refusal = [&](const std::string& differences) {
+        WorkerProcess worker(server.url(), "registry", 1);
+        CHECK(worker.wait() == 2);
+        return worker.stderr_text() ==
+               fmt::format("this worker's MpTasks differ from those of namespace 'registry' at 127.0.0.1:{} ({}); "
+                           "build workers and clients from the same MpTask definitions, or, with every worker of the "
+                           "namespace stopped, delete the key at:{{registry}}:tasks to start it afresh\n",
+                           server.port(), differences);
+    };
+    (void)c.command({"HSET", "at:{registry}:tasks", "resize_image", "FSsSsE"});
+    CHECK(refusal("not in this worker: resize_image"));
+    (void)c.command({"HDEL", "at:{registry}:tasks", "resize_image", "gate"});
+    (void)c.command({"HSET", "at:{registry}:tasks", "square", "FlRKSsE"});
+    CHECK(refusal("only in this worker: gate; another signature: square is int (int) in this worker, long (std::string "
+                  "const&) in the namespace"));
 }
 
 /// The hash of the only task the namespace `ns` has a record of.

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include <atasker/codec.hpp>
@@ -65,6 +66,14 @@ consteval bool check_mp_argument() {
 }
 
 /// `a` as a Parameter: itself when it already is one, else converted.
+/// The function type `R(A...)` of a result and a tuple of arguments.
+template <class R, class Tuple>
+struct function_type;
+template <class R, class... A>
+struct function_type<R, std::tuple<A...>> {
+    using type = R(A...);
+};
+
 template <class Parameter, class Argument>
 decltype(auto) as_parameter(Argument&& a) {
     if constexpr (std::is_same_v<std::remove_cvref_t<Argument>, Parameter>) {
@@ -126,7 +135,10 @@ public:
     /// (detail::check_mp_registry()), not here: static initialisation cannot
     /// report errors.
     MpTask(std::string_view name, F fn)
-        : name_(name), fn_(std::move(fn)), index_(detail::register_mp_task(name_, &invoke, &fn_)) {}
+        : name_(name),
+          fn_(std::move(fn)),
+          index_(detail::register_mp_task(name_, &invoke, &fn_,
+                                          typeid(typename detail::function_type<result_type, args_tuple>::type).name())) {}
 
     MpTask(const MpTask&) = delete;
     MpTask& operator=(const MpTask&) = delete;

@@ -32,10 +32,10 @@ Registry& registry() noexcept {
 
 }  // namespace
 
-std::uint32_t register_mp_task(std::string name, MpInvoker invoke, const void* fn) noexcept {
+std::uint32_t register_mp_task(std::string name, MpInvoker invoke, const void* fn, const char* signature) noexcept {
     Registry& r = registry();
     const std::lock_guard lock(r.mutex);
-    r.entries.push_back(MpRegistryEntry{std::move(name), invoke, fn});
+    r.entries.push_back(MpRegistryEntry{std::move(name), invoke, fn, signature});
     return static_cast<std::uint32_t>(r.entries.size() - 1);
 }
 

@@ -19,6 +19,7 @@ struct MpRegistryEntry {
     std::string name;
     MpInvoker invoke;
     const void* fn;
+    const char* signature;  ///< mangled `R(A...)` (register_mp_task())
 };
 
 /// One registered worker-process initializer (at::MpInit).

@@ -10,7 +10,7 @@
 //                               deliveries), expiring
 //   at:{ns}:cancel:<client>:<id> set when the client canceled a task it sent
 //                               (expiring): no worker runs it any more
-//   at:{ns}:registry           the namespace's MpTask names (a set)
+//   at:{ns}:tasks              the namespace's MpTasks: name -> signature (a hash)
 //   at:{ns}:wake:<worker>      a worker's own stream, written to stop its wait
 //
 // A task entry on a priority stream has the fields `id` (the client's task
@@ -74,7 +74,7 @@ public:
     [[nodiscard]] std::string cancel(std::string_view client, std::string_view id) const {
         return fmt::format("at:{{{}}}:cancel:{}:{}", ns_, client, id);
     }
-    [[nodiscard]] std::string registry() const { return fmt::format("at:{{{}}}:registry", ns_); }
+    [[nodiscard]] std::string tasks() const { return fmt::format("at:{{{}}}:tasks", ns_); }
     [[nodiscard]] std::string wake(std::string_view worker) const { return fmt::format("at:{{{}}}:wake:{}", ns_, worker); }
 
 private:

@@ -157,16 +157,16 @@ redis.call('EXPIRE', KEYS[2], ARGV[8])
 return 1
 )lua";
 
-/// The namespace's task names. KEYS: the registry set. ARGV: this worker's
-/// names. The first worker stores its names; every one gets the stored set
-/// back to compare with its own.
+/// The namespace's tasks. KEYS: the tasks hash (name -> signature). ARGV:
+/// this worker's names and signatures, in pairs. The first worker stores
+/// its own; every one gets the stored pairs back to compare with its own.
 inline constexpr std::string_view registry = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then
   for i = 1, #ARGV, 1000 do
-    redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+    redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
 end
-return redis.call('SMEMBERS', KEYS[1])
+return redis.call('HGETALL', KEYS[1])
 )lua";
 
 }  // namespace atasker::detail::remote_scripts

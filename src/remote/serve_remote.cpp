@@ -28,14 +28,16 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <set>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include <cxxabi.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -76,32 +78,55 @@ const ServeRemoteOptions& checked(const ServeRemoteOptions& o) {
     return o;
 }
 
-/// Refuses to serve a namespace whose MpTask names differ from this binary's.
+/// A signature for people: the demangled function type, e.g. "int (int)".
+std::string readable(const std::string& mangled) {
+    int status = 0;
+    const std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status),
+                                                      &std::free);
+    return status == 0 && name ? std::string(name.get()) : mangled;
+}
+
+/// Refuses to serve a namespace whose MpTasks (names and signatures) differ
+/// from this binary's.
 void check_registry(RedisConnection& c, const RemoteKeys& keys, const std::string& where) {
-    std::set<std::string> mine;
-    for (std::uint32_t i = 0; i < detail::mp_task_count(); ++i) mine.insert(detail::find_mp_task(i)->name);
+    std::map<std::string, std::string> mine;  // name -> mangled signature
+    for (std::uint32_t i = 0; i < detail::mp_task_count(); ++i) {
+        const detail::MpRegistryEntry* task = detail::find_mp_task(i);
+        mine.emplace(task->name, task->signature);
+    }
     if (mine.empty())
         throw Error("this program registers no at::MpTask, so it has nothing to serve; define the clients' MpTasks at "
                     "namespace scope in the worker's binary");
-    const std::string key = keys.registry();
+    const std::string key = keys.tasks();
     std::vector<std::string_view> args{"EVAL", detail::remote_scripts::registry, "1", key};
-    for (const std::string& name : mine) args.emplace_back(name);
+    for (const auto& [name, signature] : mine) args.insert(args.end(), {name, signature});
     const detail::RedisReply stored_reply = c.command(args);
-    std::set<std::string> stored;
-    for (std::size_t i = 0; i < stored_reply.size(); ++i) stored.emplace(stored_reply[i].str());
+    std::map<std::string, std::string> stored;
+    for (std::size_t i = 0; i + 1 < stored_reply.size(); i += 2)
+        stored.emplace(stored_reply[i].str(), stored_reply[i + 1].str());
     std::vector<std::string> missing;
     std::vector<std::string> extra;
-    std::set_difference(stored.begin(), stored.end(), mine.begin(), mine.end(), std::back_inserter(missing));
-    std::set_difference(mine.begin(), mine.end(), stored.begin(), stored.end(), std::back_inserter(extra));
-    if (missing.empty() && extra.empty()) return;
-    std::string differences;
-    if (!missing.empty()) differences = fmt::format("not in this worker: {}", fmt::join(missing, ", "));
-    if (!extra.empty())
-        differences += fmt::format("{}only in this worker: {}", differences.empty() ? "" : "; ", fmt::join(extra, ", "));
+    std::vector<std::string> changed;
+    for (const auto& [name, signature] : stored)
+        if (!mine.contains(name)) missing.push_back(name);
+    for (const auto& [name, signature] : mine) {
+        const auto it = stored.find(name);
+        if (it == stored.end()) {
+            extra.push_back(name);
+        } else if (it->second != signature) {
+            changed.push_back(fmt::format("{} is {} in this worker, {} in the namespace", name, readable(signature),
+                                          readable(it->second)));
+        }
+    }
+    std::vector<std::string> differences;
+    if (!missing.empty()) differences.push_back(fmt::format("not in this worker: {}", fmt::join(missing, ", ")));
+    if (!extra.empty()) differences.push_back(fmt::format("only in this worker: {}", fmt::join(extra, ", ")));
+    if (!changed.empty()) differences.push_back(fmt::format("another signature: {}", fmt::join(changed, ", ")));
+    if (differences.empty()) return;
     throw Error(fmt::format("this worker's MpTasks differ from those of namespace '{}' at {} ({}); build workers and "
                             "clients from the same MpTask definitions, or, with every worker of the namespace "
                             "stopped, delete the key {} to start it afresh",
-                            keys.ns(), where, differences, key));
+                            keys.ns(), where, fmt::join(differences, "; "), key));
 }
 
 class Worker {

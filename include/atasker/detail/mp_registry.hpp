@@ -20,10 +20,14 @@ namespace atasker::detail {
 using MpInvoker = void (*)(const void* fn, ByteReader& args, ByteWriter& result, const Progress& progress);
 
 /// Adds a task to the registry; returns its index (registration order).
-/// Never throws (it runs during static initialisation; out of memory there
-/// terminates). Thread-safe. Looking tasks up is the library's business
+/// `signature` is the mangled name of the function type `R(A...)` the
+/// callers see (typeid(...).name(): the same in every build with the same
+/// ABI), which remote workers compare with the cluster's. Never throws (it
+/// runs during static initialisation; out of memory there terminates).
+/// Thread-safe. Looking tasks up is the library's business
 /// (src/process/mp_registry.hpp).
-ATASKER_API std::uint32_t register_mp_task(std::string name, MpInvoker invoke, const void* fn) noexcept;
+ATASKER_API std::uint32_t register_mp_task(std::string name, MpInvoker invoke, const void* fn,
+                                           const char* signature) noexcept;
 
 /// Adds a worker-process initializer (at::MpInit) to its own registry;
 /// returns its index (registration order). Never throws. Thread-safe.
