@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -39,6 +40,7 @@
 #include "error_text.hpp"
 #include "redis_server.hpp"
 #include "remote/redis_connection.hpp"
+#include "remote/remote_keys.hpp"
 
 namespace at = atasker;
 using test_support::error_of;
@@ -79,6 +81,17 @@ int held_fn(std::string url, std::string started, std::string gate, std::string 
     return host_pid;
 }
 inline const at::MpTask held{"held", &held_fn};
+
+/// Reports half its work done, pushes "started" to `started`, waits for an
+/// element on `gate`; returns its host's pid.
+int halfway_fn(at::Progress progress, std::string url, std::string started, std::string gate) {
+    progress.report(0.5);
+    RedisConnection c(parse_redis_url(url));
+    (void)c.command({"RPUSH", started, "started"});
+    (void)c.command({"BLPOP", gate, "0"});
+    return host_pid;
+}
+inline const at::MpTask halfway{"halfway", &halfway_fn};
 
 /// Kills the worker host that runs it, as a task that exhausts its memory would.
 int poison_fn() {
@@ -382,6 +395,10 @@ struct HeldByOneOfTwo {
         CHECK(record.at("status") == "completed");
         CHECK(record.at("deliveries") == "2");
         CHECK(record.at("worker").ends_with(fmt::format(":{}", other->pid())));
+        const auto info = task.info();  // the client's record says the same
+        REQUIRE(info);
+        CHECK(info->attempts == 2);
+        CHECK(info->worker == record.at("worker"));
         other->terminate();
         CHECK(other->wait() == 0);
     }
@@ -491,6 +508,48 @@ TEST_CASE("remote: canceling a running task stops it on its worker, which serves
     for (std::size_t i = 0; i < keys.size(); ++i)
         statuses.emplace(c.command({"HGET", keys[i].str(), "status"}).str());
     CHECK(statuses == std::multiset<std::string>{"canceled", "completed"});
+    worker.terminate();
+    CHECK(worker.wait() == 0);
+}
+
+/// Waits until `pred(info)` holds for the client's record of `task`: the
+/// reader updates it from the worker's reports, with nothing to wait on.
+template <class T, class Pred>
+at::TaskInfo wait_for_info(const at::Task<T>& task, Pred pred) {
+    for (;;) {
+        if (const auto info = task.info(); info && pred(*info)) return *info;
+        std::this_thread::yield();
+    }
+}
+
+TEST_CASE("remote: the client's record shows the worker that runs a task, its attempts and the progress it reports" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    const std::string url = server.url();
+    WorkerProcess worker(url, "records", 1, 400ms);
+    Client client(server, "records");
+    RedisConnection c(parse_redis_url(url));
+    auto t = at::background_task(halfway, client.remote())(url, std::string("started"), std::string("gate"));
+    (void)c.command({"BLPOP", "started", "0"});
+    const std::string where = fmt::format("{}:{}", at::detail::this_host(), worker.pid());
+    const auto running = wait_for_info(t, [](const at::TaskInfo& i) { return !i.worker.empty() && i.progress > 0; });
+    CHECK(running.status == at::TaskStatus::started);
+    CHECK(running.worker == where);
+    CHECK(running.attempts == 1);
+    CHECK(running.progress == doctest::Approx(0.5));
+    CHECK(fmt::format("{}", running).find(fmt::format(", on {}", where)) != std::string::npos);
+    (void)c.command({"RPUSH", "gate", "open"});
+    CHECK(t.get() == worker.pid());
+    const auto ended = t.info();
+    REQUIRE(ended);
+    CHECK(ended->status == at::TaskStatus::completed);
+    CHECK(ended->worker == where);
+    CHECK(ended->attempts == 1);
+    CHECK(ended->progress == 1.0);
+    // A short task's start is not reported apart: its completion says where it ran.
+    const auto quick = at::background_task(square, client.remote())(3);
+    CHECK(quick.get() == 9);
+    CHECK(quick.info()->worker == where);
     worker.terminate();
     CHECK(worker.wait() == 0);
 }

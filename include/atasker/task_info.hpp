@@ -33,8 +33,13 @@ struct TaskInfo {
     std::string error;                        ///< the failure's message; empty unless failed or canceled
     /// Runs started so far: 0 until the first, then 1, and one more per
     /// retry (TaskOptions::retries). A task waiting to retry has `delayed`
-    /// status and counts its failed runs.
+    /// status and counts its failed runs. A remote task counts each worker
+    /// host it was given to (a host that went silent past its lease, and the
+    /// one that took the task over).
     unsigned attempts = 0;
+    /// Where a remote task runs or ran: its worker host, as `host:pid`, once
+    /// a worker reported that it started it; empty for local tasks.
+    std::string worker;
 };
 
 /// One pool's configuration and load.
@@ -67,6 +72,7 @@ struct fmt::formatter<atasker::TaskInfo> {
         auto out = fmt::format_to(ctx.out(), "task {} '{}' ({}, {}): {}", t.id, t.name, t.type, t.priority, t.status);
         if (t.progress > 0.0) out = fmt::format_to(out, ", progress {:.0f}%", t.progress * 100.0);
         if (t.attempts > 1) out = fmt::format_to(out, ", {} attempts", t.attempts);
+        if (!t.worker.empty()) out = fmt::format_to(out, ", on {}", t.worker);
         if (!t.error.empty()) out = fmt::format_to(out, ", error: {}", t.error);
         return out;
     }

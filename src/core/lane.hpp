@@ -56,6 +56,9 @@ public:
     /// False: it failed and waits to run again (TaskOptions::retries); the
     /// supervisor keeps it, and the caller must not touch it any more.
     [[nodiscard]] virtual bool complete(TaskBase* task, std::int64_t now, std::string& log_line) = 0;
+    /// Under the mutex: `task`, started and not yet ended, runs on `worker`
+    /// (a remote worker host, host:pid), the `deliveries`-th host given it.
+    virtual void note_worker(TaskBase* task, std::string worker, unsigned deliveries) noexcept = 0;
     /// Under the mutex: a started task never ran (its call never reached a
     /// worker): it frees its place and waits in the queue again.
     virtual void requeue(TaskBase* task) noexcept = 0;

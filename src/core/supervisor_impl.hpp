@@ -38,6 +38,7 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     [[nodiscard]] detail::Job take(detail::Lane& lane, std::int64_t now) noexcept override;
     [[nodiscard]] detail::Job take_rider(detail::Lane& from, std::int64_t now) noexcept override;
     [[nodiscard]] bool complete(detail::TaskBase* task, std::int64_t now, std::string& log_line) override;
+    void note_worker(detail::TaskBase* task, std::string worker, unsigned deliveries) noexcept override;
     void requeue(detail::TaskBase* task) noexcept override;
     void settle(detail::TaskBase* task, const std::string& log_line) noexcept override;
     void lane_quiet() noexcept override { notify_if_idle(); }

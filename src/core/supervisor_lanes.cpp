@@ -41,6 +41,15 @@ bool TaskSupervisor::Impl::complete(TaskBase* task, std::int64_t now, std::strin
     return true;
 }
 
+void TaskSupervisor::Impl::note_worker(TaskBase* task, std::string worker, unsigned deliveries) noexcept {
+    Record* r = table.find(task->id);
+    if (r == nullptr || r->live_task() != task) return;  // ended meanwhile
+    try {
+        table.set_worker(*r, std::move(worker), deliveries);
+    } catch (...) {  // no memory: the record says less
+    }
+}
+
 void TaskSupervisor::Impl::requeue(TaskBase* task) noexcept {
     detail::Lane& to = lane(task->type);
     to.admission().finished(task->priority());

@@ -74,6 +74,8 @@ void TaskTable::release(std::uint32_t index) noexcept {
         e.name.clear();
         e.error.reset();
         e.policy = {};
+        e.worker.clear();
+        e.redeliveries = 0;
         free_extras_.push_back(r.extra - 1);
         r.extra = 0;
         r.has_policy = false;
@@ -155,6 +157,12 @@ void TaskTable::set_name(Record& r, std::string name) {
 
 void TaskTable::set_error(Record& r, std::string error) { extra_of(r).error = std::move(error); }
 
+void TaskTable::set_worker(Record& r, std::string worker, unsigned deliveries) {
+    Extra& e = extra_of(r);
+    e.worker = std::move(worker);
+    e.redeliveries = deliveries > 0 ? deliveries - 1 : 0;
+}
+
 RunPolicy& TaskTable::set_policy(Record& r) {
     RunPolicy& p = extra_of(r).policy;
     r.has_policy = true;
@@ -188,6 +196,11 @@ TaskInfo TaskTable::snapshot(TaskId id, const Record& r) const {
     // A run under way or ended counts; a task waiting to retry has only its failed ones.
     const RunPolicy* p = policy(r);
     info.attempts = (p != nullptr ? p->failed : 0U) + (r.started_at() != 0 ? 1U : 0U);
+    if (r.extra != 0) {
+        const Extra& e = extras_[r.extra - 1];
+        info.worker = e.worker;
+        info.attempts += e.redeliveries;
+    }
     return info;
 }
 

@@ -91,6 +91,9 @@ public:
     void set_name(Record& r, std::string name);
     void set_error(Record& r, std::string error);
     [[nodiscard]] const std::string& name(const Record& r) const noexcept;
+    /// Where a remote task runs: `worker` (host:pid), its `deliveries`-th
+    /// worker host (1: the first).
+    void set_worker(Record& r, std::string worker, unsigned deliveries);
     [[nodiscard]] const std::string* error(const Record& r) const noexcept;
     /// A task's retries and deadline, kept beside the records: set_policy()
     /// gives the record one; policy() is null for a record without.
@@ -129,6 +132,8 @@ private:
         std::string name;
         std::optional<std::string> error;
         RunPolicy policy;
+        std::string worker;         // a remote task's worker host
+        unsigned redeliveries = 0;  // a remote task's worker hosts before that one
     };
     void release(std::uint32_t index) noexcept;
     /// The record's side storage, taken on first use.

@@ -1,8 +1,10 @@
 #include "remote/remote_lane.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <random>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -249,11 +251,46 @@ void RemoteLane::end_task(TaskBase* task) noexcept {
     host_.end_settle();
 }
 
+void RemoteLane::note_worker(TaskBase* task, const RedisValue& fields) noexcept {
+    try {
+        const std::string_view worker = fields.field("worker");
+        if (worker.empty()) return;
+        const std::string_view attempts_text = fields.field("attempts");
+        unsigned attempts = 1;
+        (void)std::from_chars(attempts_text.data(), attempts_text.data() + attempts_text.size(), attempts);
+        std::string name(worker);
+        std::lock_guard lock(host_.supervisor_mutex());
+        host_.note_worker(task, std::move(name), attempts);
+    } catch (...) {  // no memory: the record says less
+    }
+}
+
+void RemoteLane::apply_report(TaskId id, const RedisValue& fields) noexcept {
+    TaskBase* task = nullptr;
+    {
+        std::lock_guard held(m_);
+        const auto it = in_flight_.find(id);
+        if (it == in_flight_.end()) return;  // ended or canceled here meanwhile
+        if (fields.field("event") == "progress") {
+            const std::string_view text = fields.field("progress");
+            float progress = 0.0F;
+            if (std::from_chars(text.data(), text.data() + text.size(), progress).ec == std::errc() &&
+                it->second.progress != nullptr)
+                it->second.progress->store(std::clamp(progress, 0.0F, 1.0F), std::memory_order_relaxed);
+            return;
+        }
+        task = it->second.call.task;
+        task->add_ref();  // the reader's, while it notes the worker
+    }
+    note_worker(task, fields);
+    task->release();
+}
+
 void RemoteLane::fail_in_flight(const std::exception_ptr& error) noexcept {
     std::vector<TaskBase*> failed;
     {
         std::lock_guard held(m_);
-        for (auto& [id, call] : in_flight_) failed.push_back(call.task);
+        for (auto& [id, f] : in_flight_) failed.push_back(f.call.task);
         in_flight_.clear();
     }
     for (TaskBase* t : failed) {
@@ -296,7 +333,7 @@ void RemoteLane::send_loop() noexcept {
             std::lock_guard held(m_);
             for (const Job& job : batch_) {
                 job.task->add_ref();
-                in_flight_.emplace(job.task->id, MpCall{.task = job.task});
+                in_flight_.emplace(job.task->id, InFlight{MpCall{.task = job.task}, job.progress});
             }
             if (batch_.size() == max_batch) wake_ = true;  // more may wait: another round
         }
@@ -329,7 +366,7 @@ void RemoteLane::carry(const MpCall& call) noexcept {
             const auto it = in_flight_.find(task->id);
             if (it == in_flight_.end()) return;  // canceled since it was taken: ended there
             if (!broken_.empty()) throw Error(broken_);
-            it->second = call;
+            it->second.call = call;
         }
         const std::string id = std::to_string(task->id);
         const std::string timeout = std::to_string(call.timeout.count());
@@ -410,14 +447,19 @@ void RemoteLane::read_loop() noexcept {
                 const std::string_view id_text = fields.field("id");
                 TaskId id = 0;
                 (void)std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+                if (outcome.empty()) {
+                    apply_report(id, fields);
+                    continue;
+                }
                 MpCall call;
                 {
                     std::lock_guard held(m_);
                     auto it = in_flight_.find(id);
                     if (it == in_flight_.end()) continue;  // canceled here meanwhile
-                    call = it->second;
+                    call = it->second.call;
                     in_flight_.erase(it);
                 }
+                note_worker(call.task, fields);
                 const std::string_view value = fields.field("value");
                 if (outcome == "ok") {
                     try {
@@ -439,7 +481,7 @@ void RemoteLane::read_loop() noexcept {
         std::vector<TaskId> ids;
         {
             std::lock_guard held(m_);
-            for (const auto& [id, call] : in_flight_) ids.push_back(id);
+            for (const auto& [id, f] : in_flight_) ids.push_back(id);
             ids.insert(ids.end(), cancels_.begin(), cancels_.end());
             cancels_.clear();
         }

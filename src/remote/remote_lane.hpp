@@ -9,7 +9,8 @@
 // * the reader waits on the client's own reply stream (XREAD BLOCK, one
 //   stream for every task: nothing subscribes per task) and ends each task
 //   its reply names through the LaneHost, as a fiber loop ends a process
-//   call.
+//   call. Workers report there too where a task started (its record's
+//   worker and attempts) and its progress (its record's progress).
 //
 // A task is in `in_flight_` from the moment the sender took it until one of
 // three ends claims it (erases it): its reply, a failure to send it, or a
@@ -80,6 +81,11 @@ private:
     void send_cancels(RedisConnection& conn, const std::vector<TaskId>& ids) noexcept;
     /// Without the mutex: records how `task` ended (its outcome is stored) and settles it.
     void end_task(TaskBase* task) noexcept;
+    /// Records from a reply's `worker` and `attempts` fields where `task`
+    /// ran; nothing when the reply has none.
+    void note_worker(TaskBase* task, const RedisValue& fields) noexcept;
+    /// Applies a worker's report on a task in flight (it started, its progress).
+    void apply_report(TaskId id, const RedisValue& fields) noexcept;
     /// Claims a task in flight: true when it was (and is no more).
     [[nodiscard]] bool claim(TaskBase* task) noexcept;
     /// Fails every task in flight with `error` (each claimed first).
@@ -112,7 +118,11 @@ private:
     std::condition_variable cv_;  // the sender waits for wake_ or stopping_
     bool wake_ = false;
     bool stopping_ = false;
-    std::unordered_map<TaskId, MpCall> in_flight_;
+    struct InFlight {
+        MpCall call;
+        std::atomic<float>* progress = nullptr;  // its record's, alive while it is in flight
+    };
+    std::unordered_map<TaskId, InFlight> in_flight_;
     std::vector<TaskId> cancels_;  // canceled in flight: their cancel keys are still to set
     std::string broken_;  // why the pool lost its server; empty while it works
 };

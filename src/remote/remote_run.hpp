@@ -2,8 +2,9 @@
 // RemoteRun: a task a worker fetched, run in its local process pool as a
 // process task of its own (TaskType::mp). Its arguments are the codec's
 // bytes as the client wrote them, and its result goes back as bytes: the
-// worker never decodes either. When it ends, however it ends, its
-// completion callback hands the outcome to whoever completes it in Redis.
+// worker never decodes either. Its start callback says when it starts in a
+// worker process; when it ends, however it ends, its completion callback
+// hands the outcome to whoever completes it in Redis.
 
 #include <chrono>
 #include <cstdint>
@@ -31,21 +32,26 @@ struct RemoteOutcome {
 
 class RemoteRun final : public TaskBase {
 public:
+    /// Told that the task starts (on the thread that carries its call), with
+    /// its head (the outcome not yet set).
+    using Started = void (*)(void* context, const RemoteOutcome& head) noexcept;
     /// Told the outcome once the task ended (on the thread that settles it).
     using Done = void (*)(void* context, RemoteOutcome&& outcome) noexcept;
 
     RemoteRun(std::uint32_t task_index, std::string args, std::chrono::nanoseconds timeout, RemoteOutcome head,
-              Done done, void* context)
+              Started started, Done done, void* context)
         : task_index_(task_index),
           timeout_(timeout),
           args_(std::move(args)),
           head_(std::move(head)),
+          started_(started),
           done_(done),
           context_(context) {
         type = TaskType::mp;
     }
 
     void run(const RunContext& context) noexcept override {
+        started_(context_, head_);
         context.carrier->carry(MpCall{.task = this,
                                       .task_index = task_index_,
                                       .context = this,
@@ -103,6 +109,7 @@ private:
     std::string args_;
     std::string result_;
     RemoteOutcome head_;
+    Started started_;
     Done done_;
     void* context_;
 };

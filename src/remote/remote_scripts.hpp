@@ -152,7 +152,8 @@ redis.call('HSET', KEYS[3], 'status', status, 'worker', ARGV[9], 'error', error,
 redis.call('EXPIRE', KEYS[3], ARGV[8])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[4], 'outcome', ARGV[5], 'value', ARGV[6], 'type', ARGV[7])
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[4], 'outcome', ARGV[5], 'value', ARGV[6], 'type', ARGV[7],
+  'worker', ARGV[9], 'attempts', ARGV[10])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 return 1
 )lua";

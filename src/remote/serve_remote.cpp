@@ -11,7 +11,10 @@
 //   any worker holds a task (then it looks again), else until woken. Each
 //   entry becomes a RemoteRun in the local process pool.
 // * the completer sends each outcome with remote_scripts::complete, in
-//   batches, and frees its place in the pool. Every quarter of the lease
+//   batches, and frees its place in the pool. Every second while tasks
+//   run, it tells their clients where each started (once) and its progress
+//   when it changed; a task that ended by then is not reported apart (its
+//   completion says where it ran). Every quarter of the lease
 //   while the worker holds entries, it renews them (remote_scripts::renew);
 //   a task whose entry another worker took over meanwhile, or whose client
 //   canceled it, is canceled here (the result of the first is dropped).
@@ -28,6 +31,7 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <cstdlib>
@@ -46,6 +50,7 @@
 #include <atasker/pool_options.hpp>
 #include <atasker/remote.hpp>
 #include <atasker/supervisor.hpp>
+#include <atasker/task_info.hpp>
 #include <atasker/task_options.hpp>
 
 #include "process/mp_registry.hpp"
@@ -134,15 +139,28 @@ class Worker {
     /// An entry this worker holds: its priority rank and its id in that stream.
     using EntryKey = std::pair<int, std::string>;
     struct Held {
-        std::string cancel_key;  // exists once its client canceled it
-        TaskId local = 0;        // its task in the local pool; 0 until put (or when answered at once)
-        bool lost = false;       // another worker took it over: no more renewals
-        bool canceled = false;   // its client canceled it: stopped here
+        std::string client;        // who put it
+        std::string id;            // its id there
+        long long deliveries = 1;  // workers it was given to, this one included
+        TaskId local = 0;          // its task in the local pool; 0 until put (or when answered at once)
+        float progress = 0.0F;     // as last reported to its client
+        bool started = false;      // it runs in the local pool
+        bool start_reported = false;  // its client was told where it runs
+        bool lost = false;         // another worker took it over: no more renewals
+        bool canceled = false;     // its client canceled it: stopped here
     };
     /// What a renewal sends for one entry.
     struct Renewal {
         EntryKey key;
-        std::string cancel_key;
+        std::string cancel_key;  // exists once its client canceled it
+    };
+    /// What the completer tells a client about a task still running: it
+    /// started here, or its progress.
+    struct Report {
+        std::string client;
+        std::string id;
+        long long deliveries = 1;
+        std::optional<float> progress;  // none: it started
     };
 
 public:
@@ -304,9 +322,12 @@ private:
             const bool first = entries_.empty();
             // Its own entry, taken back by a sweep after a renewal came late:
             // it runs here already.
-            if (!entries_.emplace(key, Held{.cancel_key = keys_.cancel(head.client, head.id)}).second) return;
+            if (!entries_.emplace(key, Held{.client = head.client, .id = head.id, .deliveries = head.deliveries})
+                     .second)
+                return;
             if (first) {
                 renew_at_ = Clock::now() + lease_ / 4;
+                report_at_ = Clock::now() + report_period();
                 cv_.notify_all();  // the completer renews from now on
             }
         }
@@ -325,7 +346,8 @@ private:
         }
         RemoteOutcome copy = head;  // the task owns `head` once put
         auto* run = new detail::RemoteRun(*index, std::string(fields.field("args")),
-                                          std::chrono::nanoseconds(timeout_ns), std::move(head), &on_done, this);
+                                          std::chrono::nanoseconds(timeout_ns), std::move(head), &on_started, &on_done,
+                                          this);
         TaskOptions options;
         options.name = name;
         options.priority = priority_of_rank(copy.rank);
@@ -342,6 +364,15 @@ private:
         }
     }
 
+    /// Its client is told at the next report, if it still runs then: a
+    /// short task's completion says where it ran, with no report apart.
+    static void on_started(void* self, const RemoteOutcome& head) noexcept {
+        auto* me = static_cast<Worker*>(self);
+        std::lock_guard held(me->m_);
+        if (const auto it = me->entries_.find(EntryKey{head.rank, head.entry}); it != me->entries_.end())
+            it->second.started = true;
+    }
+
     static void on_done(void* self, RemoteOutcome&& outcome) noexcept {
         auto* me = static_cast<Worker*>(self);
         std::lock_guard held(me->m_);
@@ -353,9 +384,16 @@ private:
         me->cv_.notify_all();
     }
 
+    /// How often the completer reports the progress of running tasks.
+    [[nodiscard]] Clock::duration report_period() const noexcept {
+        return std::min<Clock::duration>(std::chrono::seconds(1), lease_ / 4);
+    }
+
     void complete_loop() noexcept {
         std::vector<RemoteOutcome> batch;
         std::vector<Renewal> renewing;
+        std::vector<Report> reports;
+        std::vector<std::pair<EntryKey, TaskId>> running;  // to look at the progress of
         for (;;) {
             {
                 std::unique_lock held(m_);
@@ -363,22 +401,25 @@ private:
                     if (!done_.empty() || completer_quit_) break;
                     if (entries_.empty()) {
                         cv_.wait(held);
-                    } else if (Clock::now() >= renew_at_) {
+                    } else if (Clock::now() >= std::min(renew_at_, report_at_)) {
                         break;
                     } else {
-                        cv_.wait_until(held, renew_at_);
+                        cv_.wait_until(held, std::min(renew_at_, report_at_));
                     }
                 }
                 if (done_.empty() && completer_quit_) return;
                 batch.assign(std::make_move_iterator(done_.begin()), std::make_move_iterator(done_.end()));
                 done_.clear();
+                collect_reports(batch, reports, running);
                 renewing.clear();
                 if (!entries_.empty() && Clock::now() >= renew_at_) {
                     renew_at_ = Clock::now() + lease_ / 4;
                     for (const auto& [key, h] : entries_)
-                        if (!h.lost) renewing.push_back(Renewal{key, h.cancel_key});
+                        if (!h.lost) renewing.push_back(Renewal{key, keys_.cancel(h.client, h.id)});
                 }
             }
+            report_progress(running, reports);
+            if (!reports.empty()) send_reports(reports);
             if (!renewing.empty()) renew(renewing);
             if (batch.empty()) continue;
             send(batch);
@@ -388,6 +429,85 @@ private:
             }
             cv_.notify_all();
             batch.clear();
+        }
+    }
+
+    /// Under m_, when it is time to report: where tasks started since the
+    /// last report run (not for one that ended in `batch`: its completion
+    /// says where it ran), and the running tasks whose progress to look at.
+    void collect_reports(const std::vector<RemoteOutcome>& batch, std::vector<Report>& reports,
+                         std::vector<std::pair<EntryKey, TaskId>>& running) noexcept {
+        reports.clear();
+        running.clear();
+        if (entries_.empty() || Clock::now() < report_at_) return;
+        report_at_ = Clock::now() + report_period();
+        try {
+            for (auto& [key, h] : entries_) {
+                if (!h.started || h.lost || h.canceled) continue;
+                const bool ended = std::any_of(batch.begin(), batch.end(), [&key = key](const RemoteOutcome& o) {
+                    return o.rank == key.first && o.entry == key.second;
+                });
+                if (ended) continue;
+                if (!h.start_reported) {
+                    reports.push_back(Report{h.client, h.id, h.deliveries, {}});
+                    h.start_reported = true;
+                }
+                if (h.local != 0) running.emplace_back(key, h.local);
+            }
+        } catch (...) {  // no memory: these reports are skipped
+        }
+    }
+
+    /// Without m_: adds a report for each task of `running` whose progress
+    /// changed since its client was last told.
+    void report_progress(const std::vector<std::pair<EntryKey, TaskId>>& running,
+                         std::vector<Report>& reports) noexcept {
+        for (const auto& [key, local] : running) {
+            const std::optional<TaskInfo> info = TaskSupervisor::instance().get_task_info(local);
+            if (!info || info->status != TaskStatus::started) continue;
+            const auto progress = static_cast<float>(info->progress);
+            std::lock_guard held(m_);
+            const auto it = entries_.find(key);
+            if (it == entries_.end() || it->second.progress == progress) continue;
+            it->second.progress = progress;
+            try {
+                reports.push_back(Report{it->second.client, it->second.id, it->second.deliveries, progress});
+            } catch (...) {  // no memory: reported next time
+                it->second.progress = -1.0F;
+            }
+        }
+    }
+
+    /// Tells clients where their tasks started and how far they are, in one
+    /// round trip, on their reply streams; best effort (a lost report only
+    /// leaves a client's record behind).
+    void send_reports(const std::vector<Report>& reports) noexcept {
+        std::size_t appended = 0;
+        try {
+            for (const Report& r : reports) {
+                const std::string deliveries = std::to_string(r.deliveries);
+                if (r.progress) {
+                    const std::string progress = fmt::format("{}", *r.progress);
+                    complete_.append({"XADD", keys_.reply(r.client), "*", "id", r.id, "event", "progress", "progress",
+                                      progress});
+                } else {
+                    complete_.append({"XADD", keys_.reply(r.client), "*", "id", r.id, "event", "started", "worker",
+                                      name_, "attempts", deliveries});
+                }
+                ++appended;
+            }
+        } catch (const std::exception& e) {
+            log(LogLevel::warning, "serve_remote: could not report on {} tasks to their clients: {}",
+                reports.size() - appended, e.what());
+        }
+        for (std::size_t i = 0; i < appended; ++i) {
+            try {
+                (void)complete_.read_reply();
+            } catch (const std::exception& e) {
+                log(LogLevel::warning, "serve_remote: could not report on task {} to {}: {}", reports[i].id,
+                    reports[i].client, e.what());
+                if (complete_.broken()) return;
+            }
         }
     }
 
@@ -500,6 +620,7 @@ private:
     std::condition_variable cv_;
     std::map<EntryKey, Held> entries_;  // fetched and not yet completed: places taken
     Clock::time_point renew_at_;        // while entries_ is not empty: when to renew them
+    Clock::time_point report_at_;       // while entries_ is not empty: when to report their progress
     bool stopping_ = false;
     bool completer_quit_ = false;
     std::deque<RemoteOutcome> done_;
