@@ -54,6 +54,42 @@ public:
     /// \throws std::runtime_error with the server's output when it exits or
     /// stays silent for `ready_within`.
     explicit RedisServer(std::chrono::seconds ready_within = std::chrono::seconds(20)) : port_(free_port()) {
+        start(ready_within);
+    }
+    RedisServer(const RedisServer&) = delete;
+    RedisServer& operator=(const RedisServer&) = delete;
+    ~RedisServer() { stop(); }
+
+    /// Starts a stopped server again on the same port, empty (persistence
+    /// is off), as a restarted server comes back.
+    void restart(std::chrono::seconds ready_within = std::chrono::seconds(20)) {
+        stop();
+        start(ready_within);
+    }
+
+    [[nodiscard]] int port() const noexcept { return port_; }
+    /// redis://127.0.0.1:<port>, or with `/db`.
+    [[nodiscard]] std::string url(int db = 0) const {
+        std::string u = "redis://127.0.0.1:";
+        u += std::to_string(port_);
+        if (db != 0) {
+            u += '/';
+            u += std::to_string(db);
+        }
+        return u;
+    }
+    /// Kills the server at once (SIGKILL) and waits for it to be gone.
+    void stop() noexcept {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+    }
+
+private:
+    void start(std::chrono::seconds ready_within) {
         const char* from_env = std::getenv("ATASKER_REDIS_SERVER");
         const std::string binary = from_env != nullptr && *from_env != '\0' ? from_env : "redis-server";
         const std::string port = std::to_string(port_);
@@ -80,32 +116,7 @@ public:
                                      "; it said:\n" + said);
         }
     }
-    RedisServer(const RedisServer&) = delete;
-    RedisServer& operator=(const RedisServer&) = delete;
-    ~RedisServer() { stop(); }
 
-    [[nodiscard]] int port() const noexcept { return port_; }
-    /// redis://127.0.0.1:<port>, or with `/db`.
-    [[nodiscard]] std::string url(int db = 0) const {
-        std::string u = "redis://127.0.0.1:";
-        u += std::to_string(port_);
-        if (db != 0) {
-            u += '/';
-            u += std::to_string(db);
-        }
-        return u;
-    }
-    /// Kills the server at once (SIGKILL) and waits for it to be gone.
-    void stop() noexcept {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGKILL);
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-    }
-
-private:
     static bool wait_ready(int fd, std::string& said, std::chrono::seconds within) {
         const auto deadline = std::chrono::steady_clock::now() + within;
         std::array<char, 4096> buffer{};

@@ -100,11 +100,13 @@ struct ServeRemoteOptions {
 /// Uses (and starts, when it is not) the default task_supervisor, whose
 /// process pool it sets up. Handles SIGTERM and SIGINT while it runs and
 /// gives the previous handlers back when it returns.
+/// When the connection to the server is lost while it serves, it connects
+/// again (after 0.1 s, then twice as long each try, up to 5 s), joins the
+/// namespace again (the server may have come back empty) and serves on;
+/// outcomes it could not send go once it is back.
 /// \throws Error for a bad url, a lease under 100 ms, `max_deliveries` 0,
-/// a server that cannot be reached, a task
-/// registry that differs from the namespace's, a connection lost while
-/// serving (after what it held ended), or a library built without the
-/// remote lane.
+/// a server that cannot be reached at start, a task registry that differs
+/// from the namespace's, or a library built without the remote lane.
 ATASKER_API int serve_remote(const ServeRemoteOptions& options);
 
 }  // namespace atasker

@@ -173,41 +173,68 @@ void RedisReply::Free::operator()(redisReply* r) const noexcept { freeReplyObjec
 
 void RedisConnection::Free::operator()(redisContext* c) const noexcept { redisFree(c); }
 
-RedisConnection::RedisConnection(RedisUrl url, std::chrono::milliseconds connect_timeout) : url_(std::move(url)) {
-    const auto ms = connect_timeout.count();
+RedisConnection::RedisConnection(RedisUrl url, std::chrono::milliseconds connect_timeout)
+    : url_(std::move(url)), connect_timeout_(connect_timeout), context_(connect()) {
+    select_db();
+}
+
+std::unique_ptr<redisContext, RedisConnection::Free> RedisConnection::connect() const {
+    const auto ms = connect_timeout_.count();
     const timeval tv{.tv_sec = static_cast<time_t>(ms / 1000), .tv_usec = static_cast<suseconds_t>(ms % 1000 * 1000)};
-    context_.reset(redisConnectWithTimeout(url_.host.c_str(), url_.port, tv));
-    if (!context_) throw Error(fmt::format("cannot connect to redis at {}: out of memory", url_.server()));
-    if (context_->err != 0)
+    std::unique_ptr<redisContext, Free> context(redisConnectWithTimeout(url_.host.c_str(), url_.port, tv));
+    if (!context) throw Error(fmt::format("cannot connect to redis at {}: out of memory", url_.server()));
+    if (context->err != 0)
         throw Error(fmt::format("cannot connect to redis at {} ({}): {}; start redis-server there, or correct the url",
-                                url_.server(), url_.text, context_->errstr));
+                                url_.server(), url_.text, context->errstr));
     // Dead peers are found by the kernel even while nothing is sent.
-    (void)redisEnableKeepAlive(context_.get());
-    if (url_.db != 0) {
-        const std::string db = std::to_string(url_.db);
-        try {
-            (void)command({"SELECT", db});
-        } catch (const Error& e) {
-            throw Error(fmt::format("redis at {} refused the database {} of '{}' ({}); use a database the server "
-                                    "has (its 'databases' setting)",
-                                    url_.server(), url_.db, url_.text, e.what()));
-        }
+    (void)redisEnableKeepAlive(context.get());
+    return context;
+}
+
+void RedisConnection::select_db() {
+    if (url_.db == 0) return;
+    const std::string db = std::to_string(url_.db);
+    try {
+        (void)command({"SELECT", db});
+    } catch (const Error& e) {
+        throw Error(fmt::format("redis at {} refused the database {} of '{}' ({}); use a database the server "
+                                "has (its 'databases' setting)",
+                                url_.server(), url_.db, url_.text, e.what()));
+    }
+}
+
+void RedisConnection::reconnect() {
+    auto fresh = connect();
+    {
+        const std::lock_guard lock(swap_);
+        context_ = std::move(fresh);
+    }
+    lost_.clear();
+    pending_.clear();
+    try {
+        select_db();
+    } catch (const Error&) {
+        lost_ = "the server refused the database";
+        throw;
     }
 }
 
 RedisConnection::~RedisConnection() = default;
 
-void RedisConnection::interrupt() noexcept { (void)::shutdown(context_->fd, SHUT_RDWR); }
+void RedisConnection::interrupt() noexcept {
+    const std::lock_guard lock(swap_);
+    (void)::shutdown(context_->fd, SHUT_RDWR);
+}
 
 void RedisConnection::check_usable() const {
     if (broken())
-        throw Error(fmt::format("the connection to redis at {} was lost ({}); connect again", url_.server(), lost_));
+        throw Error(fmt::format("the connection to redis at {} was lost ({}); reconnect() first", url_.server(), lost_));
 }
 
 void RedisConnection::fail(std::string_view doing) {
     lost_ = context_->errstr;
     throw Error(fmt::format("lost the connection to redis at {} during {}: {}; check that redis-server runs and is "
-                            "reachable there, then connect again",
+                            "reachable there",
                             url_.server(), doing, lost_));
 }
 

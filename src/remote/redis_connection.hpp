@@ -13,6 +13,7 @@
 #include <deque>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -113,20 +114,33 @@ public:
     /// blocking read) fail at once, and the connection broken.
     void interrupt() noexcept;
 
+    /// Connects afresh (a broken connection, or one to a server that came
+    /// back), dropping appended commands still waiting for their replies.
+    /// \throws Error as the constructor; the connection stays broken.
+    void reconnect();
+
     /// The server as the url gave it.
     [[nodiscard]] const RedisUrl& url() const noexcept { return url_; }
     /// True once the connection was lost: every command throws.
     [[nodiscard]] bool broken() const noexcept { return !lost_.empty(); }
+    /// Why it was lost (empty while it works).
+    [[nodiscard]] const std::string& why_lost() const noexcept { return lost_; }
 
 private:
     struct Free {
         void operator()(redisContext* c) const noexcept;
     };
+    /// A new context, connected. \throws as the constructor.
+    [[nodiscard]] std::unique_ptr<redisContext, Free> connect() const;
+    /// Selects the url's database (none to select for 0). \throws as the constructor.
+    void select_db();
     [[noreturn]] void fail(std::string_view doing);
     RedisReply checked(void* reply, std::string_view command);
     void check_usable() const;
 
     RedisUrl url_;
+    std::chrono::milliseconds connect_timeout_;
+    std::mutex swap_;  // held where interrupt() and reconnect() meet on context_
     std::unique_ptr<redisContext, Free> context_;
     std::string lost_;  // why the connection was lost; empty while it works
     std::deque<std::string> pending_;  // the names of appended commands, oldest first

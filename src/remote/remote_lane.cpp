@@ -15,6 +15,7 @@
 
 #include "core/task_table.hpp"
 #include "process/mp_registry.hpp"
+#include "remote/reconnect.hpp"
 #include "sync/system_error.hpp"
 
 namespace atasker::detail {
@@ -123,7 +124,6 @@ void RemoteLane::start(std::unique_lock<SupervisorMutex>& lock) {
         std::lock_guard held(m_);
         wake_ = true;  // tasks may have queued meanwhile
         stopping_ = false;
-        broken_.clear();
     }
     sender_done_ = false;
     reader_done_ = false;
@@ -147,7 +147,7 @@ void RemoteLane::start(std::unique_lock<SupervisorMutex>& lock) {
 void RemoteLane::wake() noexcept {
     std::lock_guard held(m_);
     wake_ = true;
-    cv_.notify_one();
+    cv_.notify_all();  // the sender; the reader, waiting to reconnect, waits on
 }
 
 void RemoteLane::describe(PoolInfo& info) const {
@@ -159,7 +159,7 @@ void RemoteLane::describe(PoolInfo& info) const {
 void RemoteLane::begin_stop() {
     std::lock_guard held(m_);
     stopping_ = true;
-    cv_.notify_one();
+    cv_.notify_all();
 }
 
 void RemoteLane::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
@@ -203,7 +203,7 @@ bool RemoteLane::request_stop(TaskBase* task) noexcept {
         try {
             cancels_.push_back(task->id);
             wake_ = true;
-            cv_.notify_one();
+            cv_.notify_all();
         } catch (...) {  // no memory: it ends here all the same; a worker may still run it
         }
     }
@@ -312,6 +312,10 @@ void RemoteLane::send_loop() noexcept {
             if (stopping_) break;
             wake_ = false;
         }
+        // Lost: tasks wait in the queue until the server is back.
+        if (send_conn_->broken() &&
+            !reconnect(*send_conn_, m_, cv_, [this] { return stopping_; }, [] {}, "remote pool: the sender"))
+            break;
         if (!cancels.empty()) {
             send_cancels(*send_conn_, cancels);
             cancels.clear();
@@ -365,7 +369,6 @@ void RemoteLane::carry(const MpCall& call) noexcept {
             std::lock_guard held(m_);
             const auto it = in_flight_.find(task->id);
             if (it == in_flight_.end()) return;  // canceled since it was taken: ended there
-            if (!broken_.empty()) throw Error(broken_);
             it->second.call = call;
         }
         const std::string id = std::to_string(task->id);
@@ -395,19 +398,15 @@ void RemoteLane::flush() noexcept {
                 }
             }
         }
-    } catch (const std::exception& e) {
-        const std::string why = e.what();
-        {
-            std::lock_guard held(m_);
-            if (broken_.empty()) broken_ = why;
-        }
-        // The server may have taken some before the connection broke: a
-        // reply may still come for those, and every other one fails now.
-        const std::exception_ptr error = std::current_exception();
+    } catch (const std::exception&) {
+        // The connection broke: the server may or may not have taken the
+        // rest. Each goes back to the queue and is sent again once the
+        // sender has connected again (a task the server did take may then
+        // run twice: delivery is at-least-once).
         for (; i < sent_.size(); ++i)
             if (claim(sent_[i])) {
-                sent_[i]->set_error(error);
-                end_task(sent_[i]);
+                std::lock_guard lock(host_.supervisor_mutex());
+                host_.requeue(sent_[i]);
             }
     }
     sent_.clear();
@@ -418,85 +417,106 @@ void RemoteLane::flush() noexcept {
 void RemoteLane::read_loop() noexcept {
     reader_id_ = std::this_thread::get_id();
     std::string last = "0-0";
-    std::vector<std::string> done;
-    try {
-        for (bool stop = false; !stop;) {
-            // The replies read last round are deleted in the same round trip.
-            const bool deleting = !done.empty();
-            if (deleting) {
-                std::vector<std::string_view> xdel{"XDEL", reply_key_};
-                for (const std::string& id : done) xdel.emplace_back(id);
-                read_conn_->append(xdel);
-            }
-            read_conn_->append({"XREAD", "COUNT", "256", "BLOCK", "0", "STREAMS", reply_key_, last});
-            if (deleting) (void)read_conn_->read_reply();
-            const RedisReply reply = read_conn_->read_reply();
-            done.clear();
-            if (reply.is_nil()) continue;
-            const RedisValue entries = reply[0][1];
-            for (std::size_t i = 0; i < entries.size(); ++i) {
-                const RedisValue entry = entries[i];
-                last = entry[0].str();
-                done.push_back(last);
-                const RedisValue fields = entry[1];
-                const std::string_view outcome = fields.field("outcome");
-                if (outcome == "stop") {
-                    stop = true;
-                    continue;
-                }
-                const std::string_view id_text = fields.field("id");
-                TaskId id = 0;
-                (void)std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
-                if (outcome.empty()) {
-                    apply_report(id, fields);
-                    continue;
-                }
-                MpCall call;
-                {
-                    std::lock_guard held(m_);
-                    auto it = in_flight_.find(id);
-                    if (it == in_flight_.end()) continue;  // canceled here meanwhile
-                    call = it->second.call;
-                    in_flight_.erase(it);
-                }
-                note_worker(call.task, fields);
-                const std::string_view value = fields.field("value");
-                if (outcome == "ok") {
-                    try {
-                        ByteReader in(reinterpret_cast<const std::byte*>(value.data()), value.size());
-                        call.read_result(call.context, 0, in);
-                    } catch (...) {
-                        call.task->set_error(std::current_exception());
-                    }
-                } else {
-                    call.task->set_error(error_of_reply(outcome, value, fields.field("type")));
-                }
-                end_task(call.task);
-            }
+    for (;;) {
+        try {
+            read_replies(last);
+            break;  // the sender's stop marker
+        } catch (const std::exception&) {
+            // Their replies may be lost with the server: every task in
+            // flight fails now rather than wait for ever; what is sent once
+            // the server is back is read from where the reader left off.
+            fail_in_flight(std::current_exception());
+            if (!reconnect(*read_conn_, m_, cv_, [this] { return stopping_; }, [] {}, "remote pool: the reader"))
+                break;
         }
-        (void)read_conn_->command({"DEL", reply_key_});
-        // Stopped without waiting: what is still in flight ends here, and
-        // no worker runs it any more; nor one canceled after the sender's
-        // last round (it has written the stop marker: it sends no more).
-        std::vector<TaskId> ids;
-        {
-            std::lock_guard held(m_);
-            for (const auto& [id, f] : in_flight_) ids.push_back(id);
-            ids.insert(ids.end(), cancels_.begin(), cancels_.end());
-            cancels_.clear();
-        }
-        if (!ids.empty()) send_cancels(*read_conn_, ids);
-        fail_in_flight(std::make_exception_ptr(CanceledError(
-            "the supervisor stopped before a remote worker answered: a worker that has not taken the task never "
-            "runs it, one that runs it stops it")));
-    } catch (const std::exception& e) {
-        {
-            std::lock_guard held(m_);
-            if (broken_.empty()) broken_ = e.what();
-        }
-        fail_in_flight(std::current_exception());
     }
+    try {
+        (void)read_conn_->command({"DEL", reply_key_});
+    } catch (...) {  // the server is gone: the key expires with it
+    }
+    // Stopped without waiting: what is still in flight ends here, and no
+    // worker runs it any more; nor one canceled after the sender's last
+    // round (it has written the stop marker: it sends no more).
+    std::vector<TaskId> ids;
+    {
+        std::lock_guard held(m_);
+        for (const auto& [id, f] : in_flight_) ids.push_back(id);
+        ids.insert(ids.end(), cancels_.begin(), cancels_.end());
+        cancels_.clear();
+    }
+    if (!ids.empty() && !read_conn_->broken()) send_cancels(*read_conn_, ids);
+    fail_in_flight(std::make_exception_ptr(
+        CanceledError("the supervisor stopped before a remote worker answered: a worker that has not taken the task "
+                      "never runs it, one that runs it stops it")));
     reader_done_ = true;
+}
+
+void RemoteLane::read_replies(std::string& last) {
+    std::vector<std::string> done;
+    for (;;) {
+        // The replies read last round are deleted in the same round trip.
+        const bool deleting = !done.empty();
+        if (deleting) {
+            std::vector<std::string_view> xdel{"XDEL", reply_key_};
+            for (const std::string& id : done) xdel.emplace_back(id);
+            read_conn_->append(xdel);
+        }
+        read_conn_->append({"XREAD", "COUNT", "256", "BLOCK", "0", "STREAMS", reply_key_, last});
+        if (deleting) (void)read_conn_->read_reply();
+        const RedisReply reply = read_conn_->read_reply();
+        done.clear();
+        if (reply.is_nil()) continue;
+        const RedisValue entries = reply[0][1];
+        bool stop = false;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            const RedisValue entry = entries[i];
+            last = entry[0].str();
+            done.push_back(last);
+            const RedisValue fields = entry[1];
+            const std::string_view outcome = fields.field("outcome");
+            if (outcome == "stop") {
+                stop = true;
+                continue;
+            }
+            const std::string_view id_text = fields.field("id");
+            TaskId id = 0;
+            (void)std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+            if (outcome.empty()) {
+                apply_report(id, fields);
+                continue;
+            }
+            end_replied(id, outcome, fields);
+        }
+        if (stop) return;
+    }
+}
+
+void RemoteLane::end_replied(TaskId id, std::string_view outcome, const RedisValue& fields) noexcept {
+    MpCall call;
+    {
+        std::lock_guard held(m_);
+        auto it = in_flight_.find(id);
+        if (it == in_flight_.end()) return;  // canceled here meanwhile
+        call = it->second.call;
+        in_flight_.erase(it);
+    }
+    note_worker(call.task, fields);
+    if (outcome == "ok") {
+        try {
+            const std::string_view value = fields.field("value");
+            ByteReader in(reinterpret_cast<const std::byte*>(value.data()), value.size());
+            call.read_result(call.context, 0, in);
+        } catch (...) {
+            call.task->set_error(std::current_exception());
+        }
+    } else {
+        try {
+            call.task->set_error(error_of_reply(outcome, fields.field("value"), fields.field("type")));
+        } catch (...) {
+            call.task->set_error(std::current_exception());
+        }
+    }
+    end_task(call.task);
 }
 
 }  // namespace atasker::detail

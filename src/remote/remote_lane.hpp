@@ -18,8 +18,9 @@
 // set the task's cancel key: a worker that has not taken it never runs it,
 // one that runs it stops it at its next lease renewal). The sender holds a
 // reference to each task of its batch meanwhile.
-// A lost connection fails every task in flight, and every later one, with
-// the error that names the server, until the supervisor starts again.
+// A lost connection fails every task in flight with the error that names
+// the server; the sender and the reader then connect again with backoff
+// (reconnect.hpp), and tasks put meanwhile wait in the queue.
 
 #include <atomic>
 #include <condition_variable>
@@ -74,6 +75,11 @@ private:
 
     void send_loop() noexcept;
     void read_loop() noexcept;
+    /// Reads replies after `last` (updated as it goes) until the sender's
+    /// stop marker. \throws Error on a lost connection.
+    void read_replies(std::string& last);
+    /// Ends task `id` as its reply says (`outcome` and the reply's fields).
+    void end_replied(TaskId id, std::string_view outcome, const RedisValue& fields) noexcept;
     /// Sends the queued XADDs and reads their replies; a failed one fails its task.
     void flush() noexcept;
     /// Sets the cancel keys of `ids` in one round trip on `conn`; best
@@ -124,7 +130,6 @@ private:
     };
     std::unordered_map<TaskId, InFlight> in_flight_;
     std::vector<TaskId> cancels_;  // canceled in flight: their cancel keys are still to set
-    std::string broken_;  // why the pool lost its server; empty while it works
 };
 
 }  // namespace atasker::detail

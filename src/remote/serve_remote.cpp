@@ -54,6 +54,7 @@
 #include <atasker/task_options.hpp>
 
 #include "process/mp_registry.hpp"
+#include "remote/reconnect.hpp"
 #include "remote/redis_connection.hpp"
 #include "remote/remote_keys.hpp"
 #include "remote/remote_run.hpp"
@@ -178,15 +179,8 @@ public:
           wake_key_(keys_.wake(name_)) {}
 
     int serve() {
-        check_registry(fetch_, keys_, url_.server());
-        {
-            std::vector<std::string_view> args{"EVAL", detail::remote_scripts::create_groups, "4"};
-            for (const std::string& q : keys_.queues()) args.emplace_back(q);
-            args.emplace_back(detail::remote_group);
-            (void)fetch_.command(args);
-        }
         // The wake stream's first entry: the fetcher waits after it.
-        std::string wake_last(fetch_.command({"XADD", wake_key_, "*", "worker", name_}).str());
+        std::string wake_last = join_namespace();
 
         // Before any thread starts: they inherit the signals blocked.
         detail::StopSignals signals;
@@ -237,6 +231,27 @@ public:
     }
 
 private:
+    /// On the fetcher's connection: checks this binary's MpTasks against the
+    /// namespace's, makes the consumer groups, starts this worker's wake
+    /// stream; its first entry's id. At start, and again after a reconnection
+    /// (the server may have come back empty).
+    std::string join_namespace() {
+        check_registry(fetch_, keys_, url_.server());
+        std::vector<std::string_view> args{"EVAL", detail::remote_scripts::create_groups, "4"};
+        for (const std::string& q : keys_.queues()) args.emplace_back(q);
+        args.emplace_back(detail::remote_group);
+        (void)fetch_.command(args);
+        return std::string(fetch_.command({"XADD", wake_key_, "*", "worker", name_}).str());
+    }
+
+    /// Connects `conn` (the `role`'s) again after it was lost, then runs
+    /// `then()`; false once the worker stops (detail::reconnect()).
+    template <class Then>
+    bool reconnect(RedisConnection& conn, std::string_view role, Then then) {
+        return detail::reconnect(
+            conn, m_, cv_, [this] { return stopping_; }, then, fmt::format("serve_remote: worker {}'s {}", name_, role));
+    }
+
     void request_stop() noexcept {
         {
             std::lock_guard held(m_);
@@ -244,6 +259,7 @@ private:
         }
         cv_.notify_all();
         try {
+            if (wake_conn_.broken()) wake_conn_.reconnect();
             (void)wake_conn_.command({"XADD", wake_key_, "*", "stop", "1"});
         } catch (const std::exception& e) {
             // The fetcher's own wait fails with the server as well.
@@ -253,53 +269,70 @@ private:
     }
 
     void fetch_loop(std::string wake_last) {
-        const auto& queues = keys_.queues();
-        const std::string lease_ms = std::to_string(lease_.count());
-        const std::string quarter_ms = std::to_string(std::max<long long>(1, lease_.count() / 4));
-        const std::string prefix = keys_.prefix();
         auto swept = Clock::now() - lease_;  // the first fetch looks for silent workers' tasks
         for (;;) {
-            std::size_t room = 0;
             {
                 std::unique_lock held(m_);
                 cv_.wait(held, [this] { return stopping_ || entries_.size() < capacity_; });
                 if (stopping_) return;
-                room = capacity_ - entries_.size();
             }
-            const std::string count = std::to_string(room);
-            const auto now = Clock::now();
-            const bool sweep = now - swept >= lease_ / 4;
-            if (sweep) swept = now;
-            std::vector<std::string_view> args{"EVAL", detail::remote_scripts::fetch, "4"};
-            for (const std::string& q : queues) args.emplace_back(q);
-            args.insert(args.end(), {detail::remote_group, name_, count, sweep ? "1" : "0", lease_ms, max_deliveries_,
-                                     prefix, detail::record_seconds});
-            const detail::RedisReply reply = fetch_.command(args);
-            if (reply[0].integer() == 1) {
-                const RedisValue entries = reply[1];
-                for (std::size_t i = 0; i < entries.size(); ++i) start(entries[i]);
-                continue;
+            try {
+                fetch_round(wake_last, swept);
+            } catch (const std::exception&) {
+                if (!fetch_.broken()) throw;
+                // A server that came back may have lost everything: the
+                // namespace is joined again, and silent workers' tasks are
+                // looked for at once.
+                if (!reconnect(fetch_, "fetcher", [&] { wake_last = join_namespace(); })) return;
+                swept = Clock::now() - lease_;
             }
-            // Nothing to fetch: wait for an entry added after the ids read,
-            // or for the wake stream; while workers hold tasks, only until
-            // it is time to look for silent ones again.
-            const RedisValue last = reply[1];
-            std::vector<std::string> ids;
-            for (std::size_t i = 0; i < last.size(); ++i) ids.emplace_back(last[i].str());
-            const bool held_anywhere = reply[2].integer() > 0;
-            const std::string_view block = held_anywhere ? std::string_view(quarter_ms) : "0";
-            std::vector<std::string_view> xread{"XREAD", "COUNT", "1", "BLOCK", block, "STREAMS"};
-            for (const std::string& q : queues) xread.emplace_back(q);
-            xread.emplace_back(wake_key_);
-            for (const std::string& id : ids) xread.emplace_back(id);
-            xread.emplace_back(wake_last);
-            const detail::RedisReply woke = fetch_.command(xread);
-            if (woke.is_nil()) continue;  // the time to look again
-            for (std::size_t i = 0; i < woke.size(); ++i) {
-                const RedisValue stream = woke[i];
-                if (stream[0].str() == wake_key_ && stream[1].size() != 0)
-                    wake_last = std::string(stream[1][stream[1].size() - 1][0].str());
-            }
+        }
+    }
+
+    /// One fetch into the room there is, or, when there is nothing to fetch,
+    /// one wait for an entry added after the ids read, or for the wake
+    /// stream; while workers hold tasks, only until it is time to look for
+    /// silent ones again.
+    void fetch_round(std::string& wake_last, Clock::time_point& swept) {
+        std::size_t room = 0;
+        {
+            std::lock_guard held(m_);
+            room = capacity_ - entries_.size();
+        }
+        const auto& queues = keys_.queues();
+        const std::string count = std::to_string(room);
+        const std::string lease_ms = std::to_string(lease_.count());
+        const std::string prefix = keys_.prefix();
+        const auto now = Clock::now();
+        const bool sweep = now - swept >= lease_ / 4;
+        if (sweep) swept = now;
+        std::vector<std::string_view> args{"EVAL", detail::remote_scripts::fetch, "4"};
+        for (const std::string& q : queues) args.emplace_back(q);
+        args.insert(args.end(), {detail::remote_group, name_, count, sweep ? "1" : "0", lease_ms, max_deliveries_,
+                                 prefix, detail::record_seconds});
+        const detail::RedisReply reply = fetch_.command(args);
+        if (reply[0].integer() == 1) {
+            const RedisValue entries = reply[1];
+            for (std::size_t i = 0; i < entries.size(); ++i) start(entries[i]);
+            return;
+        }
+        const RedisValue last = reply[1];
+        std::vector<std::string> ids;
+        for (std::size_t i = 0; i < last.size(); ++i) ids.emplace_back(last[i].str());
+        const bool held_anywhere = reply[2].integer() > 0;
+        const std::string quarter_ms = std::to_string(std::max<long long>(1, lease_.count() / 4));
+        const std::string_view block = held_anywhere ? std::string_view(quarter_ms) : "0";
+        std::vector<std::string_view> xread{"XREAD", "COUNT", "1", "BLOCK", block, "STREAMS"};
+        for (const std::string& q : queues) xread.emplace_back(q);
+        xread.emplace_back(wake_key_);
+        for (const std::string& id : ids) xread.emplace_back(id);
+        xread.emplace_back(wake_last);
+        const detail::RedisReply woke = fetch_.command(xread);
+        if (woke.is_nil()) return;  // the time to look again
+        for (std::size_t i = 0; i < woke.size(); ++i) {
+            const RedisValue stream = woke[i];
+            if (stream[0].str() == wake_key_ && stream[1].size() != 0)
+                wake_last = std::string(stream[1][stream[1].size() - 1][0].str());
         }
     }
 
@@ -421,8 +454,17 @@ private:
             report_progress(running, reports);
             if (!reports.empty()) send_reports(reports);
             if (!renewing.empty()) renew(renewing);
+            // What a lost connection left unsent goes once it is back.
+            std::size_t sent = 0;
+            while (!complete_.broken() || reconnect(complete_, "completer", [] {})) {
+                sent += send(batch, sent);
+                if (sent == batch.size()) break;
+            }
+            if (sent < batch.size())
+                log(LogLevel::error, "serve_remote: worker {} stops while redis at {} is out of reach: {} tasks it ran "
+                                     "are not completed there and will run again on the worker that takes them over",
+                    name_, url_.server(), batch.size() - sent);
             if (batch.empty()) continue;
-            send(batch);
             {
                 std::lock_guard held(m_);
                 for (const RemoteOutcome& o : batch) entries_.erase(EntryKey{o.rank, o.entry});
@@ -560,12 +602,14 @@ private:
         return it->second.local;
     }
 
-    /// Completes a batch in one round trip; a failure is logged (the entry
-    /// stays pending in its stream).
-    void send(const std::vector<RemoteOutcome>& batch) noexcept {
+    /// Completes `batch` from `from` on in one round trip; a task the server
+    /// refused is logged (its entry stays pending in its stream). How many
+    /// were answered: all of them unless the connection was lost.
+    std::size_t send(const std::vector<RemoteOutcome>& batch, std::size_t from) noexcept {
         std::size_t appended = 0;
         try {
-            for (const RemoteOutcome& o : batch) {
+            for (std::size_t i = from; i < batch.size(); ++i) {
+                const RemoteOutcome& o = batch[i];
                 const std::string reply_key = keys_.reply(o.client);
                 const std::string task_key = keys_.task(o.client, o.id);
                 const std::string deliveries = std::to_string(o.deliveries);
@@ -575,24 +619,23 @@ private:
                 ++appended;
             }
         } catch (const std::exception& e) {
-            log(LogLevel::error, "serve_remote: could not complete {} tasks: {}", batch.size() - appended, e.what());
+            if (complete_.broken()) return 0;
+            log(LogLevel::error, "serve_remote: could not complete {} tasks: {}", batch.size() - from - appended,
+                e.what());
         }
         for (std::size_t i = 0; i < appended; ++i) {
+            const RemoteOutcome& o = batch[from + i];
             try {
                 if (complete_.read_reply().integer() == 0)
                     log(LogLevel::warning, "serve_remote: the result of task {} of {} is dropped: its entry is no "
                                            "longer this worker's",
-                        batch[i].id, batch[i].client);
+                        o.id, o.client);
             } catch (const std::exception& e) {
-                log(LogLevel::error, "serve_remote: could not complete task {} of {}: {}", batch[i].id,
-                    batch[i].client, e.what());
-                if (complete_.broken()) {
-                    log(LogLevel::error, "serve_remote: {} more completions are lost with the connection",
-                        appended - i - 1);
-                    break;
-                }
+                if (complete_.broken()) return i;
+                log(LogLevel::error, "serve_remote: could not complete task {} of {}: {}", o.id, o.client, e.what());
             }
         }
+        return batch.size() - from;
     }
 
     void end_completer(std::thread& completer) noexcept {
