@@ -12,14 +12,15 @@ whose workers do not come up becomes a note instead of rows.
 """
 
 import argparse
-import json
-import math
 import os
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from python_peers import Rows, percentile  # noqa: E402  (beside this script)
+
 URL = os.environ.get("ATASKER_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 
 try:
@@ -41,30 +42,6 @@ except ImportError:
 
 def square(x):
     return x * x
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(p / 100.0 * len(ordered))))
-    return ordered[rank - 1]
-
-
-class Rows:
-    def __init__(self):
-        self.rows = []
-        self.notes = []
-
-    def add(self, group, peer, metric, unit, better, value):
-        for r in self.rows:
-            if (r["group"], r["peer"], r["metric"]) == (group, peer, metric):
-                r["samples"].append(value)
-                return
-        self.rows.append({"group": group, "peer": peer, "metric": metric, "unit": unit,
-                          "better": better, "samples": [value]})
-
-    def dump(self):
-        json.dump({"rows": self.rows, "notes": self.notes}, sys.stdout)
-        sys.stdout.write("\n")
 
 
 def workers_env(url):
