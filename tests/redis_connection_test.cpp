@@ -10,6 +10,9 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <atasker/error.hpp>
 
@@ -185,4 +188,28 @@ TEST_CASE("redis connection: reconnect() fails while the server is away and work
     RedisConnection db0(parse_redis_url(server.url()));
     CHECK(db0.command({"GET", "k"}).is_nil());  // it went to database 1
     CHECK(c.command({"GET", "k"}).str() == "after");
+}
+
+TEST_CASE("redis connection: the kernel drops a connection whose server stops answering, idle or waiting" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    RedisConnection c(parse_redis_url(server.url()));
+    const auto option = [&](int level, int name) {
+        int value = 0;
+        socklen_t size = sizeof value;
+        REQUIRE(::getsockopt(c.socket(), level, name, &value, &size) == 0);
+        return value;
+    };
+    const auto check = [&] {
+        CHECK(option(SOL_SOCKET, SO_KEEPALIVE) == 1);
+        CHECK(option(IPPROTO_TCP, TCP_KEEPIDLE) == RedisConnection::keepalive_idle_s);
+        CHECK(option(IPPROTO_TCP, TCP_KEEPINTVL) == RedisConnection::keepalive_interval_s);
+        CHECK(option(IPPROTO_TCP, TCP_USER_TIMEOUT) == RedisConnection::dead_peer_timeout.count());
+    };
+    check();
+    server.stop();
+    CHECK_THROWS_AS((void)c.command({"PING"}), at::Error);
+    server.restart();
+    c.reconnect();
+    check();  // a fresh connection, set up the same
 }

@@ -327,6 +327,29 @@ TEST_CASE("remote: a task that throws fails with a RemoteError carrying its type
     CHECK(worker.wait() == 0);
 }
 
+TEST_CASE("remote: a task's hash in Redis is kept as long as its client keeps records, and not where it keeps none" *
+          doctest::timeout(60)) {
+    RedisServer server;
+    WorkerProcess worker(server.url(), "keep", 1);
+    Client client(server, "keep");
+    RedisConnection c(parse_redis_url(server.url()));
+    client.sup.set_retention({.max_finished = 100, .max_age = std::chrono::seconds(90)});
+    CHECK(at::background_task(square, client.remote())(3).get() == 9);
+    const auto keys = c.command({"KEYS", "at:{keep}:task:*"});
+    REQUIRE(keys.size() == 1);
+    const std::string key(keys[0].str());
+    CHECK(c.command({"HGET", key, "status"}).str() == "completed");
+    const long long ttl = c.command({"TTL", key}).integer();
+    CHECK(ttl > 30);
+    CHECK(ttl <= 90);
+    (void)c.command({"DEL", key});
+    client.sup.set_retention({.max_finished = 0});
+    CHECK(at::background_task(square, client.remote())(4).get() == 16);
+    CHECK(c.command({"KEYS", "at:{keep}:task:*"}).size() == 0);
+    worker.terminate();
+    CHECK(worker.wait() == 0);
+}
+
 TEST_CASE("remote: a task that crashes its worker process fails alone, as it would locally" * doctest::timeout(60)) {
     RedisServer server;
     WorkerProcess worker(server.url(), "crash", 1);

@@ -20,6 +20,7 @@
 
 #include <atasker/detail/task_base.hpp>
 #include <atasker/pool_options.hpp>
+#include <atasker/supervisor.hpp>
 #include <atasker/task_info.hpp>
 
 #include "core/admission.hpp"
@@ -59,6 +60,9 @@ public:
     /// Under the mutex: `task`, started and not yet ended, runs on `worker`
     /// (a remote worker host, host:pid), the `deliveries`-th host given it.
     virtual void note_worker(TaskBase* task, std::string worker, unsigned deliveries) noexcept = 0;
+    /// Under the mutex: how long records of finished tasks are kept (a lane
+    /// that keeps records elsewhere keeps them as long).
+    [[nodiscard]] virtual const RetentionOptions& retention() const noexcept = 0;
     /// Under the mutex: a started task never ran (its call never reached a
     /// worker): it frees its place and waits in the queue again.
     virtual void requeue(TaskBase* task) noexcept = 0;
@@ -106,11 +110,13 @@ public:
     virtual void wake() noexcept = 0;
     /// Fills the runner's part of `info` (workers, idle).
     virtual void describe(PoolInfo& info) const = 0;
-    /// For a task that ends_anywhere() and that admission lets start now
-    /// (its record's progress at `progress`): claims what running it on the
-    /// calling thread needs and returns the job, which run_here() then runs
-    /// once the mutex is released; nothing when this lane runs no task on
-    /// the putting thread.
+    /// Whether start_here() may start a task on the putting thread: a field,
+    /// so that the put of a lane that never does asks nothing more.
+    [[nodiscard]] bool starts_here() const noexcept { return starts_here_; }
+    /// For a task that admission lets start now (its record's progress at
+    /// `progress`): claims what running it on the calling thread needs and
+    /// returns the job, which run_here() then runs once the mutex is
+    /// released; nothing when this task does not start on the putting thread.
     [[nodiscard]] virtual std::optional<Job> start_here(TaskBase* /*task*/, std::atomic<float>* /*progress*/) noexcept {
         return std::nullopt;
     }
@@ -142,6 +148,7 @@ public:
 protected:
     LaneHost& host_;
     Admission admission_;
+    bool starts_here_ = false;  // set by a lane that overrides start_here()
 };
 
 /// Every lane, indexed by TaskType. Defined where every lane is known (the

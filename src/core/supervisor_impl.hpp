@@ -40,6 +40,7 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     [[nodiscard]] bool complete(detail::TaskBase* task, std::int64_t now, std::string& log_line) override;
     void note_worker(detail::TaskBase* task, std::string worker, unsigned deliveries) noexcept override;
     void requeue(detail::TaskBase* task) noexcept override;
+    [[nodiscard]] const RetentionOptions& retention() const noexcept override { return table.retention(); }
     void settle(detail::TaskBase* task, const std::string& log_line) noexcept override;
     void lane_quiet() noexcept override { notify_if_idle(); }
     void begin_settle() noexcept override { settling.fetch_add(1, std::memory_order_relaxed); }

@@ -92,9 +92,10 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
         ++delayed;
         return id;
     }
-    // A task any thread may end, put where its lane can run it at once (a
-    // fiber loop's process call): started here, as a lane thread would.
-    if (task->ends_anywhere() && to.admission().may_start(task->rank)) {
+    // A task its lane can run on this thread at once (a fiber loop's process
+    // call, a remote call to an idle lane): started here, as a lane thread
+    // would.
+    if (to.starts_here() && to.admission().may_start(task->rank)) {
         if (const auto job = to.start_here(task, &r->progress)) {
             to.admission().start(task->rank);
             r->status = TaskStatus::started;

@@ -85,6 +85,7 @@ public:
     /// Forgets finished records past the retention limits.
     void expire(WallNanos now);
     void set_retention(const RetentionOptions& retention, WallNanos now);
+    [[nodiscard]] const RetentionOptions& retention() const noexcept { return retention_; }
 
     /// A task's name ("" when unnamed) and error (null when none), kept
     /// beside the records.

@@ -97,7 +97,9 @@ void InlineCarrier::set_current(InlineCarrier* carrier) noexcept { current_carri
 
 ProcessLane::ProcessLane(LaneHost& host)
     : Lane(host, false),
-      pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false}) {}
+      pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false}) {
+    starts_here_ = true;  // a fiber loop's calls
+}
 
 ProcessLane::~ProcessLane() = default;
 
@@ -387,6 +389,7 @@ int ProcessLane::carry(ProcessCall& pc, std::size_t slot) noexcept {
 }
 
 std::optional<Job> ProcessLane::start_here(TaskBase* task, std::atomic<float>* progress) noexcept {
+    if (!task->ends_anywhere()) return std::nullopt;  // its completion must run where a pool thread would run it
     InlineCarrier* carrier = InlineCarrier::current();
     if (carrier == nullptr || !carrier->open() || !workers_) return std::nullopt;
     const std::optional<std::size_t> slot = claim(true);

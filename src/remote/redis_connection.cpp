@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -186,10 +188,20 @@ std::unique_ptr<redisContext, RedisConnection::Free> RedisConnection::connect() 
     if (context->err != 0)
         throw Error(fmt::format("cannot connect to redis at {} ({}): {}; start redis-server there, or correct the url",
                                 url_.server(), url_.text, context->errstr));
-    // Dead peers are found by the kernel even while nothing is sent.
-    (void)redisEnableKeepAlive(context.get());
+    // Dead peers are found by the kernel even while nothing is sent
+    // (keepalive), and while a command waits for its answer (the user timeout).
+    const auto set = [fd = context->fd](int level, int name, int value) {
+        (void)::setsockopt(fd, level, name, &value, sizeof value);
+    };
+    set(SOL_SOCKET, SO_KEEPALIVE, 1);
+    set(IPPROTO_TCP, TCP_KEEPIDLE, keepalive_idle_s);
+    set(IPPROTO_TCP, TCP_KEEPINTVL, keepalive_interval_s);
+    set(IPPROTO_TCP, TCP_KEEPCNT, 3);
+    set(IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(dead_peer_timeout.count()));
     return context;
 }
+
+int RedisConnection::socket() const noexcept { return context_ ? context_->fd : -1; }
 
 void RedisConnection::select_db() {
     if (url_.db == 0) return;

@@ -119,8 +119,19 @@ public:
     /// \throws Error as the constructor; the connection stays broken.
     void reconnect();
 
+    /// How long a server may leave what was sent unacknowledged, or keepalive
+    /// probes unanswered, before the kernel drops the connection (a host
+    /// gone or cut off without closing it): TCP_USER_TIMEOUT, with
+    /// keepalive probes after `keepalive_idle_s` idle, `keepalive_interval_s`
+    /// apart. The connection is then lost as if the server had closed it.
+    static constexpr std::chrono::milliseconds dead_peer_timeout{30000};
+    static constexpr int keepalive_idle_s = 15;
+    static constexpr int keepalive_interval_s = 5;
+
     /// The server as the url gave it.
     [[nodiscard]] const RedisUrl& url() const noexcept { return url_; }
+    /// The connection's socket (for what the kernel keeps on it); -1 when none.
+    [[nodiscard]] int socket() const noexcept;
     /// True once the connection was lost: every command throws.
     [[nodiscard]] bool broken() const noexcept { return !lost_.empty(); }
     /// Why it was lost (empty while it works).

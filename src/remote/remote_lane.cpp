@@ -33,6 +33,13 @@ std::string client_name() {
     return fmt::format("{}:{}:{:016x}", this_host(), ::getpid(), salt);
 }
 
+/// Seconds Redis keeps a task's hash after it ended: the supervisor's
+/// RetentionOptions::max_age, rounded up; 0 where records are not kept.
+std::string kept_seconds(const RetentionOptions& retention) {
+    if (retention.max_finished == 0 || retention.max_age.count() <= 0) return "0";
+    return std::to_string(std::chrono::ceil<std::chrono::seconds>(retention.max_age).count());
+}
+
 std::exception_ptr error_of_reply(std::string_view outcome, std::string_view value, std::string_view type) {
     const std::string message(value);
     if (outcome == "remote") return std::make_exception_ptr(RemoteError(std::string(type), message));
@@ -43,7 +50,10 @@ std::exception_ptr error_of_reply(std::string_view outcome, std::string_view val
 
 }  // namespace
 
-RemoteLane::RemoteLane(LaneHost& host) : Lane(host, false) { admission_.configure(options_); }
+RemoteLane::RemoteLane(LaneHost& host) : Lane(host, false) {
+    admission_.configure(options_);
+    starts_here_ = true;  // a call to an idle lane
+}
 
 RemoteLane::~RemoteLane() {
     // The supervisor joins every lane before it is destroyed; a lane never
@@ -301,6 +311,48 @@ void RemoteLane::fail_in_flight(const std::exception_ptr& error) noexcept {
 
 // ---- the sender
 
+std::optional<Job> RemoteLane::start_here(TaskBase* task, std::atomic<float>* progress) noexcept {
+    if (!running_ || !conn_m_.try_lock()) return std::nullopt;  // the sender sends
+    bool idle = false;
+    {
+        std::lock_guard held(m_);
+        idle = !stopping_ && in_flight_.empty() && cancels_.empty();
+    }
+    try {
+        if (idle && !send_conn_->broken()) {
+            keep_ = kept_seconds(host_.retention());
+            return Job{.task = task, .progress = progress};
+        }
+    } catch (...) {  // no memory: the sender sends it
+    }
+    conn_m_.unlock();
+    return std::nullopt;
+}
+
+void RemoteLane::run_here(const Job& job) noexcept {
+    std::unique_lock conn(conn_m_, std::adopt_lock);  // taken by start_here()
+    send(std::span(&job, 1));
+    const bool lost = send_conn_->broken();
+    conn.unlock();
+    if (lost) wake();  // the sender connects again, then sends the task, back in the queue
+}
+
+void RemoteLane::send(std::span<const Job> jobs) noexcept {
+    {
+        // In flight from here, so that a cancel can claim a task before its
+        // call is sent; the sender's own reference keeps a task so claimed,
+        // and ended, alive until it is done with it.
+        std::lock_guard held(m_);
+        for (const Job& job : jobs) {
+            job.task->add_ref();
+            in_flight_.emplace(job.task->id, InFlight{MpCall{.task = job.task}, job.progress});
+        }
+    }
+    for (const Job& job : jobs) job.task->run(RunContext{.progress = Progress(), .carrier = this});
+    flush();
+    for (const Job& job : jobs) job.task->release();
+}
+
 void RemoteLane::send_loop() noexcept {
     sender_id_ = std::this_thread::get_id();
     std::vector<TaskId> cancels;
@@ -308,9 +360,13 @@ void RemoteLane::send_loop() noexcept {
         {
             std::unique_lock held(m_);
             cv_.wait(held, [this] { return wake_ || stopping_; });
-            cancels.swap(cancels_);
             if (stopping_) break;
             wake_ = false;
+        }
+        const std::lock_guard conn(conn_m_);
+        {
+            std::lock_guard held(m_);
+            cancels.swap(cancels_);
         }
         // Lost: tasks wait in the queue until the server is back.
         if (send_conn_->broken() &&
@@ -324,26 +380,23 @@ void RemoteLane::send_loop() noexcept {
         {
             std::unique_lock lock(host_.supervisor_mutex());
             const WallNanos now = wall_now();
+            keep_ = kept_seconds(host_.retention());
             while (batch_.size() < max_batch) {
                 const Job job = host_.take(*this, now);
                 if (job.task == nullptr) break;
                 batch_.push_back(job);
             }
         }
-        {
-            // In flight from here, so that a cancel can claim a task before
-            // its call is sent; the sender's own reference keeps a task so
-            // claimed, and ended, alive until it is done with it.
+        if (batch_.size() == max_batch) {
             std::lock_guard held(m_);
-            for (const Job& job : batch_) {
-                job.task->add_ref();
-                in_flight_.emplace(job.task->id, InFlight{MpCall{.task = job.task}, job.progress});
-            }
-            if (batch_.size() == max_batch) wake_ = true;  // more may wait: another round
+            wake_ = true;  // more may wait: another round
         }
-        for (const Job& job : batch_) job.task->run(RunContext{.progress = Progress(), .carrier = this});
-        flush();
-        for (const Job& job : batch_) job.task->release();
+        send(batch_);
+    }
+    const std::lock_guard conn(conn_m_);  // after a putting thread's send: the marker goes last
+    {
+        std::lock_guard held(m_);
+        cancels.swap(cancels_);
     }
     if (!cancels.empty()) send_cancels(*send_conn_, cancels);
     // The reader ends at this marker, after every reply sent before it.
@@ -375,7 +428,7 @@ void RemoteLane::carry(const MpCall& call) noexcept {
         const std::string timeout = std::to_string(call.timeout.count());
         sent_.push_back(task);
         send_conn_->append({"XADD", keys_->queue(task->rank), "*", "id", id, "client", client_, "name", entry->name,
-                            "args", args, "timeout", timeout});
+                            "args", args, "timeout", timeout, "keep", keep_});
     } catch (...) {
         if (!sent_.empty() && sent_.back() == task) sent_.pop_back();
         if (!claim(task)) return;  // canceled meanwhile

@@ -5,7 +5,10 @@
 //
 // * the sender takes the tasks admission lets start (remote tasks in
 //   flight count as running), encodes each call's arguments with the codec
-//   and adds it to the stream of its priority, a batch per round trip;
+//   and adds it to the stream of its priority, a batch per round trip; a
+//   task put while nothing is in flight is sent by the putting thread
+//   itself (start_here), a wake-up sooner, on the sender's connection
+//   (whoever sends holds conn_m_);
 // * the reader waits on the client's own reply stream (XREAD BLOCK, one
 //   stream for every task: nothing subscribes per task) and ends each task
 //   its reply names through the LaneHost, as a fiber loop ends a process
@@ -28,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -68,12 +72,18 @@ public:
     [[nodiscard]] bool busy() const noexcept override { return false; }
     bool request_stop(TaskBase* task) noexcept override;
     [[nodiscard]] bool runs_this_thread() const noexcept override;
+    /// When nothing is in flight and nobody sends: the putting thread sends
+    /// the task itself (run_here), holding conn_m_ from here to the end.
+    [[nodiscard]] std::optional<Job> start_here(TaskBase* task, std::atomic<float>* progress) noexcept override;
+    void run_here(const Job& job) noexcept override;
 
 private:
     // CallCarrier, on the sender: queues the call's XADD.
     void carry(const MpCall& call) noexcept override;
 
     void send_loop() noexcept;
+    /// Holding conn_m_: sends the calls of `jobs` in one round trip.
+    void send(std::span<const Job> jobs) noexcept;
     void read_loop() noexcept;
     /// Reads replies after `last` (updated as it goes) until the sender's
     /// stop marker. \throws Error on a lost connection.
@@ -115,9 +125,14 @@ private:
     std::atomic<bool> sender_done_{false};
     std::atomic<bool> reader_done_{false};
 
-    // The sender's own.
+    // Lock order: conn_m_, the supervisor's mutex, m_ (start_here() only
+    // tries conn_m_ under the supervisor's mutex).
+    std::mutex conn_m_;  // held by whoever sends on send_conn_: the sender, or a putting thread
+
+    // Under conn_m_.
     std::vector<Job> batch_;
     std::vector<TaskBase*> sent_;  // XADDs queued on send_conn_, in order
+    std::string keep_;             // seconds Redis keeps a task's hash: the retention's max_age
 
     // Under m_.
     mutable std::mutex m_;

@@ -28,6 +28,7 @@ struct RemoteOutcome {
     std::string value;     ///< the result's bytes, or the error's message
     std::string type;      ///< a remote error's exception type
     long long deliveries = 1;  ///< how many workers it was given to, this one included
+    std::string keep;          ///< seconds its hash is kept in Redis (its client's retention); 0: not kept
 };
 
 class RemoteRun final : public TaskBase {

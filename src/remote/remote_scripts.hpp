@@ -18,7 +18,8 @@ return #KEYS
 /// A worker's fetch. KEYS: the priority streams, most urgent first.
 /// ARGV: group, consumer, how many entries at most, whether to sweep ("1"
 /// or "0"), the lease in milliseconds, max_deliveries, the namespace's key
-/// prefix (`at:{ns}:`), seconds a failed task's hash and reply are kept.
+/// prefix (`at:{ns}:`), seconds a failed task's reply is kept (its hash: as
+/// its client's `keep` field says, as the complete script keeps it).
 ///
 /// Stream by stream, most urgent first, while room is left: when sweeping,
 /// takes over the entries another consumer left silent for a whole lease
@@ -73,8 +74,11 @@ for i = 1, #KEYS do
           "lease before it ended (max_deliveries = %d): it fails as poison and is not run again; look for what " ..
           "kills or freezes a worker that runs it", f['name'] or '?', deliveries - 1, max_deliveries)
         local task = task_key('task', f)
-        redis.call('HSET', task, 'status', 'failed', 'worker', consumer, 'error', error, 'deliveries', deliveries - 1)
-        redis.call('EXPIRE', task, ARGV[8])
+        local keep = tonumber(f['keep'] or ARGV[8]) or 0
+        if keep > 0 then
+          redis.call('HSET', task, 'status', 'failed', 'worker', consumer, 'error', error, 'deliveries', deliveries - 1)
+          redis.call('EXPIRE', task, keep)
+        end
         drop(KEYS[i], e)
         if f['client'] then
           local reply = ARGV[7] .. 'reply:' .. f['client']
@@ -135,12 +139,12 @@ return {lost, canceled}
 
 /// A worker's completion, all or nothing. KEYS: the priority stream, the
 /// client's reply stream, the task's hash. ARGV: group, entry id, consumer,
-/// the client's task id, outcome, value, exception type, seconds the hash
-/// and the reply stream are kept, the worker's name, the entry's
-/// deliveries. Still the owner of the entry? Then: the hash records the
-/// outcome, the entry is acknowledged and deleted, the reply goes to the
-/// client. Returns 1, or 0 when the entry is
-/// no longer this consumer's (its result is dropped).
+/// the client's task id, outcome, value, exception type, seconds the reply
+/// stream is kept, the worker's name, the entry's deliveries, seconds the
+/// hash is kept (the client's retention; 0: not kept). Still the owner of
+/// the entry? Then: the hash records the outcome, the entry is acknowledged
+/// and deleted, the reply goes to the client. Returns 1, or 0 when the
+/// entry is no longer this consumer's (its result is dropped).
 inline constexpr std::string_view complete = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
@@ -148,8 +152,12 @@ local status = 'failed'
 if ARGV[5] == 'ok' then status = 'completed' elseif ARGV[5] == 'canceled' then status = 'canceled' end
 local error = ''
 if ARGV[5] ~= 'ok' then error = ARGV[6] end
-redis.call('HSET', KEYS[3], 'status', status, 'worker', ARGV[9], 'error', error, 'deliveries', ARGV[10])
-redis.call('EXPIRE', KEYS[3], ARGV[8])
+if tonumber(ARGV[11]) > 0 then
+  redis.call('HSET', KEYS[3], 'status', status, 'worker', ARGV[9], 'error', error, 'deliveries', ARGV[10])
+  redis.call('EXPIRE', KEYS[3], ARGV[11])
+else
+  redis.call('DEL', KEYS[3])
+end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[4], 'outcome', ARGV[5], 'value', ARGV[6], 'type', ARGV[7],

@@ -149,6 +149,7 @@ class Worker {
         bool start_reported = false;  // its client was told where it runs
         bool lost = false;         // another worker took it over: no more renewals
         bool canceled = false;     // its client canceled it: stopped here
+        bool completing = false;   // it ended: being completed, no more renewals or reports
     };
     /// What a renewal sends for one entry.
     struct Renewal {
@@ -175,6 +176,7 @@ public:
           capacity_(detail::saturating_add(processes_, o.prefetch)),
           fetch_(url_),
           complete_(url_),
+          direct_(url_),
           wake_conn_(url_),
           wake_key_(keys_.wake(name_)) {}
 
@@ -291,8 +293,10 @@ private:
 
     /// One fetch into the room there is, or, when there is nothing to fetch,
     /// one wait for an entry added after the ids read, or for the wake
-    /// stream; while workers hold tasks, only until it is time to look for
-    /// silent ones again.
+    /// stream (while workers hold tasks, only until it is time to look for
+    /// silent ones again), with the next fetch sent behind the wait: the
+    /// server runs it as soon as the wait ends, with no round trip between.
+    /// Room only grows meanwhile (only the fetcher takes places).
     void fetch_round(std::string& wake_last, Clock::time_point& swept) {
         std::size_t room = 0;
         {
@@ -308,32 +312,47 @@ private:
         if (sweep) swept = now;
         std::vector<std::string_view> args{"EVAL", detail::remote_scripts::fetch, "4"};
         for (const std::string& q : queues) args.emplace_back(q);
+        const std::size_t sweep_arg = args.size() + 3;
         args.insert(args.end(), {detail::remote_group, name_, count, sweep ? "1" : "0", lease_ms, max_deliveries_,
                                  prefix, detail::record_seconds});
         const detail::RedisReply reply = fetch_.command(args);
-        if (reply[0].integer() == 1) {
-            const RedisValue entries = reply[1];
-            for (std::size_t i = 0; i < entries.size(); ++i) start(entries[i]);
+        if (reply[0].integer() == 0) {
+            args[sweep_arg] = "0";  // the fetch behind the wait does not sweep
+            fetch_.append(wait_args(reply, wake_last));
+            fetch_.append(args);
+            const detail::RedisReply woke = fetch_.read_reply();
+            const detail::RedisReply after = fetch_.read_reply();
+            for (std::size_t i = 0; !woke.is_nil() && i < woke.size(); ++i) {
+                const RedisValue stream = woke[i];
+                if (stream[0].str() == wake_key_ && stream[1].size() != 0)
+                    wake_last = std::string(stream[1][stream[1].size() - 1][0].str());
+            }
+            start_all(after);
             return;
         }
+        start_all(reply);
+    }
+
+    /// The XREAD a fetch that found nothing (`reply`) waits in: for an entry
+    /// added to a stream after the ids it read, or to the wake stream after
+    /// `wake_last`.
+    std::vector<std::string_view> wait_args(const detail::RedisReply& reply, const std::string& wake_last) {
         const RedisValue last = reply[1];
-        std::vector<std::string> ids;
-        for (std::size_t i = 0; i < last.size(); ++i) ids.emplace_back(last[i].str());
         const bool held_anywhere = reply[2].integer() > 0;
-        const std::string quarter_ms = std::to_string(std::max<long long>(1, lease_.count() / 4));
-        const std::string_view block = held_anywhere ? std::string_view(quarter_ms) : "0";
-        std::vector<std::string_view> xread{"XREAD", "COUNT", "1", "BLOCK", block, "STREAMS"};
-        for (const std::string& q : queues) xread.emplace_back(q);
+        wait_block_ = held_anywhere ? std::to_string(std::max<long long>(1, lease_.count() / 4)) : "0";
+        std::vector<std::string_view> xread{"XREAD", "COUNT", "1", "BLOCK", wait_block_, "STREAMS"};
+        for (const std::string& q : keys_.queues()) xread.emplace_back(q);
         xread.emplace_back(wake_key_);
-        for (const std::string& id : ids) xread.emplace_back(id);
+        for (std::size_t i = 0; i < last.size(); ++i) xread.emplace_back(last[i].str());
         xread.emplace_back(wake_last);
-        const detail::RedisReply woke = fetch_.command(xread);
-        if (woke.is_nil()) return;  // the time to look again
-        for (std::size_t i = 0; i < woke.size(); ++i) {
-            const RedisValue stream = woke[i];
-            if (stream[0].str() == wake_key_ && stream[1].size() != 0)
-                wake_last = std::string(stream[1][stream[1].size() - 1][0].str());
-        }
+        return xread;
+    }
+
+    /// Starts the entries a fetch returned, if any.
+    void start_all(const detail::RedisReply& fetched) {
+        if (fetched[0].integer() != 1) return;
+        const RedisValue entries = fetched[1];
+        for (std::size_t i = 0; i < entries.size(); ++i) start(entries[i]);
     }
 
     /// Runs one fetched entry in the local pool, or answers it at once.
@@ -346,6 +365,8 @@ private:
         head.id = std::string(fields.field("id"));
         const std::string name(fields.field("name"));
         head.deliveries = entry[3].integer();
+        head.keep = std::string(fields.field("keep"));
+        if (head.keep.empty()) head.keep = detail::record_seconds;
         const std::string_view timeout_text = fields.field("timeout");
         std::int64_t timeout_ns = 0;
         (void)std::from_chars(timeout_text.data(), timeout_text.data() + timeout_text.size(), timeout_ns);
@@ -408,13 +429,44 @@ private:
 
     static void on_done(void* self, RemoteOutcome&& outcome) noexcept {
         auto* me = static_cast<Worker*>(self);
+        if (me->complete_here(outcome)) return;
         std::lock_guard held(me->m_);
+        const EntryKey key{outcome.rank, outcome.entry};
         try {
             me->done_.push_back(std::move(outcome));
+            if (const auto it = me->entries_.find(key); it != me->entries_.end()) it->second.completing = true;
         } catch (...) {  // no memory: the entry stays pending (another worker takes it over), its slot is freed
-            me->entries_.erase(EntryKey{outcome.rank, outcome.entry});
+            me->entries_.erase(key);
         }
         me->cv_.notify_all();
+    }
+
+    /// On the thread that ended the task: completes it on a connection of
+    /// its own, a wake-up sooner than the completer would, when the completer
+    /// has nothing queued and no task held here waits for a worker process
+    /// (this thread would keep it waiting a round trip). False: the completer
+    /// completes it (also when the connection was lost: it connects again).
+    bool complete_here(const RemoteOutcome& o) noexcept {
+        std::unique_lock direct(direct_m_, std::try_to_lock);
+        if (!direct.owns_lock() || direct_.broken()) return false;
+        const EntryKey key{o.rank, o.entry};
+        {
+            std::lock_guard held(m_);
+            if (!done_.empty() || entries_.size() > processes_ || completer_quit_) return false;
+            if (const auto it = entries_.find(key); it != entries_.end()) it->second.completing = true;
+        }
+        try {
+            append_complete(direct_, o);
+            read_completed(direct_, o);
+        } catch (const std::exception& e) {
+            if (direct_.broken()) return false;
+            log(LogLevel::error, "serve_remote: could not complete task {} of {}: {}", o.id, o.client, e.what());
+        }
+        direct.unlock();  // before the entry goes: serve() may return once none is left
+        std::lock_guard held(m_);
+        entries_.erase(key);
+        cv_.notify_all();
+        return true;
     }
 
     /// How often the completer reports the progress of running tasks.
@@ -443,12 +495,12 @@ private:
                 if (done_.empty() && completer_quit_) return;
                 batch.assign(std::make_move_iterator(done_.begin()), std::make_move_iterator(done_.end()));
                 done_.clear();
-                collect_reports(batch, reports, running);
+                collect_reports(reports, running);
                 renewing.clear();
                 if (!entries_.empty() && Clock::now() >= renew_at_) {
                     renew_at_ = Clock::now() + lease_ / 4;
                     for (const auto& [key, h] : entries_)
-                        if (!h.lost) renewing.push_back(Renewal{key, keys_.cancel(h.client, h.id)});
+                        if (!h.lost && !h.completing) renewing.push_back(Renewal{key, keys_.cancel(h.client, h.id)});
                 }
             }
             report_progress(running, reports);
@@ -464,6 +516,7 @@ private:
                 log(LogLevel::error, "serve_remote: worker {} stops while redis at {} is out of reach: {} tasks it ran "
                                      "are not completed there and will run again on the worker that takes them over",
                     name_, url_.server(), batch.size() - sent);
+            if (!complete_.broken()) reconnect_direct();
             if (batch.empty()) continue;
             {
                 std::lock_guard held(m_);
@@ -474,22 +527,28 @@ private:
         }
     }
 
+    /// Connects complete_here()'s connection again after it was lost, once
+    /// the completer's own works; tried again after the next batch.
+    void reconnect_direct() noexcept {
+        std::lock_guard direct(direct_m_);
+        if (!direct_.broken()) return;
+        try {
+            direct_.reconnect();
+        } catch (const std::exception&) {  // until then, the completer completes every task
+        }
+    }
+
     /// Under m_, when it is time to report: where tasks started since the
-    /// last report run (not for one that ended in `batch`: its completion
-    /// says where it ran), and the running tasks whose progress to look at.
-    void collect_reports(const std::vector<RemoteOutcome>& batch, std::vector<Report>& reports,
-                         std::vector<std::pair<EntryKey, TaskId>>& running) noexcept {
+    /// last report run (not for one that ended: its completion says where it
+    /// ran), and the running tasks whose progress to look at.
+    void collect_reports(std::vector<Report>& reports, std::vector<std::pair<EntryKey, TaskId>>& running) noexcept {
         reports.clear();
         running.clear();
         if (entries_.empty() || Clock::now() < report_at_) return;
         report_at_ = Clock::now() + report_period();
         try {
             for (auto& [key, h] : entries_) {
-                if (!h.started || h.lost || h.canceled) continue;
-                const bool ended = std::any_of(batch.begin(), batch.end(), [&key = key](const RemoteOutcome& o) {
-                    return o.rank == key.first && o.entry == key.second;
-                });
-                if (ended) continue;
+                if (!h.started || h.lost || h.canceled || h.completing) continue;
                 if (!h.start_reported) {
                     reports.push_back(Report{h.client, h.id, h.deliveries, {}});
                     h.start_reported = true;
@@ -577,29 +636,50 @@ private:
             log(LogLevel::error, "serve_remote: could not renew the lease of {} tasks: {}", renewing.size(), e.what());
             return;
         }
-        for (const EntryKey* key : lost) {
-            const TaskId local = mark(*key, &Held::lost);
-            log(LogLevel::warning, "serve_remote: worker {} was silent past its lease and another worker took over "
-                                   "entry {}; its run here is canceled and its result will be dropped",
-                name_, key->second);
-            if (local != 0) (void)TaskSupervisor::instance().cancel_task(local);
-        }
+        for (const EntryKey* key : lost)
+            if (const std::optional<TaskId> local = mark(*key, &Held::lost)) {
+                log(LogLevel::warning, "serve_remote: worker {} was silent past its lease and another worker took "
+                                       "over entry {}; its run here is canceled and its result will be dropped",
+                    name_, key->second);
+                if (*local != 0) (void)TaskSupervisor::instance().cancel_task(*local);
+            }
         for (const EntryKey* key : canceled)
-            if (const TaskId local = mark(*key, &Held::canceled); local != 0) {
+            if (const std::optional<TaskId> local = mark(*key, &Held::canceled); local && *local != 0) {
                 log(LogLevel::info, "serve_remote: the client of entry {} canceled it: its run here is stopped",
                     key->second);
-                (void)TaskSupervisor::instance().cancel_task(local);
+                (void)TaskSupervisor::instance().cancel_task(*local);
             }
     }
 
-    /// Sets `flag` of the held entry `key` (once); the local task to cancel,
-    /// or 0 when there is none or the flag was set already.
-    TaskId mark(const EntryKey& key, bool Held::*flag) noexcept {
+    /// Sets `flag` of the held entry `key` (once); its local task (0 while
+    /// it has none), or nothing when the entry is gone or being completed
+    /// (a renewal that raced its completion), or the flag was set already.
+    std::optional<TaskId> mark(const EntryKey& key, bool Held::*flag) noexcept {
         std::lock_guard held(m_);
         const auto it = entries_.find(key);
-        if (it == entries_.end() || it->second.*flag) return 0;
+        if (it == entries_.end() || it->second.completing || it->second.*flag) return std::nullopt;
         it->second.*flag = true;
         return it->second.local;
+    }
+
+    /// Appends the completion of `o` to `conn`'s pipeline (remote_scripts::complete).
+    void append_complete(RedisConnection& conn, const RemoteOutcome& o) {
+        const std::string reply_key = keys_.reply(o.client);
+        const std::string task_key = keys_.task(o.client, o.id);
+        const std::string deliveries = std::to_string(o.deliveries);
+        conn.append({"EVAL", detail::remote_scripts::complete, "3", keys_.queue(o.rank), reply_key, task_key,
+                     detail::remote_group, o.entry, name_, o.id, o.outcome, o.value, o.type, detail::record_seconds,
+                     name_, deliveries, o.keep});
+    }
+
+    /// Reads the reply of the completion of `o` appended to `conn`; a result
+    /// dropped (the entry is no longer this worker's) is logged. \throws
+    /// Error as RedisConnection::read_reply().
+    void read_completed(RedisConnection& conn, const RemoteOutcome& o) {
+        if (conn.read_reply().integer() == 0)
+            log(LogLevel::warning, "serve_remote: the result of task {} of {} is dropped: its entry is no longer this "
+                                   "worker's",
+                o.id, o.client);
     }
 
     /// Completes `batch` from `from` on in one round trip; a task the server
@@ -609,13 +689,7 @@ private:
         std::size_t appended = 0;
         try {
             for (std::size_t i = from; i < batch.size(); ++i) {
-                const RemoteOutcome& o = batch[i];
-                const std::string reply_key = keys_.reply(o.client);
-                const std::string task_key = keys_.task(o.client, o.id);
-                const std::string deliveries = std::to_string(o.deliveries);
-                complete_.append({"EVAL", detail::remote_scripts::complete, "3", keys_.queue(o.rank), reply_key,
-                                  task_key, detail::remote_group, o.entry, name_, o.id, o.outcome, o.value, o.type,
-                                  detail::record_seconds, name_, deliveries});
+                append_complete(complete_, batch[i]);
                 ++appended;
             }
         } catch (const std::exception& e) {
@@ -626,10 +700,7 @@ private:
         for (std::size_t i = 0; i < appended; ++i) {
             const RemoteOutcome& o = batch[from + i];
             try {
-                if (complete_.read_reply().integer() == 0)
-                    log(LogLevel::warning, "serve_remote: the result of task {} of {} is dropped: its entry is no "
-                                           "longer this worker's",
-                        o.id, o.client);
+                read_completed(complete_, o);
             } catch (const std::exception& e) {
                 if (complete_.broken()) return i;
                 log(LogLevel::error, "serve_remote: could not complete task {} of {}: {}", o.id, o.client, e.what());
@@ -656,8 +727,11 @@ private:
     std::size_t capacity_;   // the entries it holds at most: processes_ and the prefetch
     RedisConnection fetch_;      // the fetcher's
     RedisConnection complete_;   // the completer's
+    std::mutex direct_m_;        // held while a thread that ended a task completes it on direct_
+    RedisConnection direct_;     // complete_here()'s
     RedisConnection wake_conn_;  // the signal watcher's
     std::string wake_key_;
+    std::string wait_block_;  // the fetcher's: the milliseconds its XREAD waits
 
     std::mutex m_;
     std::condition_variable cv_;
