@@ -8,10 +8,13 @@
 //   looked; when there is nothing to run it waits in XREAD BLOCK on the
 //   streams and on its own wake stream, after the ids the fetch returned,
 //   so nothing added meanwhile is missed: for a quarter of the lease while
-//   any worker holds a task (then it looks again), else until woken. Each
-//   entry becomes a RemoteRun in the local process pool.
+//   any worker holds a task (then it looks again), else until woken; the
+//   next fetch is sent behind the wait, so the server runs it as soon as
+//   the wait ends. Each entry becomes a RemoteRun in the local process pool.
 // * the completer sends each outcome with remote_scripts::complete, in
-//   batches, and frees its place in the pool. Every second while tasks
+//   batches, and frees its place in the pool; while it has nothing queued
+//   and no task here waits for a worker process, the thread that ended a
+//   task completes it itself (complete_here), a wake-up sooner. Every second while tasks
 //   run, it tells their clients where each started (once) and its progress
 //   when it changed; a task that ended by then is not reported apart (its
 //   completion says where it ran). Every quarter of the lease
