@@ -49,7 +49,7 @@ bool Completer::complete_here(const RemoteOutcome& o) noexcept {
     direct.unlock();  // before the entry goes: serve() may return once none is left
     std::lock_guard held(held_.m);
     held_.entries.erase(key);
-    held_.cv.notify_all();
+    held_.room.notify_all();
     return true;
 }
 
@@ -64,11 +64,13 @@ void Completer::run() noexcept {
             for (;;) {
                 if (!held_.done.empty() || held_.completer_quit) break;
                 if (held_.entries.empty()) {
-                    held_.cv.wait(held);
+                    held_.completer_idle = true;
+                    held_.work.wait(held);
+                    held_.completer_idle = false;
                 } else if (Clock::now() >= std::min(held_.renew_at, held_.report_at)) {
                     break;
                 } else {
-                    held_.cv.wait_until(held, std::min(held_.renew_at, held_.report_at));
+                    held_.work.wait_until(held, std::min(held_.renew_at, held_.report_at));
                 }
             }
             if (held_.done.empty() && held_.completer_quit) return;
@@ -88,7 +90,7 @@ void Completer::run() noexcept {
         // What a lost connection left unsent goes once it is back.
         const auto connected = [this] {
             return !complete_.broken() ||
-                   reconnect(complete_, held_.m, held_.cv, [this] { return held_.stopping; }, [] {},
+                   reconnect(complete_, held_.m, held_.work, [this] { return held_.stopping; }, [] {},
                              fmt::format("serve_remote: worker {}'s completer", name_));
         };
         std::size_t sent = 0;
@@ -106,7 +108,7 @@ void Completer::run() noexcept {
             std::lock_guard held(held_.m);
             for (const RemoteOutcome& o : batch) held_.entries.erase(EntryKey{o.rank, o.entry});
         }
-        held_.cv.notify_all();
+        held_.room.notify_all();
         batch.clear();
     }
 }

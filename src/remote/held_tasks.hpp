@@ -41,16 +41,21 @@ struct HeldTasks {
     using Clock = std::chrono::steady_clock;
 
     std::mutex m;
-    /// Notified when a place is freed (the fetcher waits for room, serve()
-    /// for none left), an outcome is queued or the first entry came (the
-    /// completer), and on stop.
-    std::condition_variable cv;
+    /// The completer waits on it: for an outcome queued, for the first entry
+    /// while it is idle, to quit; and a thread waiting to reconnect, for the
+    /// stop. Each wake-up costs a CPU the task's path may need: nothing else
+    /// notifies it.
+    std::condition_variable work;
+    /// The fetcher waits on it for a place, serve() for none left: notified
+    /// when a place is freed, and at the stop.
+    std::condition_variable room;
     std::map<EntryKey, Held> entries;  // fetched and not yet completed: places taken
     std::deque<RemoteOutcome> done;    // ended, for the completer
     Clock::time_point renew_at;        // while entries is not empty: when the completer renews them
     Clock::time_point report_at;       // while entries is not empty: when it reports their progress
     bool stopping = false;             // nothing more is fetched; a reconnection gives up
     bool completer_quit = false;       // the completer ends once done is empty
+    bool completer_idle = false;       // the completer waits for work with no entry to renew
 };
 
 }  // namespace atasker::detail

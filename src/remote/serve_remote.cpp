@@ -132,7 +132,7 @@ public:
             // Whatever ended the loop, what was fetched finishes and is answered.
             std::unique_lock held(held_.m);
             held_.stopping = true;
-            held_.cv.wait(held, [this] { return held_.entries.empty(); });
+            held_.room.wait(held, [this] { return held_.entries.empty(); });
         }
         end_completer(completer);
         signals.quit();
@@ -166,7 +166,7 @@ private:
     template <class Then>
     bool reconnect(RedisConnection& conn, std::string_view role, Then then) {
         return detail::reconnect(
-            conn, held_.m, held_.cv, [this] { return held_.stopping; }, then,
+            conn, held_.m, held_.work, [this] { return held_.stopping; }, then,
             fmt::format("serve_remote: worker {}'s {}", name_, role));
     }
 
@@ -175,7 +175,8 @@ private:
             std::lock_guard held(held_.m);
             held_.stopping = true;
         }
-        held_.cv.notify_all();
+        held_.work.notify_all();
+        held_.room.notify_all();
         try {
             if (wake_conn_.broken()) wake_conn_.reconnect();
             (void)wake_conn_.command({"XADD", wake_key_, "*", "stop", "1"});
@@ -191,7 +192,7 @@ private:
         for (;;) {
             {
                 std::unique_lock held(held_.m);
-                held_.cv.wait(held, [this] { return held_.stopping || held_.entries.size() < capacity_; });
+                held_.room.wait(held, [this] { return held_.stopping || held_.entries.size() < capacity_; });
                 if (held_.stopping) return;
             }
             try {
@@ -298,7 +299,7 @@ private:
             if (first) {
                 held_.renew_at = Clock::now() + lease_ / 4;
                 held_.report_at = Clock::now() + completer_.report_period();
-                held_.cv.notify_all();  // the completer renews from now on
+                if (held_.completer_idle) held_.work.notify_all();  // it renews from now on
             }
         }
         if (head.deliveries > 1)
@@ -351,10 +352,11 @@ private:
         try {
             me->held_.done.push_back(std::move(outcome));
             if (const auto it = me->held_.entries.find(key); it != me->held_.entries.end()) it->second.completing = true;
+            me->held_.work.notify_all();
         } catch (...) {  // no memory: the entry stays pending (another worker takes it over), its slot is freed
             me->held_.entries.erase(key);
+            me->held_.room.notify_all();
         }
-        me->held_.cv.notify_all();
     }
 
     void end_completer(std::thread& completer) noexcept {
@@ -362,7 +364,7 @@ private:
             std::lock_guard held(held_.m);
             held_.completer_quit = true;
         }
-        held_.cv.notify_all();
+        held_.work.notify_all();
         completer.join();
     }
 
