@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
         ("only", po::value<std::string>(&only), "comma-separated scenarios to run (default: all)")              //
         ("json", po::value<std::string>(&json_path)->default_value("bench-results.json"), "write results as JSON here")  //
         ("plot", po::value<std::string>(&plot_path)->default_value("bench-results.svg"),
-         "write an SVG plot here (needs /usr/bin/gnuplot)");
+         "write an SVG plot here (needs /usr/bin/gnuplot); empty: no plot");
 
     // Not shown in --help: the scenarios start the runner again with these to
     // measure in a fresh process (see queued_memory_child).

@@ -263,6 +263,7 @@ int run_gnuplot(const std::string& script_path) {
 }  // namespace
 
 std::string Report::write_plot(const std::string& path) const {
+    if (path.empty()) return "plot: none (--plot \"\")";
     if (access("/usr/bin/gnuplot", X_OK) != 0)
         return fmt::format("plot: /usr/bin/gnuplot not found, {} not written (apt install gnuplot-nox)", path);
 
