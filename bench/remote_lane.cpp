@@ -30,14 +30,14 @@
 
 namespace atasker_bench {
 
+/// Tasks a prefetching worker host holds beyond its 2 worker processes.
+constexpr std::size_t bench_prefetch = 64;
+
 #if ATASKER_BENCH_HAVE_REMOTE
 namespace {
 
 using atasker::detail::parse_redis_url;
 using atasker::detail::RedisConnection;
-
-/// Tasks a prefetching worker host holds beyond its 2 worker processes.
-constexpr std::size_t bench_prefetch = 64;
 
 /// A worker host: this runner in --remote-worker mode, stopped with SIGTERM.
 class WorkerHost {
