@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include <pthread.h>
 #include <sys/wait.h>
 
 #include "child_process.hpp"
@@ -30,8 +31,18 @@ TEST_CASE("the remote example: two worker hosts serve a client, then stop on SIG
     const char* example = std::getenv("ATASKER_REMOTE_EXAMPLE");
     REQUIRE(example != nullptr);
     test_support::RedisServer server;
+    // The workers start with SIGTERM blocked (a mask survives exec): one
+    // sent before a worker has set up its handling (the client may be done
+    // by then) waits for serve_remote(), which takes it as a stop, instead
+    // of ending the process at its default action.
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigset_t old{};
+    ::pthread_sigmask(SIG_BLOCK, &term, &old);
     const pid_t a = test_support::spawn_child({example, "worker", server.url()});
     const pid_t b = test_support::spawn_child({example, "worker", server.url()});
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     const pid_t client = test_support::spawn_child({example, "client", server.url()});
     CHECK(wait_exit(client) == 0);
     ::kill(a, SIGTERM);
