@@ -23,12 +23,14 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <atasker/atasker.hpp>
 
 #include "crash_task.hpp"
 #include "blocking_task.hpp"
+#include "test_support.hpp"
 
 namespace at = atasker;
 using namespace std::chrono_literals;
@@ -217,6 +219,87 @@ TEST_CASE("mp: a worker whose executor is a process task hands each result to it
     CHECK(results == std::vector<int>{81, 81, 81});
     CHECK_FALSE(worker.is_active());
     CHECK(process_runs() - before == 3);  // each run put one process task
+}
+
+namespace {
+// co_await from a coroutine of the test's own: where it went on after the task ended.
+test_support::Eager note_ending_thread(const at::Task<char>& t, std::thread::id& on, std::latch& done) {
+    (void)co_await t;
+    on = test_support::current_thread();
+    done.count_down();
+}
+}  // namespace
+
+TEST_CASE("mp: a thread that waits for a process task its put started ends it itself" * doctest::timeout(30)) {
+    CHECK(at::background_task(square)(2).get() == 4);  // a worker waits idle
+    // The put sends the call at once; get() takes the answer and ends the
+    // task on the waiting thread, which resumes what awaits it there. The
+    // answer cannot come before release.send(), from a thread that starts
+    // after get() was called; should it still win (a loaded machine), the
+    // lane's collector ends the task instead, so one of five must do.
+    int ended_here = 0;
+    for (int i = 0; i < 5; ++i) {
+        auto t = at::background_task(blocker)('p');
+        CHECK(started.receive() == 'p');
+        std::thread::id on;
+        std::latch done(1);
+        note_ending_thread(t, on, done);
+        std::jthread releaser([] { release.send(); });
+        CHECK(t.get() == 'x');
+        done.wait();
+        if (on == test_support::current_thread()) ++ended_here;
+        CHECK(t.info()->status == at::TaskStatus::completed);
+    }
+    CHECK(ended_here > 0);
+}
+
+TEST_CASE("mp: a call a put started ends with nobody waiting for it" * doctest::timeout(30)) {
+    CHECK(at::background_task(square)(2).get() == 4);  // a worker waits idle
+    auto t = at::background_task(square)(7);
+    CHECK(at::task_supervisor.wait_idle(20s));  // no Task::wait(): the lane's collector ends it
+    CHECK(t.ready());
+    CHECK(t.info()->status == at::TaskStatus::completed);
+    CHECK(t.get() == 49);
+}
+
+TEST_CASE("mp: four threads put and wait for 500 process tasks each" * doctest::timeout(60)) {
+    std::vector<std::jthread> threads;
+    std::vector<int> wrong(4, 0);
+    for (int k = 0; k < 4; ++k)
+        threads.emplace_back([k, &wrong] {
+            for (int i = 0; i < 500; ++i) {
+                auto a = at::background_task(square)(i);
+                auto b = at::background_task(square)(i + 1);
+                if (b.get() != (i + 1) * (i + 1) || a.get() != i * i) ++wrong[static_cast<std::size_t>(k)];
+            }
+        });
+    threads.clear();
+    CHECK(wrong == std::vector<int>(4, 0));
+    CHECK(at::task_supervisor.wait_idle(20s));
+}
+
+TEST_CASE("mp: a put whose idle worker was killed still gets its result" * doctest::timeout(30)) {
+    const int pid = at::background_task(whoami)().get();
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    CHECK(at::background_task(square)(9).get() == 81);
+    CHECK(at::background_task(whoami)().get() != pid);
+}
+
+TEST_CASE("mp: stop() with cancel ends a process task a thread is waiting for" * doctest::timeout(30)) {
+    CHECK(at::background_task(square)(2).get() == 4);  // a worker waits idle
+    auto t = at::background_task(blocker)('s');
+    CHECK(started.receive() == 's');
+    std::latch waiting(1);
+    std::jthread waiter([&] {
+        waiting.count_down();
+        CHECK_THROWS_AS((void)t.get(), at::CanceledError);
+    });
+    waiting.wait();
+    CHECK(at::task_supervisor.stop({.wait = true, .cancel_tasks = true}));
+    waiter.join();
+    CHECK(t.status() == at::TaskStatus::canceled);
+    at::task_supervisor.start();
+    CHECK(at::background_task(square)(5).get() == 25);
 }
 
 TEST_CASE("mp: wait_idle waits for running process tasks" * doctest::timeout(30)) {

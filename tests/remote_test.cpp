@@ -388,6 +388,7 @@ TEST_CASE("remote: a task canceled after it was sent ends as canceled, and stop 
     auto sent = at::background_task(square, client->remote())(4);
     auto other = at::background_task(square, client->remote(at::Priority::low))(5);
     wait_entries(c, "at:{cancel}:q:normal", 1);
+    wait_entries(c, "at:{cancel}:q:low", 1);  // both in flight: the check below counts the low one there
     CHECK(sent.cancel());
     CHECK_THROWS_AS((void)sent.get(), at::CanceledError);
     CHECK(sent.info()->status == at::TaskStatus::canceled);

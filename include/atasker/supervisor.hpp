@@ -51,6 +51,12 @@ public:
     [[nodiscard]] std::optional<TaskInfo> task_info(TaskId id) const;
     /// TaskSupervisor::cancel_task(); false once the supervisor is destroyed.
     bool cancel_task(TaskId id) const;
+    /// Task::wait() on a task that has not ended and waiter_may_run(): runs
+    /// it on the calling thread when it is still queued and its lane can
+    /// (the process lane: the next in line, a place and an idle worker
+    /// free), so the thread that waits carries it instead of waking one that
+    /// would; false when it did not (it runs, or will, elsewhere).
+    bool run_waited(TaskBase& task) const noexcept;
 
 private:
     TaskSupervisor* supervisor_ = nullptr;

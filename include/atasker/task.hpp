@@ -86,8 +86,13 @@ public:
 
     /// True once the task finished (completed, failed or canceled).
     [[nodiscard]] bool ready() const noexcept { return ref_->is_done(); }
-    /// Waits until the task finished (completed, failed or canceled).
-    void wait() const noexcept { ref_->wait(); }
+    /// Waits until the task finished (completed, failed or canceled). A
+    /// process task still queued when a worker process is free is carried to
+    /// it by the waiting thread itself (see the guide, "Process tasks").
+    void wait() const noexcept {
+        if (!ref_->is_done() && ref_->waiter_may_run()) (void)supervisor_.run_waited(*ref_.get());
+        ref_->wait();
+    }
     /// Waits up to `timeout`; true when the task finished.
     template <class Rep, class Period>
     [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {

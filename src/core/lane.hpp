@@ -120,6 +120,17 @@ public:
     [[nodiscard]] virtual std::optional<Job> start_here(TaskBase* /*task*/, std::atomic<float>* /*progress*/) noexcept {
         return std::nullopt;
     }
+    /// Whether start_waited() may give a thread that waits for a task the
+    /// task's end: a field, as starts_here().
+    [[nodiscard]] bool runs_waited() const noexcept { return runs_waited_; }
+    /// For `task`, started and not ended, waited for by a thread that would otherwise block: takes
+    /// what ending it on that thread needs (the process lane: the answer of
+    /// a call its put started) and returns the job, which run_waited() ends
+    /// once the mutex is released; nothing when it ends elsewhere. Until
+    /// run_waited() returns, the lane keeps what the job runs on.
+    [[nodiscard]] virtual std::optional<Job> start_waited(TaskBase* /*task*/) noexcept {
+        return std::nullopt;
+    }
     /// Whether a task queued now could start now (a runner is free or may be
     /// started): puts that skip the mutex count on it (supervisor_mutex.hpp).
     [[nodiscard]] virtual bool hungry() const noexcept { return false; }
@@ -140,6 +151,10 @@ public:
     // ---- without the mutex
     /// Runs what start_here() returned.
     virtual void run_here(const Job& /*job*/) noexcept {}
+    /// Ends what start_waited() returned: completes and settles the task
+    /// (LaneHost::complete(), begin_settle(), settle(), end_settle()) as the
+    /// lane's runners would.
+    virtual void run_waited(const Job& /*job*/) noexcept {}
     /// Asks the running `task` to stop; false when it cannot be asked.
     virtual bool request_stop(TaskBase* task) noexcept { return task->request_stop(); }
     /// Whether the calling thread is one of this lane's runners.
@@ -149,6 +164,7 @@ protected:
     LaneHost& host_;
     Admission admission_;
     bool starts_here_ = false;  // set by a lane that overrides start_here()
+    bool runs_waited_ = false;  // set by a lane that overrides start_waited()
 };
 
 /// Every lane, indexed by TaskType. Defined where every lane is known (the

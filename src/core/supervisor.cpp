@@ -223,4 +223,13 @@ bool detail::SupervisorLink::cancel_task(TaskId id) const {
     return supervisor_->cancel_task(id);
 }
 
+bool detail::SupervisorLink::run_waited(TaskBase& task) const noexcept {
+    auto& live = live_supervisors();
+    std::shared_lock lock(live.mutex);
+    if (!live.serials.contains(serial_)) return false;
+    // The supervisor stays while `lock` is held, and once the task is taken
+    // its lane does not free what runs it until this thread is done.
+    return supervisor_->impl_->run_waited(&task, lock);
+}
+
 }  // namespace atasker

@@ -8,7 +8,8 @@
 // cycle, configuration, queries), supervisor_put.cpp (puts, the inbox,
 // queueing, cancel), supervisor_lanes.cpp (what lanes call: take, complete,
 // requeue, settle), supervisor_stop.cpp (stop and the destructor's shutdown),
-// supervisor_idle.cpp (wait_idle), wait_thresholds.cpp (wait-time warnings).
+// supervisor_idle.cpp (wait_idle), supervisor_waited.cpp (a task run by the
+// thread that waits for it), wait_thresholds.cpp (wait-time warnings).
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <vector>
 
 #include <atasker/supervisor.hpp>
@@ -57,6 +59,10 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     [[nodiscard]] TaskInfo info_of(TaskId id, const detail::Record& r) const;
 
     TaskId put(detail::TaskBase* task, const TaskOptions& options);
+    /// SupervisorLink::run_waited(): runs `task` on the calling thread if
+    /// it is still queued and its lane can; `link` (which keeps this
+    /// supervisor alive) is released once the task is taken, or at once.
+    bool run_waited(detail::TaskBase* task, std::shared_lock<std::shared_mutex>& link) noexcept;
     bool cancel(TaskId id);
     bool stop(const StopOptions& options);
     /// The destructor's stop: waits for every task, then for every thread.

@@ -191,6 +191,7 @@ bool TaskBase::unwatch(TaskWatcher& w) const noexcept {
 }
 
 void set_wait_hook(WaitHook* hook) noexcept { wait_hook = hook; }
+bool wait_hook_installed() noexcept { return wait_hook != nullptr; }
 
 void TaskBase::wait() const noexcept {
     if (is_done()) return;

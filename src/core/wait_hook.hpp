@@ -32,5 +32,7 @@ protected:
 /// Installs `hook` for the calling thread (nullptr: waiting blocks again).
 /// The hook must outlive its installation.
 void set_wait_hook(WaitHook* hook) noexcept;
+/// Whether the calling thread has a hook installed (it must not block).
+[[nodiscard]] bool wait_hook_installed() noexcept;
 
 }  // namespace atasker::detail

@@ -89,14 +89,14 @@ void ProcessCall::fail_item(std::size_t item, std::exception_ptr error, TaskStat
     }
 }
 
-ProcessCall::Sent ProcessCall::send(std::uint32_t bell) noexcept {
+ProcessCall::Sent ProcessCall::send(std::uint32_t bell, bool claimable) noexcept {
     const std::span<CallRequest> requests = unsent();
     for (CallRequest& r : requests) r.outcome = {};
     advanced_ = false;
     std::optional<std::chrono::steady_clock::time_point> deadline;
     if (call_.timeout.count() > 0) deadline = std::chrono::steady_clock::now() + call_.timeout;
     try {
-        std::optional<WorkerProcesses::Flight> flight = workers_->begin_batch(slot_, requests, deadline, bell);
+        std::optional<WorkerProcesses::Flight> flight = workers_->begin_batch(slot_, requests, deadline, bell, claimable);
         if (!flight) return Sent::no_worker;  // it died since its last call
         flight_ = std::move(*flight);
         return Sent::sent;

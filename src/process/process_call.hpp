@@ -47,9 +47,11 @@ public:
                    ///< first unsent item, and pending() tells what is left)
     };
     /// Sends the call (a chunk: the items without an outcome); the worker
-    /// rings doorbell `bell` (or no_bell) when it answers. A call with a run
+    /// rings doorbell `bell` (or no_bell) when it answers, with `claimable`
+    /// only if nobody claimed the answer first (WorkerProcesses::claim_answer).
+    /// A call with a run
     /// timeout is timed from here.
-    Sent send(std::uint32_t bell) noexcept;
+    Sent send(std::uint32_t bell, bool claimable = false) noexcept;
     /// Consumes what arrived; with `block`, waits for the rest. True once
     /// the outcome is in (false only without `block`).
     bool receive(bool block) noexcept;

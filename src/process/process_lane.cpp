@@ -15,6 +15,7 @@
 #include <atasker/log.hpp>
 
 #include "process/mp_registry.hpp"
+#include "process/put_calls.hpp"
 #include "core/task_table.hpp"
 #include "process/shm_slots.hpp"
 #include "process/zygote.hpp"
@@ -79,12 +80,13 @@ private:
 };
 
 /// The putting thread's carrier (run_here): hands the call to its
-/// InlineCarrier, which sends it and returns.
+/// InlineCarrier (a fiber loop's, or PutCalls), which sends it and returns.
 class ProcessLane::InlineStart final : public CallCarrier {
 public:
     InlineStart(ProcessLane& lane, const Job& job) noexcept : lane_(lane), job_(job) {}
     void carry(const MpCall& call) noexcept override {
-        InlineCarrier::current()->start(lane_, *lane_.workers_, job_.ticket, call);
+        InlineCarrier* carrier = InlineCarrier::current();  // a fiber loop's, else the lane's own
+        (carrier != nullptr ? carrier : lane_.put_calls_.get())->start(lane_, *lane_.workers_, job_.ticket, call);
     }
 
 private:
@@ -98,7 +100,8 @@ void InlineCarrier::set_current(InlineCarrier* carrier) noexcept { current_carri
 ProcessLane::ProcessLane(LaneHost& host)
     : Lane(host, false),
       pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false}) {
-    starts_here_ = true;  // a fiber loop's calls
+    starts_here_ = true;  // a fiber loop's calls, and PutCalls'
+    runs_waited_ = true;  // PutCalls' answers
 }
 
 ProcessLane::~ProcessLane() = default;
@@ -132,6 +135,7 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
         // Without the lock: it may fork the zygote and waits for it.
         lock.unlock();
         std::unique_ptr<WorkerProcesses> made;
+        std::unique_ptr<PutCalls> put_calls;
         std::vector<Job> slots;
         std::vector<std::size_t> idle;
         std::vector<std::size_t> free;
@@ -152,9 +156,16 @@ void ProcessLane::ensure_workers(std::unique_lock<SupervisorMutex>& lock) {
             lock.lock();
             throw;
         }
+        try {
+            put_calls = std::make_unique<PutCalls>(*this, host_.supervisor_mutex(), *made);
+        } catch (const std::exception& e) {
+            // Puts then leave every call to the lane's threads.
+            log(LogLevel::warning, "process pool: puts cannot start calls themselves: {}", e.what());
+        }
         lock.lock();
         if (!workers_) {
             workers_ = std::move(made);
+            put_calls_ = std::move(put_calls);
             slots_ = std::move(slots);
             idle_ = std::move(idle);
             free_ = std::move(free);
@@ -389,19 +400,53 @@ int ProcessLane::carry(ProcessCall& pc, std::size_t slot) noexcept {
 }
 
 std::optional<Job> ProcessLane::start_here(TaskBase* task, std::atomic<float>* progress) noexcept {
-    if (!task->ends_anywhere()) return std::nullopt;  // its completion must run where a pool thread would run it
+    if (!workers_) return std::nullopt;
     InlineCarrier* carrier = InlineCarrier::current();
-    if (carrier == nullptr || !carrier->open() || !workers_) return std::nullopt;
+    if (carrier != nullptr) {
+        // A fiber loop: the task ends on its thread, which must not run the
+        // user's code there (its completion only fulfils a promise).
+        if (!task->ends_anywhere() || !carrier->open()) return std::nullopt;
+    } else if (!put_calls_ || !task->waiter_may_run() || runs_this_thread()) {
+        // PutCalls: the task may end on the thread that waits for it.
+        return std::nullopt;
+    }
     const std::optional<std::size_t> slot = claim(true);
     if (!slot) return std::nullopt;
     const Job job{.task = task, .progress = progress, .ticket = *slot};
     slots_[*slot] = job;
+    if (carrier == nullptr) {
+        put_calls_->opened(*slot);
+        ++put_calls_running_;
+        ++put_calls_made_;
+    }
     return job;
 }
 
 void ProcessLane::run_here(const Job& job) noexcept {
     InlineStart carrier(*this, job);
     job.task->run(RunContext{.progress = {}, .carrier = &carrier});
+}
+
+std::optional<Job> ProcessLane::start_waited(TaskBase* task) noexcept {
+    if (!put_calls_) return std::nullopt;
+    for (std::size_t k = 0; k < slots_.size(); ++k)
+        if (slots_[k].task == task) return put_calls_->take_for_waiter(k) ? std::optional<Job>(slots_[k]) : std::nullopt;
+    return std::nullopt;
+}
+
+void ProcessLane::run_waited(const Job& job) noexcept { put_calls_->end(job.ticket); }
+
+bool ProcessLane::busy_without_threads() noexcept {
+    // Calls the puts made keep the workers busy while the threads sleep:
+    // the threads, whose number the workers follow (thread_exiting), stay.
+    const bool busy = put_calls_made_ != put_calls_seen_ || put_calls_running_ != 0;
+    put_calls_seen_ = put_calls_made_;
+    return busy;
+}
+
+void ProcessLane::put_call_ended() noexcept {
+    std::lock_guard lock(host_.supervisor_mutex());
+    if (--put_calls_running_ == 0) put_calls_done_.notify_all();
 }
 
 void ProcessLane::end_here(TaskBase* task, std::size_t slot, double progress) noexcept {
@@ -513,8 +558,10 @@ void ProcessLane::thread_exiting() noexcept {
 
 void ProcessLane::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
     pool_.join(lock, all);
-    if (!pool_.empty() || !workers_) return;
+    if (all) put_calls_done_.wait(lock, [this] { return put_calls_running_ == 0; });
+    if (!pool_.empty() || put_calls_running_ != 0 || !workers_) return;
     // Every worker and the zygote's hold on them end with it.
+    std::unique_ptr<PutCalls> put_calls = std::move(put_calls_);
     std::unique_ptr<WorkerProcesses> ended = std::move(workers_);
     slots_.clear();
     idle_.clear();
@@ -522,6 +569,7 @@ void ProcessLane::join(std::unique_lock<SupervisorMutex>& lock, bool all) {
     recycling_.clear();
     riders_.clear();
     lock.unlock();
+    put_calls.reset();  // its collector's thread first: it reads the workers' slots
     ended.reset();
     lock.lock();
 }

@@ -4,7 +4,9 @@
 // worker processes as it has threads, each of which carries one call at a
 // time and waits for the answer. A thread that carries calls without
 // waiting (a fiber loop, see InlineCarrier) may start a task it puts itself,
-// on an idle worker. Every call goes through the ProcessCall steps.
+// on an idle worker; so does any other thread, for a task whose answer the
+// thread that waits for it may then read itself (PutCalls). Every call goes
+// through the ProcessCall steps.
 //
 // Riders: when every place is taken and tasks wait, a lane thread takes
 // with its task the next ones in line (Admission::pop_rider) and carries
@@ -20,6 +22,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,6 +39,7 @@
 namespace atasker::detail {
 
 class ProcessLane;
+class PutCalls;
 
 /// A thread that carries process calls without waiting for their answers
 /// (a fiber loop): it sends a call, goes on with other work, and ends the
@@ -75,9 +79,11 @@ public:
     [[nodiscard]] float live_progress(const TaskBase& task) const noexcept override;
     void begin_stop() override { pool_.begin_stop(); }
     void join(std::unique_lock<SupervisorMutex>& lock, bool all) override;
-    [[nodiscard]] bool empty() const noexcept override { return pool_.empty(); }
+    [[nodiscard]] bool empty() const noexcept override { return pool_.empty() && put_calls_running_ == 0; }
     [[nodiscard]] bool busy() const noexcept override { return pool_.busy() != 0; }
     void run_here(const Job& job) noexcept override;
+    [[nodiscard]] std::optional<Job> start_waited(TaskBase* task) noexcept override;
+    void run_waited(const Job& job) noexcept override;
     bool request_stop(TaskBase* task) noexcept override;
     [[nodiscard]] bool runs_this_thread() const noexcept override { return ThreadPool::current_host() == this; }
 
@@ -88,6 +94,9 @@ public:
     /// Without the mutex, from an InlineCarrier: the call on `slot` never
     /// reached its worker; one of the lane's threads carries it again.
     void carry_again(TaskBase* task, std::size_t slot) noexcept;
+    /// Without the mutex, from PutCalls: a call a put started has ended
+    /// (end_here() or carry_again() returned); join() waits for these.
+    void put_call_ended() noexcept;
 
 private:
     class WaitingCarrier;
@@ -99,6 +108,7 @@ private:
     bool finish(const Job& job, std::int64_t now, std::string& log_line) override;
     void settle(const Job& job, bool ended, const std::string& log_line) noexcept override;
     void quiet() noexcept override { host_.lane_quiet(); }
+    bool busy_without_threads() noexcept override;
     void thread_started() noexcept override;
     void thread_exiting() noexcept override;
 
@@ -145,6 +155,15 @@ private:
     std::vector<const std::vector<Job>*> riders_;
     // A request's recent duration per task, in ns (0 until one was timed).
     std::atomic<std::int64_t> task_ns_{0};
+    // Calls started by the putting thread (start_here on a plain thread),
+    // ended by the thread that waits for the task or by PutCalls' collector;
+    // made with the workers. Counted under the mutex: join() waits for them
+    // before the workers go.
+    std::unique_ptr<PutCalls> put_calls_;
+    std::size_t put_calls_running_ = 0;
+    std::uint64_t put_calls_made_ = 0;  // ever, under the mutex
+    std::uint64_t put_calls_seen_ = 0;  // put_calls_made_ when a thread last slept an idle_timeout
+    std::condition_variable_any put_calls_done_;
 };
 
 }  // namespace atasker::detail

@@ -101,9 +101,33 @@ struct RequestHeader {
     std::uint64_t seq;
     std::uint32_t count;
     std::uint32_t bell;  ///< the doorbell the worker rings after each response post, or no_bell
+    /// AnswerClaim, accessed through std::atomic_ref: who reads the answer
+    /// of a request whose doorbell is rung only if nobody claimed it first.
+    std::uint32_t answer_claim;
+    std::uint32_t reserved;
 };
 /// RequestHeader::bell when nobody waits on a doorbell (a pool thread waits on the semaphore).
 inline constexpr std::uint32_t no_bell = 0xffffffffU;
+/// RequestHeader::answer_claim. A request sent claimable (answer_open) is
+/// answered to whoever claims it first: a thread that waits for its task
+/// (compare-and-swap to answer_waited) then reads the response semaphore
+/// and no doorbell is rung; else the first response post (the worker's, or
+/// its reaper's on death) swaps it to answer_posted and rings the doorbell.
+enum AnswerClaim : std::uint32_t {
+    answer_fixed = 0,   ///< not claimable: the doorbell, if any, is always rung
+    answer_open = 1,
+    answer_waited = 2,
+    answer_posted = 3,
+};
+
+/// After a response post on the request `head` (by the worker, or its
+/// reaper on death): whether its doorbell is to be rung.
+inline bool rings_after_post(RequestHeader& head) noexcept {
+    std::atomic_ref<std::uint32_t> claim(head.answer_claim);
+    std::uint32_t was = answer_open;
+    if (claim.compare_exchange_strong(was, answer_posted, std::memory_order_acq_rel)) return true;
+    return was != answer_waited;
+}
 struct RecordHeader {
     std::uint32_t state;  ///< RecordState, accessed through std::atomic_ref
     std::uint32_t task_index;

@@ -176,13 +176,14 @@ void run_worker(SlotView slot, const SharedSlots& slots) noexcept {
 
     for (;;) {
         wait_request(c);
-        const auto& head = *reinterpret_cast<const RequestHeader*>(slot.request);
+        auto& head = *reinterpret_cast<RequestHeader*>(slot.request);
         const std::uint32_t count = head.count;
-        // Whoever waits on a doorbell instead of the semaphore is rung after each post.
+        // Whoever waits on a doorbell instead of the semaphore is rung after
+        // each post, unless a waiting thread claimed the answer.
         Doorbell* bell = head.bell < SharedSlots::doorbell_count ? &slots.doorbell(head.bell) : nullptr;
         const auto post_response = [&] {
             ::sem_post(&c.response);
-            if (bell != nullptr) ring(*bell);
+            if (bell != nullptr && rings_after_post(head)) ring(*bell);
         };
         std::size_t in = sizeof(RequestHeader);
         std::size_t out = 0;

@@ -336,7 +336,7 @@ CallOutcome WorkerProcesses::call(std::size_t k, std::uint32_t task_index, Funct
 void WorkerProcesses::call_batch(std::size_t slot, std::span<CallRequest> batch,
                                 std::optional<std::chrono::steady_clock::time_point> deadline) {
     if (batch.empty()) return;
-    std::optional<Flight> flight = begin_batch(slot, batch, deadline, no_bell);
+    std::optional<Flight> flight = begin_batch(slot, batch, deadline, no_bell, false);
     if (!flight) {
         // Its worker died after the caller last looked (running()): the
         // batch never reached a worker, like one whose worker died before
@@ -351,7 +351,7 @@ void WorkerProcesses::call_batch(std::size_t slot, std::span<CallRequest> batch,
 
 std::optional<WorkerProcesses::Flight> WorkerProcesses::begin_batch(
     std::size_t k, std::span<CallRequest> batch, std::optional<std::chrono::steady_clock::time_point> deadline,
-    std::uint32_t bell) {
+    std::uint32_t bell, bool claimable) {
     Worker& w = worker(k);
     const SlotView s = w.slot;
     SlotControl& c = *s.control;
@@ -409,6 +409,8 @@ std::optional<WorkerProcesses::Flight> WorkerProcesses::begin_batch(
         head->seq = ++w.seq;
         head->count = static_cast<std::uint32_t>(count);
         head->bell = bell;
+        std::atomic_ref<std::uint32_t>(head->answer_claim)
+            .store(claimable ? answer_open : answer_fixed, std::memory_order_relaxed);
         w.active = batch.first(count);
         w.offsets.swap(offsets);
         w.bell = bell;
@@ -424,6 +426,24 @@ std::optional<WorkerProcesses::Flight> WorkerProcesses::begin_batch(
     f.timer = deadline.has_value();
     if (f.timer) f.until = to_timespec(*deadline);
     return f;
+}
+
+bool WorkerProcesses::claim_answer(std::size_t k) noexcept {
+    auto* head = reinterpret_cast<RequestHeader*>(workers_[k].slot.request);
+    std::uint32_t open = answer_open;
+    return std::atomic_ref<std::uint32_t>(head->answer_claim)
+        .compare_exchange_strong(open, answer_waited, std::memory_order_acq_rel);
+}
+
+bool WorkerProcesses::answer_posted(std::size_t k) const noexcept {
+    auto* head = reinterpret_cast<RequestHeader*>(workers_[k].slot.request);
+    return std::atomic_ref<std::uint32_t>(head->answer_claim).load(std::memory_order_acquire) ==
+           detail::answer_posted;
+}
+
+void WorkerProcesses::unclaimable(std::size_t k) noexcept {
+    auto* head = reinterpret_cast<RequestHeader*>(workers_[k].slot.request);
+    std::atomic_ref<std::uint32_t>(head->answer_claim).store(answer_fixed, std::memory_order_relaxed);
 }
 
 bool WorkerProcesses::response_waiting(std::size_t k) const noexcept {
@@ -713,7 +733,8 @@ void WorkerProcesses::finish(std::size_t k, std::unique_lock<std::mutex>& lock) 
     w.life = Worker::Life::ended;
     w.ended.store(true, std::memory_order_release);
     ::sem_post(&w.slot.control->response);
-    if (w.bell != no_bell) ring(slots_.doorbell(w.bell));
+    if (w.bell != no_bell && rings_after_post(*reinterpret_cast<RequestHeader*>(w.slot.request)))
+        ring(slots_.doorbell(w.bell));
     changed_.notify_all();
     if (options_.on_exit) {
         const CallOutcome how = d;

@@ -218,7 +218,17 @@ public:
     };
     [[nodiscard]] std::optional<Flight> begin_batch(std::size_t slot, std::span<CallRequest> batch,
                                                     std::optional<std::chrono::steady_clock::time_point> deadline,
-                                                    std::uint32_t bell);
+                                                    std::uint32_t bell, bool claimable);
+    /// With `claimable`, the answer goes to whoever claims it first
+    /// (AnswerClaim in shm_slots.hpp): claim_answer() true means the caller
+    /// reads it through advance_batch() and the doorbell is not rung; once
+    /// answer_posted() is true, the doorbell was rung and nobody can claim
+    /// it. unclaimable() clears the slot's word before a claimable batch is
+    /// begun, while no batch is in flight there, so that a word left by an
+    /// earlier batch is not read as this one's.
+    [[nodiscard]] bool claim_answer(std::size_t slot) noexcept;
+    [[nodiscard]] bool answer_posted(std::size_t slot) const noexcept;
+    void unclaimable(std::size_t slot) noexcept;
     bool advance_batch(std::size_t slot, std::span<CallRequest> batch, Flight& flight, bool block);
     /// True when an answer (or the news of a death) waits for advance_batch().
     [[nodiscard]] bool response_waiting(std::size_t slot) const noexcept;

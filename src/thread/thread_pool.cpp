@@ -257,7 +257,7 @@ void ThreadPool::main(Sleeper& me) {
         }
         yielded = false;
         const Woken how = sleep(me, lock, slice);
-        if (how == Woken::timed_out && count_ > options_.min_size) {
+        if (how == Woken::timed_out && count_ > options_.min_size && !host_.busy_without_threads()) {
             retired = true;  // idle too long
             break;
         }

@@ -56,6 +56,10 @@ public:
         /// Under the mutex: the last busy thread is back from its tasks
         /// (each settled): the supervisor may have become idle.
         virtual void quiet() noexcept {}
+        /// Under the mutex, when a thread has slept a whole idle_timeout:
+        /// whether the lane was busy meanwhile without its threads (the
+        /// process lane: calls its puts started), so the thread stays.
+        [[nodiscard]] virtual bool busy_without_threads() noexcept { return false; }
 
     protected:
         ~Host() = default;

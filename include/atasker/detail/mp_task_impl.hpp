@@ -39,6 +39,9 @@ public:
         if constexpr (PromiseOnlyCallback<Cb>) {
             if (timeout.count() == 0) this->set_ends_anywhere();
         }
+        if constexpr (std::is_same_v<Cb, NoCallback> || PromiseOnlyCallback<Cb>) {
+            if (timeout.count() == 0) this->set_waiter_may_run();
+        }
     }
 
     void run(const RunContext& context) noexcept override { context.carrier->carry(call()); }

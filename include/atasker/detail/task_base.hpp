@@ -148,6 +148,15 @@ public:
     /// (a process task with no run timeout). Set before the task is put.
     [[nodiscard]] bool may_ride() const noexcept { return (state_.load(std::memory_order_relaxed) & rides_bit) != 0; }
     void set_may_ride() noexcept { state_.fetch_or(rides_bit, std::memory_order_relaxed); }
+    /// Whether the thread that waits for this task may end it itself (the
+    /// process lane: read the answer of the call its put started): ending it
+    /// runs none of the user's code (no completion callback, or one that
+    /// only fulfils a promise), and nothing must watch it while it runs (no
+    /// run timeout), so any thread may end it. Set before the task is put.
+    [[nodiscard]] bool waiter_may_run() const noexcept {
+        return (state_.load(std::memory_order_relaxed) & waiter_runs_bit) != 0;
+    }
+    void set_waiter_may_run() noexcept { state_.fetch_or(waiter_runs_bit, std::memory_order_relaxed); }
 
     // Laid out to keep a task's header at 32 bytes. One word has two lives:
     // the queue link while the task waits in an admission queue, then its
@@ -166,6 +175,7 @@ private:
     static constexpr std::uint8_t received_bit = 8;     // see mark_error_received()
     static constexpr std::uint8_t unreceived_bit = 16;  // a failure's line waits for the last release
     static constexpr std::uint8_t rides_bit = 32;
+    static constexpr std::uint8_t waiter_runs_bit = 64;
     void note_received() const noexcept;
     std::atomic<std::uint32_t> refs_{1};
     mutable std::atomic<std::uint8_t> state_{0};
