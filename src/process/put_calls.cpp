@@ -13,7 +13,11 @@
 namespace atasker::detail {
 
 PutCalls::PutCalls(ProcessLane& lane, SupervisorMutex& mutex, WorkerProcesses& workers)
-    : lane_(lane), mutex_(mutex), workers_(workers), open_(workers.slot_count(), 0) {
+    : lane_(lane),
+      mutex_(mutex),
+      workers_(workers),
+      open_(workers.slot_count(), 0),
+      sent_(std::make_unique<std::atomic<bool>[]>(open_.size())) {
     calls_.reserve(open_.size());
     for (std::size_t k = 0; k < open_.size(); ++k) calls_.push_back(std::make_unique<ProcessCall>());
     bell_index_ = runtime_slots().claim_doorbell();
@@ -40,6 +44,7 @@ PutCalls::~PutCalls() {
 
 void PutCalls::opened(std::size_t slot) noexcept {
     workers_.unclaimable(slot);  // what an earlier call left there is not this one's
+    sent_[slot].store(false, std::memory_order_relaxed);
     open_[slot] = 1;
 }
 
@@ -47,7 +52,13 @@ void PutCalls::start(ProcessLane& lane, WorkerProcesses& workers, std::size_t sl
     ProcessCall& pc = *calls_[slot];
     pc.prepare(workers, slot, call);
     const ProcessCall::Sent sent = pc.send(bell_index_, true);
-    if (sent == ProcessCall::Sent::sent) return;
+    if (sent == ProcessCall::Sent::sent) {
+        // From here the collector may read `pc`. An answer that rang before
+        // found the call not yet sent and was left: ring again for it.
+        sent_[slot].store(true, std::memory_order_seq_cst);
+        if (workers_.answer_posted(slot)) ring(*bell_);
+        return;
+    }
     // Nothing was sent, so nobody can take the answer: ended here.
     {
         std::lock_guard lock(mutex_);
@@ -62,7 +73,7 @@ void PutCalls::start(ProcessLane& lane, WorkerProcesses& workers, std::size_t sl
 }
 
 bool PutCalls::take_for_waiter(std::size_t slot) noexcept {
-    if (open_[slot] == 0 || !workers_.claim_answer(slot)) return false;
+    if (open_[slot] == 0 || !sent_[slot].load(std::memory_order_acquire) || !workers_.claim_answer(slot)) return false;
     open_[slot] = 0;
     return true;
 }
@@ -88,7 +99,7 @@ void PutCalls::collect() noexcept {
         {
             std::lock_guard lock(mutex_);
             for (std::size_t k = 0; k < open_.size(); ++k) {
-                if (open_[k] != 0 && workers_.answer_posted(k)) {
+                if (open_[k] != 0 && sent_[k].load(std::memory_order_seq_cst) && workers_.answer_posted(k)) {
                     open_[k] = 0;
                     ready.push_back(k);
                 }

@@ -15,8 +15,11 @@
 // carry_again(), for a call that never reached its worker) ends it.
 //
 // Per slot, under the supervisor's mutex: open while a call of ours is sent
-// and its answer not taken; the waiter or the collector takes it.
+// and its answer not taken; the waiter or the collector takes it, once the
+// putting thread is done sending it (sent, set without the mutex: the
+// worker may answer before send() has returned).
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -68,6 +71,7 @@ private:
     Doorbell* bell_ = nullptr;
     std::vector<std::unique_ptr<ProcessCall>> calls_;  // one per slot, reused
     std::vector<char> open_;                           // per slot, under the mutex
+    std::unique_ptr<std::atomic<bool>[]> sent_;        // per slot
     bool quit_ = false;                                // under the mutex
     std::thread collector_;
 };

@@ -125,7 +125,7 @@ enum AnswerClaim : std::uint32_t {
 inline bool rings_after_post(RequestHeader& head) noexcept {
     std::atomic_ref<std::uint32_t> claim(head.answer_claim);
     std::uint32_t was = answer_open;
-    if (claim.compare_exchange_strong(was, answer_posted, std::memory_order_acq_rel)) return true;
+    if (claim.compare_exchange_strong(was, answer_posted, std::memory_order_seq_cst)) return true;
     return was != answer_waited;
 }
 struct RecordHeader {

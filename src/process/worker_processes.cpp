@@ -437,7 +437,7 @@ bool WorkerProcesses::claim_answer(std::size_t k) noexcept {
 
 bool WorkerProcesses::answer_posted(std::size_t k) const noexcept {
     auto* head = reinterpret_cast<RequestHeader*>(workers_[k].slot.request);
-    return std::atomic_ref<std::uint32_t>(head->answer_claim).load(std::memory_order_acquire) ==
+    return std::atomic_ref<std::uint32_t>(head->answer_claim).load(std::memory_order_seq_cst) ==
            detail::answer_posted;
 }
 
