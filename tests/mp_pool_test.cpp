@@ -44,6 +44,11 @@ namespace {
 
 const at::MpTask square{"square", [](int x) { return x * x; }};
 const at::MpTask whoami{"whoami", [] { return static_cast<int>(::getpid()); }};
+// Work that takes longer than the pool's idle_timeout in the test below.
+const at::MpTask slow_whoami{"slow_whoami", [] {
+                                 std::this_thread::sleep_for(250ms);
+                                 return static_cast<int>(::getpid());
+                             }};
 const at::MpTask thrower{"thrower", [](std::string m) -> int { throw std::invalid_argument(m); }};
 const at::MpTask echo{"echo", [](std::string s) { return s; }};
 
@@ -283,6 +288,23 @@ TEST_CASE("mp: a put whose idle worker was killed still gets its result" * docte
     REQUIRE(::kill(pid, SIGKILL) == 0);
     CHECK(at::background_task(square)(9).get() == 81);
     CHECK(at::background_task(whoami)().get() != pid);
+}
+
+TEST_CASE("mp: calls longer than the idle_timeout, a put at a time, keep their worker" * doctest::timeout(30)) {
+    // The puts send the calls; the lane's thread sleeps through them, and
+    // must not retire, and end the worker with it, in a pause between two.
+    // The pauses are the program's own idle time, shorter than the timeout.
+    at::task_supervisor.set_mp_pool({.pool_size = 1, .idle_timeout = 100ms});
+    // The second waits for the worker: the lane's thread carries it, then
+    // sleeps with the new idle_timeout.
+    auto first = at::background_task(slow_whoami)();
+    auto second = at::background_task(whoami)();
+    const int pid = first.get();
+    REQUIRE(second.get() == pid);
+    for (int i = 0; i < 8; ++i) {
+        CHECK(at::background_task(slow_whoami)().get() == pid);
+        std::this_thread::sleep_for(60ms);
+    }
 }
 
 TEST_CASE("mp: stop() with cancel ends a process task a thread is waiting for" * doctest::timeout(30)) {

@@ -417,7 +417,6 @@ std::optional<Job> ProcessLane::start_here(TaskBase* task, std::atomic<float>* p
     if (carrier == nullptr) {
         put_calls_->opened(*slot);
         ++put_calls_running_;
-        ++put_calls_made_;
     }
     return job;
 }
@@ -436,16 +435,19 @@ std::optional<Job> ProcessLane::start_waited(TaskBase* task) noexcept {
 
 void ProcessLane::run_waited(const Job& job) noexcept { put_calls_->end(job.ticket); }
 
-bool ProcessLane::busy_without_threads() noexcept {
+bool ProcessLane::busy_without_threads() const noexcept {
     // Calls the puts made keep the workers busy while the threads sleep:
-    // the threads, whose number the workers follow (thread_exiting), stay.
-    const bool busy = put_calls_made_ != put_calls_seen_ || put_calls_running_ != 0;
-    put_calls_seen_ = put_calls_made_;
-    return busy;
+    // the threads, whose number the workers follow (thread_exiting), stay
+    // while one runs or one ended within the idle_timeout. A call may last
+    // longer than that, and another thread's check must see it too.
+    return put_calls_running_ != 0 ||
+           std::chrono::steady_clock::now() - put_call_last_ended_ < pool_.options().idle_timeout;
 }
 
 void ProcessLane::put_call_ended() noexcept {
+    const auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(host_.supervisor_mutex());
+    put_call_last_ended_ = now;
     if (--put_calls_running_ == 0) put_calls_done_.notify_all();
 }
 

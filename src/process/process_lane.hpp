@@ -108,7 +108,7 @@ private:
     bool finish(const Job& job, std::int64_t now, std::string& log_line) override;
     void settle(const Job& job, bool ended, const std::string& log_line) noexcept override;
     void quiet() noexcept override { host_.lane_quiet(); }
-    bool busy_without_threads() noexcept override;
+    bool busy_without_threads() const noexcept override;
     void thread_started() noexcept override;
     void thread_exiting() noexcept override;
 
@@ -161,8 +161,7 @@ private:
     // before the workers go.
     std::unique_ptr<PutCalls> put_calls_;
     std::size_t put_calls_running_ = 0;
-    std::uint64_t put_calls_made_ = 0;  // ever, under the mutex
-    std::uint64_t put_calls_seen_ = 0;  // put_calls_made_ when a thread last slept an idle_timeout
+    std::chrono::steady_clock::time_point put_call_last_ended_{};  // under the mutex
     std::condition_variable_any put_calls_done_;
 };
 

@@ -59,7 +59,7 @@ public:
         /// Under the mutex, when a thread has slept a whole idle_timeout:
         /// whether the lane was busy meanwhile without its threads (the
         /// process lane: calls its puts started), so the thread stays.
-        [[nodiscard]] virtual bool busy_without_threads() noexcept { return false; }
+        [[nodiscard]] virtual bool busy_without_threads() const noexcept { return false; }
 
     protected:
         ~Host() = default;
