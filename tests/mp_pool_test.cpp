@@ -9,6 +9,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <tuple>
 #include <cstdlib>
 #include <latch>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -305,6 +307,35 @@ TEST_CASE("mp: calls longer than the idle_timeout, a put at a time, keep their w
         CHECK(at::background_task(slow_whoami)().get() == pid);
         std::this_thread::sleep_for(60ms);
     }
+}
+
+// Restricts every thread of this process, and `worker`, to the CPUs in `set`.
+void pin(const cpu_set_t& set, pid_t worker) {
+    for (const auto& t : std::filesystem::directory_iterator("/proc/self/task"))
+        (void)::sched_setaffinity(std::stoi(t.path().filename().string()), sizeof set, &set);
+    REQUIRE(::sched_setaffinity(worker, sizeof set, &set) == 0);
+}
+
+TEST_CASE("mp: on one CPU, answers that come before the put returns end their tasks" * doctest::timeout(60)) {
+    // With the worker on the putting thread's CPU, the worker often
+    // answers while the put is still sending: the putting thread ends the
+    // task itself then (the collector could not yet read the call).
+    cpu_set_t all;
+    REQUIRE(::sched_getaffinity(0, sizeof all, &all) == 0);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    const int pid = at::background_task(whoami)().get();  // the one worker (pool_size 1), idle
+    pin(one, pid);
+    int wrong = 0;
+    for (int i = 0; i < 300; ++i) {
+        auto t = at::background_task(square)(i);
+        if (i % 2 == 0) CHECK(at::task_supervisor.wait_idle(20s));  // nobody waits for it
+        if (t.get() != i * i || t.info()->status != at::TaskStatus::completed) ++wrong;
+    }
+    pin(all, pid);
+    CHECK(wrong == 0);
+    CHECK(at::background_task(whoami)().get() == pid);
 }
 
 TEST_CASE("mp: stop() with cancel ends a process task a thread is waiting for" * doctest::timeout(30)) {

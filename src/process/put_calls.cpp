@@ -54,9 +54,17 @@ void PutCalls::start(ProcessLane& lane, WorkerProcesses& workers, std::size_t sl
     const ProcessCall::Sent sent = pc.send(bell_index_, true);
     if (sent == ProcessCall::Sent::sent) {
         // From here the collector may read `pc`. An answer that rang before
-        // found the call not yet sent and was left: ring again for it.
+        // found the call not yet sent and was left: this thread ends it,
+        // rather than ring the collector again (on one CPU the worker
+        // often answers before the put gets the CPU back).
         sent_[slot].store(true, std::memory_order_seq_cst);
-        if (workers_.answer_posted(slot)) ring(*bell_);
+        if (!workers_.answer_posted(slot)) return;
+        {
+            std::lock_guard lock(mutex_);
+            if (open_[slot] == 0) return;  // the collector or a waiter has it
+            open_[slot] = 0;
+        }
+        end(slot);
         return;
     }
     // Nothing was sent, so nobody can take the answer: ended here.

@@ -17,7 +17,8 @@
 // Per slot, under the supervisor's mutex: open while a call of ours is sent
 // and its answer not taken; the waiter or the collector takes it, once the
 // putting thread is done sending it (sent, set without the mutex: the
-// worker may answer before send() has returned).
+// worker may answer before send() has returned). An answer already there
+// when the putting thread is done is taken by that thread.
 
 #include <atomic>
 #include <cstddef>
