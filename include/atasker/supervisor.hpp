@@ -51,11 +51,11 @@ public:
     [[nodiscard]] std::optional<TaskInfo> task_info(TaskId id) const;
     /// TaskSupervisor::cancel_task(); false once the supervisor is destroyed.
     bool cancel_task(TaskId id) const;
-    /// Task::wait() on a task that has not ended and waiter_may_run(): runs
-    /// it on the calling thread when it is still queued and its lane can
-    /// (the process lane: the next in line, a place and an idle worker
-    /// free), so the thread that waits carries it instead of waking one that
-    /// would; false when it did not (it runs, or will, elsewhere).
+    /// Task::wait() on a task that has not ended and waiter_may_run(): ends
+    /// it on the calling thread when its lane lets it (the process lane: the
+    /// call its put started is unanswered or its answer unclaimed), so the
+    /// thread that waits reads the answer itself instead of being woken by
+    /// one that read it; false when it did not (it ends elsewhere).
     bool run_waited(TaskBase& task) const noexcept;
 
 private:

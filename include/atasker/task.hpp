@@ -87,8 +87,8 @@ public:
     /// True once the task finished (completed, failed or canceled).
     [[nodiscard]] bool ready() const noexcept { return ref_->is_done(); }
     /// Waits until the task finished (completed, failed or canceled). A
-    /// process task still queued when a worker process is free is carried to
-    /// it by the waiting thread itself (see the guide, "Process tasks").
+    /// process task whose put sent its call (see the guide, "Process
+    /// tasks") is ended by the waiting thread itself, which reads the answer.
     void wait() const noexcept {
         if (!ref_->is_done() && ref_->waiter_may_run()) (void)supervisor_.run_waited(*ref_.get());
         ref_->wait();

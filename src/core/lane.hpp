@@ -123,11 +123,12 @@ public:
     /// Whether start_waited() may give a thread that waits for a task the
     /// task's end: a field, as starts_here().
     [[nodiscard]] bool runs_waited() const noexcept { return runs_waited_; }
-    /// For `task`, started and not ended, waited for by a thread that would otherwise block: takes
-    /// what ending it on that thread needs (the process lane: the answer of
-    /// a call its put started) and returns the job, which run_waited() ends
-    /// once the mutex is released; nothing when it ends elsewhere. Until
-    /// run_waited() returns, the lane keeps what the job runs on.
+    /// For `task`, started and not ended, waited for by a thread that would
+    /// otherwise block: takes what ending it on that thread needs (the
+    /// process lane: the answer of a call its put started) and returns the
+    /// job, which run_waited() ends once the mutex is released; nothing when
+    /// it ends elsewhere. Until run_waited() returns, the lane keeps what the
+    /// job runs on.
     [[nodiscard]] virtual std::optional<Job> start_waited(TaskBase* /*task*/) noexcept {
         return std::nullopt;
     }

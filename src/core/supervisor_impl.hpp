@@ -59,9 +59,9 @@ struct TaskSupervisor::Impl final : detail::LaneHost, detail::SupervisorMutex::H
     [[nodiscard]] TaskInfo info_of(TaskId id, const detail::Record& r) const;
 
     TaskId put(detail::TaskBase* task, const TaskOptions& options);
-    /// SupervisorLink::run_waited(): runs `task` on the calling thread if
-    /// it is still queued and its lane can; `link` (which keeps this
-    /// supervisor alive) is released once the task is taken, or at once.
+    /// SupervisorLink::run_waited(): ends `task`, started, on the calling
+    /// thread if its lane lets it (Lane::start_waited); `link` (which keeps
+    /// this supervisor alive) is released once the task is taken.
     bool run_waited(detail::TaskBase* task, std::shared_lock<std::shared_mutex>& link) noexcept;
     bool cancel(TaskId id);
     bool stop(const StopOptions& options);
