@@ -23,6 +23,7 @@
 #include <latch>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -237,13 +238,26 @@ test_support::Eager note_ending_thread(const at::Task<char>& t, std::thread::id&
 }
 }  // namespace
 
+// Returns once the thread `tid` of this process sleeps (state S in /proc).
+void until_asleep(pid_t tid) {
+    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+    for (;;) {
+        std::ifstream in(path);
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::size_t after_name = stat.rfind(')');
+        if (after_name != std::string::npos && after_name + 2 < stat.size() && stat[after_name + 2] == 'S') return;
+        std::this_thread::yield();
+    }
+}
+
 TEST_CASE("mp: a thread that waits for a process task its put started ends it itself" * doctest::timeout(30)) {
     CHECK(at::background_task(square)(2).get() == 4);  // a worker waits idle
     // The put sends the call at once; get() takes the answer and ends the
     // task on the waiting thread, which resumes what awaits it there. The
-    // answer cannot come before release.send(), from a thread that starts
-    // after get() was called; should it still win (a loaded machine), the
-    // lane's collector ends the task instead, so one of five must do.
+    // answer cannot come before release.send(), which waits until the
+    // thread in get() sleeps (it claimed the answer and waits for it);
+    // should the answer still win (the thread slept for another reason),
+    // the lane's collector ends the task instead, so one of five must do.
     int ended_here = 0;
     for (int i = 0; i < 5; ++i) {
         auto t = at::background_task(blocker)('p');
@@ -251,7 +265,10 @@ TEST_CASE("mp: a thread that waits for a process task its put started ends it it
         std::thread::id on;
         std::latch done(1);
         note_ending_thread(t, on, done);
-        std::jthread releaser([] { release.send(); });
+        std::jthread releaser([tid = ::gettid()] {
+            until_asleep(tid);
+            release.send();
+        });
         CHECK(t.get() == 'x');
         done.wait();
         if (on == test_support::current_thread()) ++ended_here;
