@@ -49,7 +49,7 @@ const at::MpTask square{"square", [](int x) { return x * x; }};
 const at::MpTask whoami{"whoami", [] { return static_cast<int>(::getpid()); }};
 // Work that takes longer than the pool's idle_timeout in the test below.
 const at::MpTask slow_whoami{"slow_whoami", [] {
-                                 std::this_thread::sleep_for(250ms);
+                                 std::this_thread::sleep_for(250ms);  // the work (the behaviour under test)
                                  return static_cast<int>(::getpid());
                              }};
 const at::MpTask thrower{"thrower", [](std::string m) -> int { throw std::invalid_argument(m); }};
@@ -238,8 +238,9 @@ test_support::Eager note_ending_thread(const at::Task<char>& t, std::thread::id&
 }
 }  // namespace
 
-// Returns once the thread `tid` of this process sleeps (state S in /proc).
-void until_asleep(pid_t tid) {
+// Returns once the thread `tid` of this process is blocked (state S in
+// /proc): it watches the thread's state, it does not wait for a time.
+void until_blocked(pid_t tid) {
     const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
     for (;;) {
         std::ifstream in(path);
@@ -266,7 +267,7 @@ TEST_CASE("mp: a thread that waits for a process task its put started ends it it
         std::latch done(1);
         note_ending_thread(t, on, done);
         std::jthread releaser([tid = ::gettid()] {
-            until_asleep(tid);
+            until_blocked(tid);
             release.send();
         });
         CHECK(t.get() == 'x');
@@ -322,7 +323,7 @@ TEST_CASE("mp: calls longer than the idle_timeout, a put at a time, keep their w
     REQUIRE(second.get() == pid);
     for (int i = 0; i < 8; ++i) {
         CHECK(at::background_task(slow_whoami)().get() == pid);
-        std::this_thread::sleep_for(60ms);
+        std::this_thread::sleep_for(60ms);  // the program's pause (the behaviour under test)
     }
 }
 

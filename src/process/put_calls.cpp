@@ -59,12 +59,12 @@ void PutCalls::start(ProcessLane& lane, WorkerProcesses& workers, std::size_t sl
         // often answers before the put gets the CPU back).
         sent_[slot].store(true, std::memory_order_seq_cst);
         if (!workers_.answer_posted(slot)) return;
+        bool taken = false;
         {
             std::lock_guard lock(mutex_);
-            if (open_[slot] == 0) return;  // the collector or a waiter has it
-            open_[slot] = 0;
+            taken = take_posted(slot);  // else the collector has it
         }
-        end(slot);
+        if (taken) end(slot);
         return;
     }
     // Nothing was sent, so nobody can take the answer: ended here.
@@ -78,6 +78,12 @@ void PutCalls::start(ProcessLane& lane, WorkerProcesses& workers, std::size_t sl
         lane.end_here(call.task, slot, -1.0);  // the error is stored
     }
     lane.put_call_ended();
+}
+
+bool PutCalls::take_posted(std::size_t slot) noexcept {
+    if (open_[slot] == 0 || !sent_[slot].load(std::memory_order_seq_cst) || !workers_.answer_posted(slot)) return false;
+    open_[slot] = 0;
+    return true;
 }
 
 bool PutCalls::take_for_waiter(std::size_t slot) noexcept {
@@ -106,12 +112,8 @@ void PutCalls::collect() noexcept {
         const std::uint32_t seen = bell_->rings.load(std::memory_order_seq_cst);
         {
             std::lock_guard lock(mutex_);
-            for (std::size_t k = 0; k < open_.size(); ++k) {
-                if (open_[k] != 0 && sent_[k].load(std::memory_order_seq_cst) && workers_.answer_posted(k)) {
-                    open_[k] = 0;
-                    ready.push_back(k);
-                }
-            }
+            for (std::size_t k = 0; k < open_.size(); ++k)
+                if (take_posted(k)) ready.push_back(k);
             if (ready.empty() && quit_) return;
         }
         if (!ready.empty()) {

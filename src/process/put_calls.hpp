@@ -62,6 +62,9 @@ public:
     void end(std::size_t slot) noexcept;
 
 private:
+    /// Under the mutex: takes the answer of the call on `slot` if it is
+    /// sent, posted and not yet taken; true when taken (end() it).
+    [[nodiscard]] bool take_posted(std::size_t slot) noexcept;
     /// The collector's thread: ends the calls whose answers rang the doorbell.
     void collect() noexcept;
 
