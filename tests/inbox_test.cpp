@@ -1,7 +1,8 @@
 // The inbox of puts that do not take the supervisor's mutex: the lock-free
 // stack (Inbox), the ids reserved for such puts (ReservedIds), and the mutex
-// that drains the inbox (SupervisorMutex). Private headers, tested directly;
-// the supervisor's behaviour through them is in supervisor_test.cpp.
+// that drains the inbox (SupervisorMutex), with the steps pool threads leave
+// to its holder (DelegatedSteps). Private headers, tested directly; the
+// supervisor's behaviour through them is in supervisor_test.cpp.
 
 #include <doctest/doctest.h>
 
@@ -16,13 +17,17 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "sync/inbox.hpp"
 #include "core/reserved_ids.hpp"
 #include "core/supervisor_mutex.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using atasker::TaskId;
+using atasker::detail::DelegatedStep;
 using atasker::detail::Inbox;
 using atasker::detail::Record;
 using atasker::detail::ReservedIds;
@@ -48,6 +53,19 @@ struct FakeHost final : SupervisorMutex::Host {
         for (TaskBase* t : to_vector(oldest)) queued.push_back(t);
     }
     bool hungry() const noexcept override { return is_hungry; }
+};
+
+/// A step that notes the thread it ran on and counts its runs in a plain
+/// int, which only the mutex guards (ThreadSanitizer sees a step that runs
+/// without it).
+struct CountingStep final : DelegatedStep {
+    int& count;
+    std::thread::id ran_on;
+    explicit CountingStep(int& c) : count(c) {}
+    void run() noexcept override {
+        ++count;
+        ran_on = std::this_thread::get_id();
+    }
 };
 
 }  // namespace
@@ -245,4 +263,62 @@ TEST_CASE("supervisor mutex: while hungry a push is queued at once, by the putte
     CHECK(left == nullptr);
     Dummy c;
     CHECK_FALSE(mutex.push(&c));  // closed: the caller must put under the mutex
+}
+
+TEST_CASE("supervisor mutex: a step left while the mutex is held runs on the holder's thread before it lets go" *
+          doctest::timeout(30)) {
+    FakeHost host;
+    SupervisorMutex mutex(host);
+    int count = 0;
+    CountingStep free_step(count);
+    mutex.run_locked(free_step);  // the mutex is free: on this thread
+    CHECK(count == 1);
+    CHECK(free_step.ran_on == std::this_thread::get_id());
+
+    CountingStep left(count);
+    mutex.lock();
+    std::thread owner_thread;
+    pid_t owner = 0;
+    std::latch has_tid(1);
+    owner_thread = std::thread([&] {
+        owner = ::gettid();
+        has_tid.count_down();
+        mutex.run_locked(left);  // held: left to this thread, the owner sleeps
+    });
+    has_tid.wait();
+    test_support::until_blocked(owner);  // it sleeps only once its step is left
+    CHECK(count == 1);
+    mutex.unlock();  // runs the step, then wakes its owner
+    CHECK(count == 2);
+    CHECK(left.ran_on == std::this_thread::get_id());
+    owner_thread.join();
+}
+
+TEST_CASE("supervisor mutex: steps from many threads each run once, under the mutex" * doctest::timeout(60)) {
+    constexpr int threads = 4;
+    constexpr int per_thread = 20000;
+    FakeHost host;
+    SupervisorMutex mutex(host);
+    int count = 0;
+    std::latch go(threads + 1);
+    std::vector<std::thread> owners;
+    for (int i = 0; i < threads; ++i)
+        owners.emplace_back([&] {
+            go.arrive_and_wait();
+            CountingStep step(count);
+            for (int n = 0; n < per_thread; ++n) mutex.run_locked(step);
+        });
+    // A holder that takes the mutex by lock() too, as puts and queries do.
+    go.arrive_and_wait();
+    int held = 0;
+    for (int n = 0; n < per_thread; ++n) {
+        mutex.lock();
+        ++held;
+        mutex.unlock();
+    }
+    for (auto& t : owners) t.join();
+    mutex.lock();
+    CHECK(count == threads * per_thread);
+    CHECK(held == per_thread);
+    mutex.unlock();
 }

@@ -238,19 +238,6 @@ test_support::Eager note_ending_thread(const at::Task<char>& t, std::thread::id&
 }
 }  // namespace
 
-// Returns once the thread `tid` of this process is blocked (state S in
-// /proc): it watches the thread's state, it does not wait for a time.
-void until_blocked(pid_t tid) {
-    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
-    for (;;) {
-        std::ifstream in(path);
-        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        const std::size_t after_name = stat.rfind(')');
-        if (after_name != std::string::npos && after_name + 2 < stat.size() && stat[after_name + 2] == 'S') return;
-        std::this_thread::yield();
-    }
-}
-
 TEST_CASE("mp: a thread that waits for a process task its put started ends it itself" * doctest::timeout(30)) {
     CHECK(at::background_task(square)(2).get() == 4);  // a worker waits idle
     // The put sends the call at once; get() takes the answer and ends the
@@ -267,7 +254,7 @@ TEST_CASE("mp: a thread that waits for a process task its put started ends it it
         std::latch done(1);
         note_ending_thread(t, on, done);
         std::jthread releaser([tid = ::gettid()] {
-            until_blocked(tid);
+            test_support::until_blocked(tid);
             release.send();
         });
         CHECK(t.get() == 'x');

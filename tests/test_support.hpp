@@ -2,9 +2,13 @@
 // Helpers shared by the doctest suites: a gate tasks block on, and a log
 // sink that records what the library says.
 
+#include <sys/types.h>
+
 #include <condition_variable>
 #include <coroutine>
 #include <exception>
+#include <fstream>
+#include <iterator>
 #include <latch>
 #include <mutex>
 #include <stop_token>
@@ -57,6 +61,19 @@ struct Eager {
 [[gnu::noinline]] inline std::thread::id current_thread() {
     asm volatile("" ::: "memory");
     return std::this_thread::get_id();
+}
+
+/// Returns once the thread `tid` of this process is blocked (state S in
+/// /proc): it watches the thread's state, it does not wait for a time.
+inline void until_blocked(pid_t tid) {
+    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+    for (;;) {
+        std::ifstream in(path);
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::size_t after_name = stat.rfind(')');
+        if (after_name != std::string::npos && after_name + 2 < stat.size() && stat[after_name + 2] == 'S') return;
+        std::this_thread::yield();
+    }
 }
 
 /// The what() of the std::exception `e` holds.

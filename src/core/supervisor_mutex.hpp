@@ -21,7 +21,11 @@
 // unlock() also sends the wake-ups decided under the mutex (defer_wake()) and
 // starts the threads reserved under it (defer_start()), after releasing it:
 // a woken thread does not block on the mutex at once, and nobody waits for
-// the mutex while the system makes a thread.
+// the mutex while the system makes a thread. Before releasing it, unlock()
+// runs the steps that pool threads left while the mutex was held (a task's
+// end and the next take, run_locked(), delegated_steps.hpp), so every
+// holder, a putter's included, does them; they touch only what the mutex
+// guards.
 //
 // Locks, in the order they may be taken: this mutex, then the timers' mutex
 // (timers.hpp) or the worker processes' own (worker_processes.hpp). Nothing
@@ -43,6 +47,8 @@
 #include <atasker/detail/task_base.hpp>
 #include <atasker/log.hpp>
 
+#include "sync/full_fence.hpp"
+#include "sync/delegated_steps.hpp"
 #include "sync/futex.hpp"
 #include "sync/inbox.hpp"
 
@@ -118,20 +124,41 @@ public:
     [[nodiscard]] bool try_lock() noexcept { return mutex_.try_lock(); }
     void unlock() noexcept {
         for (;;) {
+            DelegatedStep* ran = left_.run_all();
             const bool hungry = host_.hungry();
             if (hungry != hungry_.load(std::memory_order_relaxed)) hungry_.store(hungry, std::memory_order_relaxed);
             if (deferred_) {
                 deferred_ = false;
                 const Wakeups wakeups = std::exchange(wakeups_, Wakeups{});
                 mutex_.unlock();
+                DelegatedSteps::done(ran);
                 wakeups.send();
             } else {
                 mutex_.unlock();
+                DelegatedSteps::done(ran);
             }
+            // A putter sees the hungry_ stored above, or this sees its push;
+            // a thread leaving a step sees the mutex free, or this sees the step.
             full_fence();
-            if (!hungry || inbox_.empty() || !mutex_.try_lock()) return;
+            if (left_.empty() && (!hungry || inbox_.empty())) return;
+            if (!mutex_.try_lock()) return;  // the holder runs the step, or queues the push
             drain_inbox();
         }
+    }
+
+    /// Without the mutex: runs `step` under it, on this thread if the mutex
+    /// is free, else on the holder's, which runs it before it lets go
+    /// (delegated_steps.hpp); returns once it ran.
+    void run_locked(DelegatedStep& step) noexcept {
+        if (mutex_.try_lock()) {
+            step.run();
+            unlock();
+            return;
+        }
+        left_.push(step);
+        full_fence();  // the holder letting go sees the step, or this sees the mutex free
+        if (mutex_.try_lock()) unlock();  // it runs the step, with any others left
+        DelegatedSteps::wait(step);
     }
 
     /// Without the mutex, just before lock(): see Inbox::prefetch.
@@ -180,7 +207,7 @@ public:
     /// the inbox is closed (the supervisor is stopped).
     [[nodiscard]] bool push(TaskBase* task) noexcept {
         if (!inbox_.push(task)) return false;
-        full_fence();
+        full_fence();  // a holder letting go sees this push, or this sees the hungry_ it stored
         if (hungry_.load(std::memory_order_relaxed) && mutex_.try_lock()) {  // queue it now
             drain_inbox();
             unlock();
@@ -197,21 +224,8 @@ public:
     void open_inbox() noexcept { inbox_.open(); }
 
 private:
-    /// Orders a push, or a release of the mutex, before the load that follows
-    /// it, so a putter and a holder cannot both miss each other: either the
-    /// putter sees `hungry_` the holder stored before unlocking, or the holder
-    /// sees the push. On x86 the mutex's own atomic exchange and the push's
-    /// compare-and-swap are locked instructions, which already order
-    /// everything, so only the compiler is held back.
-    static void full_fence() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-#else
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-    }
-
     alignas(64) Inbox inbox_;               // written by every push
+    DelegatedSteps left_;                   // steps left to the holder; aligned on its own line
     alignas(64) std::atomic<bool> hungry_{true};  // read by every push, written when it changes
     alignas(64) std::mutex mutex_;
     bool deferred_ = false;

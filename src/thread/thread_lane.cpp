@@ -22,7 +22,10 @@ ThreadLane::ThreadLane(LaneHost& host)
     : Lane(host, true),
       options_(default_options()),
       pool_(host.supervisor_mutex(), *this,
-            {.name = "thread pool", .critical_extra = ThreadPool::critical_extra_threads, .yield_when_idle = true}) {
+            {.name = "thread pool",
+             .critical_extra = ThreadPool::critical_extra_threads,
+             .yield_when_idle = true,
+             .delegate_ends = true}) {
     admission_.configure(options_);
 }
 

@@ -337,26 +337,37 @@ void ThreadPool::run_chain(Sleeper& me, Job job, SchedSlice& slice) {
     // Run, then record the end and take the next task in one critical section,
     // so a busy thread locks once per task.
     std::string log_line;  // the rare failure's, logged by settle()
+    EndAndTake step(*this, me, log_line);
     while (job.task != nullptr) {
         if (slice.is_short() && job.task->priority() != Priority::critical) slice.restore();
         host_.run(job);
-        const std::int64_t now = wall_now();  // ends one task and starts the next
-        Job next;
-        bool ended = false;
-        {
-            // Seen under the mutex, the flag says the thread has not yet
-            // had it since its task returned (cleared under the mutex).
-            me.ending.store(true, std::memory_order_relaxed);
-            mutex_.prefetch_inbox();
-            std::lock_guard lock(mutex_);
-            me.ending.store(false, std::memory_order_relaxed);
-            ended = host_.finish(job, now, log_line);
-            next = host_.take(now);
-        }
-        host_.settle(job, ended, log_line);
+        step.job = job;
+        step.now = wall_now();  // ends one task and starts the next
+        // Seen under the mutex, the flag says the thread has not yet had it
+        // since its task returned (cleared under the mutex, by the step).
+        me.ending.store(true, std::memory_order_relaxed);
+        mutex_.prefetch_inbox();
+        end_and_take(step);
+        host_.settle(job, step.ended, log_line);
         if (!log_line.empty()) log_line.clear();
-        job = next;
+        job = step.next;
     }
+}
+
+void ThreadPool::EndAndTake::run() noexcept {
+    me.ending.store(false, std::memory_order_relaxed);
+    ended = pool.host_.finish(job, now, log_line);
+    next = pool.host_.take(now);
+}
+
+void ThreadPool::end_and_take(EndAndTake& step) noexcept {
+    if (behaviour_.delegate_ends) {
+        mutex_.run_locked(step);
+        return;
+    }
+    mutex_.lock();
+    step.run();
+    mutex_.unlock();
 }
 
 }  // namespace atasker::detail

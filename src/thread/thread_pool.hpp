@@ -73,6 +73,12 @@ public:
         std::size_t critical_extra = 0;
         /// A thread out of work yields its CPU once before it sleeps (see main()).
         bool yield_when_idle = false;
+        /// A thread that ends a task and finds the mutex held leaves the end
+        /// and its next take to the holder (delegated_steps.hpp). Only where
+        /// the host's finish() and take() may run on any of the pool's
+        /// threads (the process lane keeps a thread's riders in thread-local
+        /// lists between the two).
+        bool delegate_ends = false;
     };
 
     ThreadPool(SupervisorMutex& mutex, Host& host, Behaviour behaviour)
@@ -185,6 +191,24 @@ private:
     /// Runs `taken` and the tasks it takes after; a task that is not
     /// critical runs with the thread's own time slice.
     void run_chain(Sleeper& me, Job job, SchedSlice& slice);
+    /// What a thread does under the mutex between two tasks: records the end
+    /// of `job` and takes the next one. A DelegatedStep: the holder of the
+    /// mutex may do it for the thread.
+    struct EndAndTake final : DelegatedStep {
+        EndAndTake(ThreadPool& pool, Sleeper& me, std::string& log_line) noexcept
+            : pool(pool), me(me), log_line(log_line) {}
+        void run() noexcept override;
+        ThreadPool& pool;
+        Sleeper& me;
+        std::string& log_line;  ///< a failure's line, for settle()
+        Job job;                ///< in: the job that ended
+        std::int64_t now = 0;   ///< in: when it ended (read before locking)
+        Job next;               ///< out: the next job, or none
+        bool ended = false;     ///< out: finish()'s answer
+    };
+    /// Without the mutex: runs `step` under it, on this thread or, where
+    /// the pool delegates ends, on the holder's; returns once it ran.
+    void end_and_take(EndAndTake& step) noexcept;
 
     SupervisorMutex& mutex_;
     Host& host_;
