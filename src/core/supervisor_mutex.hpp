@@ -47,8 +47,8 @@
 #include <atasker/detail/task_base.hpp>
 #include <atasker/log.hpp>
 
-#include "sync/full_fence.hpp"
 #include "sync/delegated_steps.hpp"
+#include "sync/full_fence.hpp"
 #include "sync/futex.hpp"
 #include "sync/inbox.hpp"
 
@@ -225,7 +225,7 @@ public:
 
 private:
     alignas(64) Inbox inbox_;               // written by every push
-    DelegatedSteps left_;                   // steps left to the holder; aligned on its own line
+    DelegatedSteps left_;                   // steps left to the holder (its own line)
     alignas(64) std::atomic<bool> hungry_{true};  // read by every push, written when it changes
     alignas(64) std::mutex mutex_;
     bool deferred_ = false;

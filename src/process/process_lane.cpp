@@ -99,7 +99,7 @@ void InlineCarrier::set_current(InlineCarrier* carrier) noexcept { current_carri
 
 ProcessLane::ProcessLane(LaneHost& host)
     : Lane(host, false),
-      pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false, .delegate_ends = false}) {
+      pool_(host.supervisor_mutex(), *this, {.name = "process pool", .critical_extra = 0, .yield_when_idle = false}) {
     starts_here_ = true;  // a fiber loop's calls, and PutCalls'
     runs_waited_ = true;  // PutCalls' answers
 }

@@ -53,7 +53,7 @@ class DelegatedSteps {
 public:
     /// Without the mutex, after a failed try_lock: leaves `step` for the
     /// holder. Then the caller tries the mutex once more (the holder may have
-    /// let go before it saw the step) and waits: wait_briefly(), wait().
+    /// let go before it saw the step), and wait()s.
     void push(DelegatedStep& step) noexcept {
         step.state_.store(DelegatedStep::waiting, std::memory_order_relaxed);
         DelegatedStep* head = head_.load(std::memory_order_relaxed);
