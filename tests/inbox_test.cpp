@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <deque>
 #include <future>
 #include <latch>
@@ -265,8 +267,8 @@ TEST_CASE("supervisor mutex: while hungry a push is queued at once, by the putte
     CHECK_FALSE(mutex.push(&c));  // closed: the caller must put under the mutex
 }
 
-TEST_CASE("supervisor mutex: a step left while the mutex is held runs on the holder's thread before it lets go" *
-          doctest::timeout(30)) {
+TEST_CASE("supervisor mutex: a step left while another step's thread holds the mutex runs there, before it lets "
+          "go" * doctest::timeout(30)) {
     FakeHost host;
     SupervisorMutex mutex(host);
     int count = 0;
@@ -275,22 +277,64 @@ TEST_CASE("supervisor mutex: a step left while the mutex is held runs on the hol
     CHECK(count == 1);
     CHECK(free_step.ran_on == std::this_thread::get_id());
 
+    // This thread's step holds the mutex until the other thread's step is
+    // left (that thread sleeps only once it is); then this thread runs it.
     CountingStep left(count);
-    mutex.lock();
+    std::atomic<pid_t> owner{0};
     std::thread owner_thread;
-    pid_t owner = 0;
-    std::latch has_tid(1);
-    owner_thread = std::thread([&] {
-        owner = ::gettid();
-        has_tid.count_down();
-        mutex.run_locked(left);  // held: left to this thread, the owner sleeps
-    });
-    has_tid.wait();
-    test_support::until_blocked(owner);  // it sleeps only once its step is left
-    CHECK(count == 1);
-    mutex.unlock();  // runs the step, then wakes its owner
+    struct Holding final : DelegatedStep {
+        std::function<void()> body;
+        void run() noexcept override { body(); }
+    } holding;
+    holding.body = [&] {
+        std::latch has_tid(1);
+        owner_thread = std::thread([&] {
+            owner = ::gettid();
+            has_tid.count_down();
+            mutex.run_locked(left);
+        });
+        has_tid.wait();
+        test_support::until_blocked(owner);
+    };
+    mutex.run_locked(holding);
     CHECK(count == 2);
     CHECK(left.ran_on == std::this_thread::get_id());
+    owner_thread.join();
+}
+
+TEST_CASE("supervisor mutex: any other holder hands a step back to its thread, even from a condition variable's "
+          "wait" * doctest::timeout(30)) {
+    FakeHost host;
+    SupervisorMutex mutex(host);
+    std::condition_variable_any cv;
+    bool notified = false;
+    // A step that notifies the variable the holder waits on, as a task's
+    // end notifies stop(): run inside that wait's unlock it would deadlock.
+    struct Notifying final : DelegatedStep {
+        std::condition_variable_any* cv = nullptr;
+        bool* notified = nullptr;
+        std::thread::id ran_on;
+        void run() noexcept override {
+            *notified = true;
+            ran_on = std::this_thread::get_id();
+            cv->notify_all();
+        }
+    } step;
+    step.cv = &cv;
+    step.notified = &notified;
+    std::unique_lock lock(mutex);
+    std::atomic<pid_t> owner{0};
+    std::latch has_tid(1);
+    std::thread owner_thread([&] {
+        owner = ::gettid();
+        has_tid.count_down();
+        mutex.run_locked(step);
+    });
+    has_tid.wait();
+    test_support::until_blocked(owner);  // its step is left
+    cv.wait(lock, [&] { return notified; });
+    CHECK(step.ran_on != std::this_thread::get_id());
+    lock.unlock();
     owner_thread.join();
 }
 
@@ -308,7 +352,8 @@ TEST_CASE("supervisor mutex: steps from many threads each run once, under the mu
             CountingStep step(count);
             for (int n = 0; n < per_thread; ++n) mutex.run_locked(step);
         });
-    // A holder that takes the mutex by lock() too, as puts and queries do.
+    // A holder that takes the mutex by lock() too, as puts and queries do:
+    // it hands back what is left while it holds it.
     go.arrive_and_wait();
     int held = 0;
     for (int n = 0; n < per_thread; ++n) {

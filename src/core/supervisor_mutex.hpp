@@ -21,11 +21,10 @@
 // unlock() also sends the wake-ups decided under the mutex (defer_wake()) and
 // starts the threads reserved under it (defer_start()), after releasing it:
 // a woken thread does not block on the mutex at once, and nobody waits for
-// the mutex while the system makes a thread. Before releasing it, unlock()
-// runs the steps that pool threads left while the mutex was held (a task's
-// end and the next take, run_locked(), delegated_steps.hpp), so every
-// holder, a putter's included, does them; they touch only what the mutex
-// guards.
+// the mutex while the system makes a thread. A thread pool thread that ends a
+// task and finds the mutex held leaves that step (the end and the next take)
+// to the holder (run_locked(), delegated_steps.hpp): another such thread
+// runs it before it lets go; any other holder hands it back once it has.
 //
 // Locks, in the order they may be taken: this mutex, then the timers' mutex
 // (timers.hpp) or the worker processes' own (worker_processes.hpp). Nothing
@@ -122,43 +121,27 @@ public:
 
     void lock() { mutex_.lock(); }
     [[nodiscard]] bool try_lock() noexcept { return mutex_.try_lock(); }
-    void unlock() noexcept {
-        for (;;) {
-            DelegatedStep* ran = left_.run_all();
-            const bool hungry = host_.hungry();
-            if (hungry != hungry_.load(std::memory_order_relaxed)) hungry_.store(hungry, std::memory_order_relaxed);
-            if (deferred_) {
-                deferred_ = false;
-                const Wakeups wakeups = std::exchange(wakeups_, Wakeups{});
-                mutex_.unlock();
-                DelegatedSteps::done(ran);
-                wakeups.send();
-            } else {
-                mutex_.unlock();
-                DelegatedSteps::done(ran);
-            }
-            // A putter sees the hungry_ stored above, or this sees its push;
-            // a thread leaving a step sees the mutex free, or this sees the step.
-            full_fence();
-            if (left_.empty() && (!hungry || inbox_.empty())) return;
-            if (!mutex_.try_lock()) return;  // the holder runs the step, or queues the push
-            drain_inbox();
-        }
-    }
+    void unlock() noexcept { unlock(false); }
 
     /// Without the mutex: runs `step` under it, on this thread if the mutex
-    /// is free, else on the holder's, which runs it before it lets go
-    /// (delegated_steps.hpp); returns once it ran.
+    /// is free; else it is left to the holder, which runs it before it lets
+    /// go if it is a thread that leaves steps itself, or else hands it back
+    /// (delegated_steps.hpp). Returns once it ran.
     void run_locked(DelegatedStep& step) noexcept {
         if (mutex_.try_lock()) {
             step.run();
-            unlock();
+            unlock(true);
             return;
         }
         left_.push(step);
         full_fence();  // the holder letting go sees the step, or this sees the mutex free
-        if (mutex_.try_lock()) unlock();  // it runs the step, with any others left
-        DelegatedSteps::wait(step);
+        if (mutex_.try_lock()) {
+            unlock(true);  // it runs the step, with any others left
+        }
+        if (DelegatedSteps::wait(step)) return;
+        mutex_.lock();  // handed back
+        step.run();
+        unlock(true);
     }
 
     /// Without the mutex, just before lock(): see Inbox::prefetch.
@@ -224,6 +207,43 @@ public:
     void open_inbox() noexcept { inbox_.open(); }
 
 private:
+    /// With `run_left`, by a thread that leaves steps itself (run_locked()),
+    /// never inside a wait on a condition variable: runs the steps left
+    /// before it releases the mutex. Any other holder hands them back to
+    /// their threads once it has released it: a step may notify a
+    /// condition_variable_any, whose wait() holds its own mutex while it
+    /// releases this one.
+    void unlock(bool run_left) noexcept {
+        for (int pass = 0;; ++pass) {
+            DelegatedStep* ran = run_left ? left_.run_all() : nullptr;
+            const bool hungry = host_.hungry();
+            if (hungry != hungry_.load(std::memory_order_relaxed)) hungry_.store(hungry, std::memory_order_relaxed);
+            if (deferred_) {
+                deferred_ = false;
+                const Wakeups wakeups = std::exchange(wakeups_, Wakeups{});
+                mutex_.unlock();
+                DelegatedSteps::done(ran);
+                wakeups.send();
+            } else {
+                mutex_.unlock();
+                DelegatedSteps::done(ran);
+            }
+            // A putter sees the hungry_ stored above, or this sees its push;
+            // a thread leaving a step sees the mutex free, or this sees the step.
+            full_fence();
+            if (!left_.empty()) {
+                if (run_left && pass == 0) {  // left while this thread held the mutex: once more
+                    if (!mutex_.try_lock()) return;  // the holder sees them
+                    drain_inbox();
+                    continue;
+                }
+                left_.hand_back();  // each to its own thread, which takes the mutex for it
+            }
+            if (!hungry || inbox_.empty() || !mutex_.try_lock()) return;
+            drain_inbox();
+        }
+    }
+
     alignas(64) Inbox inbox_;               // written by every push
     DelegatedSteps left_;                   // steps left to the holder (its own line)
     alignas(64) std::atomic<bool> hungry_{true};  // read by every push, written when it changes

@@ -1,11 +1,15 @@
 #pragma once
 // DelegatedSteps: work that threads need done under one mutex, left to the
 // mutex's holder when they find it held (flat combining). A thread whose
-// try_lock fails pushes its step and sleeps on a word of its own; every
-// holder runs the steps left before it lets go of the mutex (run_all()), and
-// wakes their owners once it has (done()). What the mutex guards then stays
-// on the holder's CPU instead of changing hands between CPUs for every step,
-// and the owner never takes the mutex after waiting for it.
+// try_lock fails pushes its step and sleeps on a word of its own. A holder
+// that leaves steps itself runs the steps left before it lets go of the
+// mutex (run_all()) and wakes their owners once it has (done()): what the
+// mutex guards then stays on its CPU instead of changing hands between CPUs
+// for every step, and the owner never takes the mutex after waiting for it.
+// Any other holder runs none (it may be inside a condition variable's wait,
+// where a step that notifies that variable would deadlock): once it has let
+// go, it hands the steps back (hand_back()), and each owner takes the mutex
+// and runs its own, as it would have without the list.
 //
 // The owner does not spin: where threads outnumber CPUs (submitters beside
 // the pool's threads), a spinning owner takes a CPU from the thread it waits
@@ -18,9 +22,10 @@
 // the submitters were done, the two together ran the queued tasks at 0.9M/s
 // in some rounds where one alone ran them at 7M/s (atasker-bench section 1).
 //
-// A step is run once, by the thread that takes it off the list under the
-// mutex, oldest first; the thread that pushed it tries the mutex once more
-// after pushing, so a holder that let go before the push cannot leave it.
+// A step is run once: the thread that takes it off the list runs it under
+// the mutex, oldest first, or hands it back. The thread that pushed it tries
+// the mutex once more after pushing, so a holder that let go before the
+// push cannot leave it.
 
 #include <atomic>
 #include <cstdint>
@@ -45,6 +50,7 @@ private:
     static constexpr std::uint32_t waiting = 0;
     static constexpr std::uint32_t ran = 1;
     static constexpr std::uint32_t asleep = 2;  // its owner sleeps on state_: wake it
+    static constexpr std::uint32_t handed_back = 3;  // its owner runs it
     DelegatedStep* next_ = nullptr;
     std::atomic<std::uint32_t> state_{waiting};
 };
@@ -91,13 +97,28 @@ public:
         }
     }
 
-    /// The owner: sleeps until its step ran.
-    static void wait(DelegatedStep& step) noexcept {
-        std::uint32_t expected = DelegatedStep::waiting;
-        if (!step.state_.compare_exchange_strong(expected, DelegatedStep::asleep, std::memory_order_acquire))
-            return;  // ran meanwhile
-        while (step.state_.load(std::memory_order_acquire) == DelegatedStep::asleep)
-            futex_wait(step.state_, DelegatedStep::asleep);
+    /// After the mutex is released: hands every step left back to its
+    /// owner, which runs it itself.
+    void hand_back() noexcept {
+        DelegatedStep* s = head_.exchange(nullptr, std::memory_order_acquire);
+        while (s != nullptr) {
+            DelegatedStep* next = s->next_;
+            if (s->state_.exchange(DelegatedStep::handed_back, std::memory_order_release) == DelegatedStep::asleep)
+                futex_wake(s->state_);
+            s = next;
+        }
+    }
+
+    /// The owner: sleeps until its step ran (true) or was handed back (false).
+    [[nodiscard]] static bool wait(DelegatedStep& step) noexcept {
+        std::uint32_t seen = DelegatedStep::waiting;
+        if (step.state_.compare_exchange_strong(seen, DelegatedStep::asleep, std::memory_order_acquire)) {
+            do {
+                futex_wait(step.state_, DelegatedStep::asleep);
+                seen = step.state_.load(std::memory_order_acquire);
+            } while (seen == DelegatedStep::asleep);
+        }
+        return seen == DelegatedStep::ran;
     }
 
 private:
