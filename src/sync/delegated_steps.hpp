@@ -19,8 +19,8 @@
 // Why: two pool threads ending tiny tasks took the supervisor's mutex in
 // turns, each taking it, and the records and queues it guards, from the
 // other's CPU, and often sleeping on it; with 4 submitters on 2 vCPUs, once
-// the submitters were done, the two together ran the queued tasks at 0.9M/s
-// in some rounds where one alone ran them at 7M/s (atasker-bench section 1).
+// the submitters were done, the two ran the queued tasks at 0.9M/s in some
+// rounds and at 7M/s in others (atasker-bench section 1; docs/results.md).
 //
 // A step is run once: the thread that takes it off the list runs it under
 // the mutex, oldest first, or hands it back. The thread that pushed it tries
