@@ -31,6 +31,7 @@
 #include <cstdint>
 
 #include "sync/futex.hpp"
+#include "sync/reversed_list.hpp"
 
 namespace atasker::detail {
 
@@ -74,40 +75,19 @@ public:
     /// for done() once the mutex is released.
     [[nodiscard]] DelegatedStep* run_all() noexcept {
         if (empty()) return nullptr;
-        DelegatedStep* newest = head_.exchange(nullptr, std::memory_order_acquire);
-        DelegatedStep* oldest = nullptr;
-        while (newest != nullptr) {
-            DelegatedStep* next = newest->next_;
-            newest->next_ = oldest;
-            oldest = newest;
-            newest = next;
-        }
+        DelegatedStep* oldest = reversed(head_.exchange(nullptr, std::memory_order_acquire),
+                                         [](DelegatedStep* s) -> DelegatedStep*& { return s->next_; });
         for (DelegatedStep* s = oldest; s != nullptr; s = s->next_) s->run();
         return oldest;
     }
 
     /// After the mutex is released: tells the owners of the steps run_all()
     /// ran that they did (each owner may return, and its step go, at once).
-    static void done(DelegatedStep* ran) noexcept {
-        while (ran != nullptr) {
-            DelegatedStep* next = ran->next_;
-            if (ran->state_.exchange(DelegatedStep::ran, std::memory_order_release) == DelegatedStep::asleep)
-                futex_wake(ran->state_);
-            ran = next;
-        }
-    }
+    static void done(DelegatedStep* ran) noexcept { tell(ran, DelegatedStep::ran); }
 
     /// After the mutex is released: hands every step left back to its
     /// owner, which runs it itself.
-    void hand_back() noexcept {
-        DelegatedStep* s = head_.exchange(nullptr, std::memory_order_acquire);
-        while (s != nullptr) {
-            DelegatedStep* next = s->next_;
-            if (s->state_.exchange(DelegatedStep::handed_back, std::memory_order_release) == DelegatedStep::asleep)
-                futex_wake(s->state_);
-            s = next;
-        }
-    }
+    void hand_back() noexcept { tell(head_.exchange(nullptr, std::memory_order_acquire), DelegatedStep::handed_back); }
 
     /// The owner: sleeps until its step ran (true) or was handed back (false).
     [[nodiscard]] static bool wait(DelegatedStep& step) noexcept {
@@ -122,6 +102,16 @@ public:
     }
 
 private:
+    /// Sets each step's state to `state` (ran, handed back), waking its owner
+    /// if it sleeps; a step is its owner's again once told.
+    static void tell(DelegatedStep* s, std::uint32_t state) noexcept {
+        while (s != nullptr) {
+            DelegatedStep* next = s->next_;
+            if (s->state_.exchange(state, std::memory_order_release) == DelegatedStep::asleep) futex_wake(s->state_);
+            s = next;
+        }
+    }
+
     alignas(64) std::atomic<DelegatedStep*> head_{nullptr};  // the newest step left
 };
 

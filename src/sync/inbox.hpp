@@ -11,6 +11,8 @@
 
 #include <atasker/detail/task_base.hpp>
 
+#include "sync/reversed_list.hpp"
+
 namespace atasker::detail {
 
 class Inbox {
@@ -53,15 +55,8 @@ private:
 
     [[nodiscard]] static TaskBase* oldest_first(std::uintptr_t head) noexcept {
         if (head == closed) return nullptr;
-        TaskBase* newest = reinterpret_cast<TaskBase*>(head);  // NOLINT
-        TaskBase* oldest = nullptr;
-        while (newest != nullptr) {
-            TaskBase* next = newest->next;
-            newest->next = oldest;
-            oldest = newest;
-            newest = next;
-        }
-        return oldest;
+        return reversed(reinterpret_cast<TaskBase*>(head),  // NOLINT
+                        [](TaskBase* t) -> TaskBase*& { return t->next; });
     }
 
     std::atomic<std::uintptr_t> head_{closed};
