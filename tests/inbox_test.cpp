@@ -31,7 +31,6 @@ namespace {
 using atasker::TaskId;
 using atasker::detail::DelegatedStep;
 using atasker::detail::Inbox;
-using atasker::detail::Record;
 using atasker::detail::ReservedIds;
 using atasker::detail::SupervisorMutex;
 using atasker::detail::TaskBase;
@@ -133,34 +132,28 @@ TEST_CASE("inbox: pushes from several threads all come out, each thread's in its
 
 TEST_CASE("reserved ids: taken once each, refilled one step per id taken, bounded") {
     ReservedIds ids;
-    CHECK(ids.take().id == 0);  // nothing reserved yet
-    std::vector<Record> records(ReservedIds::capacity + 8);
+    CHECK(ids.take() == 0);  // nothing reserved yet
     TaskId fresh = 0;
-    const auto reserve = [&] {
-        ++fresh;
-        return ReservedIds::Reserved{fresh, &records[fresh % records.size()]};
-    };
+    const auto reserve = [&] { return ++fresh; };
     ids.refill(reserve);
     CHECK(fresh == ReservedIds::capacity);  // full: no more records set aside than that
-    const auto first = ids.take();
-    CHECK(first.id == 1);
-    CHECK(first.record == &records[1]);
-    CHECK(ids.take().id == 2);
+    CHECK(ids.take() == 1);
+    CHECK(ids.take() == 2);
     ids.refill(reserve);
     CHECK(fresh == ReservedIds::capacity + 2);  // exactly the two taken
     std::set<TaskId> taken{1, 2};
-    for (TaskId id = ids.take().id; id != 0; id = ids.take().id) CHECK(taken.insert(id).second);
+    for (TaskId id = ids.take(); id != 0; id = ids.take()) CHECK(taken.insert(id).second);
     CHECK(taken.size() == ReservedIds::capacity + 2);
 
     // A refill that runs out of memory stops, leaving the rest empty.
     int calls = 0;
-    ids.refill([&]() -> ReservedIds::Reserved {
+    ids.refill([&]() -> TaskId {
         if (++calls == 3) throw std::bad_alloc();
-        return {1000 + static_cast<TaskId>(calls), nullptr};
+        return 1000 + static_cast<TaskId>(calls);
     });
-    CHECK(ids.take().id == 1001);
-    CHECK(ids.take().id == 1002);
-    CHECK(ids.take().id == 0);
+    CHECK(ids.take() == 1001);
+    CHECK(ids.take() == 1002);
+    CHECK(ids.take() == 0);
 }
 
 TEST_CASE("reserved ids: takers on several threads never get the same id" * doctest::timeout(60)) {
@@ -171,11 +164,11 @@ TEST_CASE("reserved ids: takers on several threads never get the same id" * doct
     std::atomic<TaskId> fresh{0};
     const auto refill = [&] {
         std::lock_guard lock(refill_mutex);
-        ids.refill([&]() -> ReservedIds::Reserved {
+        ids.refill([&]() -> TaskId {
             const TaskId id = fresh.load(std::memory_order_relaxed) + 1;
             if (id > total) throw std::length_error("enough");
             fresh.store(id, std::memory_order_relaxed);
-            return {id, nullptr};
+            return id;
         });
     };
     std::vector<std::vector<TaskId>> got(threads);
@@ -185,7 +178,7 @@ TEST_CASE("reserved ids: takers on several threads never get the same id" * doct
         takers.emplace_back([&, t] {
             go.arrive_and_wait();
             for (;;) {
-                if (const TaskId id = ids.take().id; id != 0) {
+                if (const TaskId id = ids.take(); id != 0) {
                     got[t].push_back(id);
                     continue;
                 }
@@ -194,7 +187,7 @@ TEST_CASE("reserved ids: takers on several threads never get the same id" * doct
             }
         });
     for (auto& t : takers) t.join();
-    for (TaskId id = ids.take().id; id != 0; id = ids.take().id) got[0].push_back(id);
+    for (TaskId id = ids.take(); id != 0; id = ids.take()) got[0].push_back(id);
     std::set<TaskId> all;
     std::size_t count = 0;
     for (const auto& g : got) {

@@ -1,8 +1,9 @@
 #pragma once
 // ReservedIds: task ids whose records the task table has set aside
 // (TaskTable::reserve), so a put that goes to the inbox (inbox.hpp) returns a
-// valid id without the supervisor's mutex. The put writes its time into the
-// record; the holder of the mutex that queues the task publishes the record,
+// valid id without the supervisor's mutex. The put does not touch the record:
+// its time rides in the task (TaskBase::put_time), and the holder of the
+// mutex that queues the task writes it there and publishes the record,
 // before anyone can look the id up: every reader takes the mutex, and taking
 // it drains the inbox.
 //
@@ -35,14 +36,10 @@ public:
     ReservedIds(const ReservedIds&) = delete;
     ReservedIds& operator=(const ReservedIds&) = delete;
 
-    struct Reserved {
-        TaskId id = 0;  ///< 0: none left
-        Record* record = nullptr;  ///< not in use until TaskTable::publish(id)
-    };
-
-    /// Lock-free: a reserved id and its record, now the caller's, or id 0
-    /// when none is left (the caller then puts under the mutex).
-    [[nodiscard]] Reserved take() noexcept {
+    /// Lock-free: a reserved id, now the caller's (its record is not in use
+    /// until TaskTable::publish), or 0 when none is left (the caller then
+    /// puts under the mutex).
+    [[nodiscard]] TaskId take() noexcept {
         std::size_t at = next_.load(std::memory_order_relaxed);
         for (;;) {
             Cell& cell = cells_[at % capacity];
@@ -52,12 +49,12 @@ public:
                     // The next take's cell, filled long ago: its line comes
                     // over while this put goes on (a hint only).
                     __builtin_prefetch(&cells_[(at + 1) % capacity], 1);
-                    const Reserved taken = cell.reserved;
+                    const TaskId taken = cell.id;
                     cell.sequence.store(at + capacity, std::memory_order_release);  // free for the next turn
                     return taken;
                 }
             } else if (ahead < 0) {  // not filled yet, or its last taker has not let go: none left
-                return {};
+                return 0;
             } else {  // another taker got there first
                 at = next_.load(std::memory_order_relaxed);
             }
@@ -73,7 +70,7 @@ public:
             Cell& cell = cells_[filled_ % capacity];
             if (cell.sequence.load(std::memory_order_acquire) != filled_) return;  // full
             try {
-                cell.reserved = fresh();
+                cell.id = fresh();
             } catch (...) {
                 return;
             }
@@ -88,7 +85,7 @@ private:
     // `turn + capacity` once taken (waiting to be filled for the next lap).
     struct Cell {
         std::atomic<std::size_t> sequence{0};
-        Reserved reserved;
+        TaskId id = 0;
     };
     alignas(64) std::atomic<std::size_t> next_{0};  // the next take's turn
     alignas(64) std::size_t filled_ = 0;            // the next refill's turn; under the mutex

@@ -45,16 +45,16 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     // grow a saturated pool at once. Not with wait thresholds: their timers
     // start when the task is queued. Not with retries or a deadline: their
     // RunPolicy goes beside the record.
-    detail::ReservedIds::Reserved reserved;
+    TaskId reserved = 0;
     if (task->type == TaskType::thread && o.priority != Priority::critical && o.delay.count() == 0 &&
         o.name.empty() && o.retries == 0 && o.timeout.count() == 0 &&
         !has_wait_timeouts.load(std::memory_order_relaxed)) {
         reserved = reserved_ids.take();
-        if (reserved.id != 0) {
-            task->id = reserved.id;
-            reserved.record->queued = now;
+        if (reserved != 0) {
+            task->id = reserved;
+            task->put_time = now;
             guard.task = nullptr;  // the inbox's from here
-            if (mutex.push(task)) return reserved.id;
+            if (mutex.push(task)) return reserved;
             guard.task = task;  // the inbox is closed: the supervisor is stopped
         }
     }
@@ -62,7 +62,7 @@ TaskId TaskSupervisor::Impl::put(TaskBase* task, const TaskOptions& o) {
     detail::PutLock put_lock(mutex, puts_in_flight);
     auto& held = put_lock.lock();
     mutex.drain_inbox();  // after this thread's earlier puts through the inbox (FIFO)
-    if (reserved.id != 0) table.unreserve(reserved.id);
+    if (reserved != 0) table.unreserve(reserved);
     if (!active)
         throw Error(ever_started ? "task supervisor is stopped; call start() before putting tasks"
                                  : "task supervisor is not started; call start() before putting tasks");
@@ -118,7 +118,7 @@ void TaskSupervisor::Impl::queue_from_inbox(TaskBase* oldest) noexcept {
         task->next = nullptr;
         Record& r = table.publish(task->id);
         link_record(r, task);
-        enqueue(task, r, r.queued);  // the put wrote its time
+        enqueue(task, r, task->put_time);
         queued_to |= 1U << static_cast<unsigned>(task->type);
         task = next;
     }
@@ -134,10 +134,7 @@ void TaskSupervisor::Impl::link_record(Record& r, TaskBase* task) noexcept {
 }
 
 void TaskSupervisor::Impl::refill_reserved_ids() noexcept {
-    reserved_ids.refill([this] {
-        const TaskId id = table.reserve();
-        return detail::ReservedIds::Reserved{id, &table.reserved(id)};
-    });
+    reserved_ids.refill([this] { return table.reserve(); });
 }
 
 bool TaskSupervisor::Impl::hungry() const noexcept { return lane(TaskType::thread).hungry(); }

@@ -42,7 +42,7 @@ TaskId TaskTable::reserve() {
 }
 
 Record& TaskTable::publish(TaskId id) noexcept {
-    Record& r = reserved(id);
+    Record& r = at(static_cast<std::uint32_t>(id & 0xFFFFFFFFU));
     ++r.generation;  // even -> odd: in use
     ++in_use_;
     return r;

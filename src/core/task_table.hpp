@@ -66,11 +66,8 @@ public:
     [[nodiscard]] TaskId insert(Record*& record);
     /// Sets a free record aside for a put that will come without the lock
     /// (see reserved_ids.hpp) and returns the id it will have. Not in use,
-    /// so neither found nor counted, until publish(); until then only its
-    /// `queued` may be written, by whoever holds the id.
+    /// so neither found nor counted, and not touched, until publish().
     [[nodiscard]] TaskId reserve();
-    /// The record reserve() set aside for `id`: its address never changes.
-    [[nodiscard]] Record& reserved(TaskId id) noexcept { return at(static_cast<std::uint32_t>(id & 0xFFFFFFFFU)); }
     /// Marks the record reserve() set aside for `id` in use.
     Record& publish(TaskId id) noexcept;
     /// Frees a record reserve() set aside; its id is never handed out.

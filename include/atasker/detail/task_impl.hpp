@@ -137,7 +137,7 @@ private:
     }
 
     struct NoStop {};
-    F fn_;
+    [[no_unique_address]] F fn_;  // a lambda that captures nothing takes no room
     struct NoSupervisor {};  // not NoStop: two members of one empty type cannot share an address
     [[no_unique_address]] std::conditional_t<std::is_same_v<Cb, NoCallback>, NoSupervisor, TaskSupervisor*> supervisor_{};
     [[no_unique_address]] Cb callback_;
