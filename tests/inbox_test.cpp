@@ -131,11 +131,14 @@ TEST_CASE("inbox: pushes from several threads all come out, each thread's in its
 }
 
 TEST_CASE("reserved ids: taken once each, refilled one step per id taken, bounded") {
+    static_assert(ReservedIds::refill_limit < ReservedIds::capacity);
     ReservedIds ids;
     CHECK(ids.take() == 0);  // nothing reserved yet
     TaskId fresh = 0;
     const auto reserve = [&] { return ++fresh; };
     ids.refill(reserve);
+    CHECK(fresh == ReservedIds::refill_limit);  // one hold of the mutex sets aside no more than that
+    for (std::size_t i = 1; i < ReservedIds::capacity / ReservedIds::refill_limit + 2; ++i) ids.refill(reserve);
     CHECK(fresh == ReservedIds::capacity);  // full: no more records set aside than that
     CHECK(ids.take() == 1);
     CHECK(ids.take() == 2);
