@@ -3,10 +3,14 @@
 /// The run's settings and the scenarios, one function per bench/*.cpp file.
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "report.hpp"
 #include "system.hpp"
@@ -65,11 +69,37 @@ private:
 /// One measurement of one peer; called once per round.
 using Measure = std::function<void(RowSet&)>;
 
+/// A peer that did not run a task it was given: oneTBB's task_group does not
+/// promise to run a spawned task before someone waits for the group, and
+/// once in a while an idle pool's workers never take one.
+struct PeerStuck : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// Acquires `ran`, released by the task `peer` was given, or throws
+/// PeerStuck after 30 s.
+template <class Semaphore>
+void acquire_or_give_up(Semaphore& ran, const char* peer) {
+    if (!ran.try_acquire_for(std::chrono::seconds(30)))
+        throw PeerStuck(fmt::format("{}: a task it was given did not start within 30 s", peer));
+}
+
 /// Runs every measurement once per round, round after round, so slow drifts
-/// of a shared machine spread over all peers instead of hitting one.
+/// of a shared machine spread over all peers instead of hitting one. A
+/// measurement whose peer got stuck is left out of the rounds after, and
+/// says so on stderr; its rows keep the rounds it finished.
 inline void run_rounds(int rounds, const std::vector<Measure>& measures, RowSet& rows) {
+    std::vector<bool> stuck(measures.size(), false);
     for (int r = 0; r < rounds; ++r)
-        for (const auto& m : measures) m(rows);
+        for (std::size_t i = 0; i < measures.size(); ++i) {
+            if (stuck[i]) continue;
+            try {
+                measures[i](rows);
+            } catch (const PeerStuck& e) {
+                stuck[i] = true;
+                fmt::print(stderr, "atasker-bench: {}; left out of the rounds after this one\n", e.what());
+            }
+        }
 }
 
 // Each scenario adds one or more sections to the report and prints them.
