@@ -3,7 +3,7 @@
 // (TaskTable::reserve), so a put that goes to the inbox (inbox.hpp) returns a
 // valid id without the supervisor's mutex. The put does not touch the record:
 // its time rides in the task (TaskBase::put_time), and the holder of the
-// mutex that queues the task writes it there and publishes the record,
+// mutex that queues the task copies it into the record and publishes it,
 // before anyone can look the id up: every reader takes the mutex, and taking
 // it drains the inbox.
 //
@@ -29,8 +29,6 @@
 #include <cstdint>
 
 #include <atasker/priority.hpp>
-
-#include "core/task_table.hpp"
 
 namespace atasker::detail {
 
