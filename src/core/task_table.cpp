@@ -10,11 +10,6 @@
 
 namespace atasker::detail {
 
-WallNanos wall_now() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 TaskTable::TaskTable() = default;
 
 TaskId TaskTable::insert(Record*& record) {

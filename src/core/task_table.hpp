@@ -19,12 +19,9 @@
 #include <atasker/task_info.hpp>
 
 #include "core/run_policy.hpp"
+#include "core/wall_clock.hpp"
 
 namespace atasker::detail {
-
-/// Nanoseconds since the Unix epoch (0 = not yet).
-using WallNanos = std::int64_t;
-[[nodiscard]] WallNanos wall_now() noexcept;
 
 /// One task's record: 40 bytes. A name and an error, which most tasks lack,
 /// live in the table's side storage (see TaskTable::name and error).
