@@ -1,16 +1,16 @@
 #pragma once
 // WallClock: the wall time of task records (queued, started, ended), in
-// nanoseconds since the Unix epoch, as system_clock tells it, for about a
-// third of what reading system_clock costs.
+// nanoseconds since the Unix epoch, as system_clock tells it, for about
+// half of what reading system_clock costs.
 //
 // Every task reads the clock twice (its put, and the pool thread's step that
 // ends one task and starts the next), and system_clock's clock_gettime takes
 // about 30 ns on the VMs this library is measured on, even with the TSC as
 // the kernel's clocksource: the vDSO fences the TSC read (lfence; rdtsc),
 // which waits for every load before it, contended cache lines included.
-// Read as TSC ticks scaled from an anchor instead, the tiny-task rows of
-// atasker-bench ran 1.10x (pinned to one CPU), 1.17x (1 submitter) and
-// 1.37x (4 submitters) the tasks per second (2 vCPUs AMD EPYC, KVM, tsc).
+// Read as TSC ticks (rdtsc, 12 ns there) scaled from an anchor instead,
+// tiny tasks ran 1.08-1.22x as many per second in paired runs
+// (docs/results.md, "The records' clock").
 //
 // How: an anchor is one (TSC, system_clock) pair read together, and the rate
 // (ns per tick) is measured between the last two anchors. A read more than
@@ -25,7 +25,8 @@
 // offers the TSC too, reads scale the TSC: kvm-clock is the TSC scaled.
 //
 // Lock-free: the anchor is a seqlock of atomics; one reader at a time
-// re-anchors, others read system_clock meanwhile.
+// re-anchors, others read system_clock meanwhile. (A process forked while
+// another of its threads re-anchored reads system_clock from then on.)
 
 #include <atomic>
 #include <chrono>
