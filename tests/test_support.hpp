@@ -24,8 +24,8 @@
 namespace test_support {
 
 /// How far a task record's times may lie from system_clock read at the same
-/// instant: the library reads them from the TSC where the kernel keeps time
-/// with it (WallClock::tolerance, src/core/wall_clock.hpp).
+/// instant: the library reads them from the TSC where the kernel offers it
+/// as a clocksource (WallClock::tolerance, src/core/wall_clock.hpp).
 inline constexpr std::chrono::microseconds record_clock_tolerance{10};
 
 /// A one-shot gate: tasks wait() until the test open()s it.
