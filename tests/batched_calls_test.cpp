@@ -5,7 +5,6 @@
 // Own main: at::init() must fork the zygote before anything starts a thread.
 // The test cases share the default supervisor; each sets the pool it needs.
 
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <unistd.h>

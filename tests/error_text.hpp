@@ -1,8 +1,6 @@
 #pragma once
 // error_of(fn): the message of the at::Error that `fn` throws, for tests
 // that compare an error's whole text; fails the test when none is thrown.
-// Include after <doctest/doctest.h> (a test with its own main defines
-// DOCTEST_CONFIG_IMPLEMENT before it).
 
 #include <doctest/doctest.h>
 

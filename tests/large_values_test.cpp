@@ -7,7 +7,6 @@
 // One worker process (pool_size 1), so its memory can be watched across calls.
 // The slots hold 64 KiB: every value of a MiB or more takes a segment.
 
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <signal.h>

@@ -2,7 +2,6 @@
 // worker processes (chunks carried in one request each), errors that name
 // the item, crashes that fail one item only.
 // Own main: at::init() must fork the zygote before anything starts a thread.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <atasker/atasker.hpp>

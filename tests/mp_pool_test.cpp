@@ -6,7 +6,6 @@
 // The test cases share the default supervisor and run in file order; the last
 // one stops it.
 
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <sched.h>

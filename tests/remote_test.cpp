@@ -8,7 +8,6 @@
 // a Redis list (BLPOP) and says it started by pushing to another: the test
 // waits on those, never on time.
 
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <array>

@@ -6,7 +6,6 @@
 //
 // Own main: at::init() must fork the zygote before anything starts a thread.
 
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <fcntl.h>

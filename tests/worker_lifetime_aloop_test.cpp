@@ -6,7 +6,6 @@
 // Own main: at::init() must fork the zygote before anything starts a thread.
 // Fibers switch stacks, which ThreadSanitizer cannot follow: suite 'fiber'.
 
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <unistd.h>

@@ -5,7 +5,6 @@
 // and the scenarios run in child processes (the test binary re-executed with
 // --scenario=...) start from main too.
 
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <dirent.h>
