@@ -114,13 +114,27 @@ std::vector<std::size_t> tasks_per_thread(unsigned workers, std::size_t n) {
     return out;
 }
 
+#if ATASKER_BENCH_HAVE_CORE
+/// Ours with one thread fewer than the pools are given (at least one): where
+/// the pools have as many threads as the machine has CPUs, the submitters
+/// take turns with them (the guide's supervisor page, "Default sizes").
+struct AtaskerPoolOneFewer : AtaskerPool {
+    static constexpr const char* name = "atasker-cpp, one thread fewer";
+    explicit AtaskerPoolOneFewer(unsigned workers) : AtaskerPool(workers > 1 ? workers - 1 : 1) {}
+};
+#endif
+
 /// Every pool of for_each_pool(), then oneTBB's task_group as a program that
-/// never makes an arena would use it (fewer workers on a small machine).
+/// never makes an arena would use it (fewer workers on a small machine), and
+/// ours with one thread fewer.
 template <class Fn>
 void for_each_tiny_pool(Fn&& fn) {
     for_each_pool(fn);
 #if ATASKER_BENCH_HAVE_TBB
     fn(std::type_identity<TbbImplicitTaskGroupPool>{}, false);
+#endif
+#if ATASKER_BENCH_HAVE_CORE
+    fn(std::type_identity<AtaskerPoolOneFewer>{}, false);
 #endif
 }
 
@@ -139,6 +153,8 @@ void run_tiny_tasks(const Config& cfg, Report& report) {
                        "implicit arena admits {} worker(s) beside it on this machine, whatever global_control allows",
                        TbbImplicitTaskGroupPool::workers()));
 #endif
+    s.note(fmt::format("atasker-cpp, one thread fewer: the same with a pool of {} thread(s), for the submitters' CPUs",
+                       cfg.workers > 1 ? cfg.workers - 1 : 1));
     s.note("CPU 0: this process and its threads restricted to CPU 0 (sched_setaffinity), pools made after");
     RowSet rows;
     std::vector<Measure> measures;
