@@ -5,7 +5,8 @@
 // and no vCPU wake-ups, so the rate is the CPU cost of a task, and rounds
 // agree within a few percent where unpinned ones vary 2x on a VM. And, in an
 // untimed pass, how the tasks spread over each pool's threads: a pool may
-// leave threads it was given asleep.
+// leave threads it was given asleep. Ours runs a second time with one thread
+// fewer: the submitters need CPUs too.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
