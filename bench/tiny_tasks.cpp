@@ -121,7 +121,8 @@ std::vector<std::size_t> tasks_per_thread(unsigned workers, std::size_t n) {
 /// take turns with them (the guide's supervisor page, "Default sizes").
 struct AtaskerPoolOneFewer : AtaskerPool {
     static constexpr const char* name = "atasker-cpp, one thread fewer";
-    explicit AtaskerPoolOneFewer(unsigned workers) : AtaskerPool(workers > 1 ? workers - 1 : 1) {}
+    static constexpr unsigned threads(unsigned workers) { return workers > 1 ? workers - 1 : 1; }
+    explicit AtaskerPoolOneFewer(unsigned workers) : AtaskerPool(threads(workers)) {}
 };
 #endif
 
@@ -154,8 +155,10 @@ void run_tiny_tasks(const Config& cfg, Report& report) {
                        "implicit arena admits {} worker(s) beside it on this machine, whatever global_control allows",
                        TbbImplicitTaskGroupPool::workers()));
 #endif
+#if ATASKER_BENCH_HAVE_CORE
     s.note(fmt::format("atasker-cpp, one thread fewer: the same with a pool of {} thread(s), for the submitters' CPUs",
-                       cfg.workers > 1 ? cfg.workers - 1 : 1));
+                       AtaskerPoolOneFewer::threads(cfg.workers)));
+#endif
     s.note("CPU 0: this process and its threads restricted to CPU 0 (sched_setaffinity), pools made after");
     RowSet rows;
     std::vector<Measure> measures;
