@@ -59,7 +59,7 @@ void ThreadLane::describe(PoolInfo& info) const {
 }
 
 void ThreadLane::run(const Job& job) noexcept {
-    if (const std::exception_ptr& failed = ThreadPool::initializer_error()) [[unlikely]] {
+    if (const std::exception_ptr failed = ThreadPool::initializer_error()) [[unlikely]] {
         job.task->set_error(failed);
         return;
     }

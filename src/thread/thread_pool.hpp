@@ -149,7 +149,7 @@ public:
     /// On a pool thread whose PoolOptions::thread_initializer threw: the
     /// error every task it takes fails with (null otherwise, and on any
     /// other thread).
-    [[nodiscard]] static const std::exception_ptr& initializer_error() noexcept;
+    [[nodiscard]] static std::exception_ptr initializer_error() noexcept;
 
     /// The host of the pool whose thread calls this (nullptr on any other
     /// thread): a supervisor tells its own threads by it.
