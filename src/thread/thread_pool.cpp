@@ -294,7 +294,8 @@ void ThreadPool::main(Sleeper& me) {
     --exiting_;
     exited_threads_.splice(exited_threads_.end(), threads_, self);
     exited_.notify_all();
-    this_thread_init_error = nullptr;  // init_error goes with this frame
+    this_thread_slice = nullptr;  // slice and init_error go with this frame
+    this_thread_init_error = nullptr;
 }
 
 ThreadPool::Woken ThreadPool::sleep(Sleeper& me, std::unique_lock<SupervisorMutex>& lock, SchedSlice& slice) {
