@@ -86,10 +86,10 @@ struct Outside {
 
 /// Reads `clock` between two reads of system_clock, `n` times after it
 /// scales ticks (or at once where it never does); the reads that fell
-/// outside the tolerance around the pair.
-Outside reads_outside(WallClock& clock, std::size_t n) {
+/// outside the tolerance around the pair. `sets` was made before `clock`:
+/// a step before it could not be seen, and the clock would lag it.
+Outside reads_outside(WallClock& clock, std::size_t n, ClockSets& sets) {
     const WallNanos slack = std::chrono::nanoseconds(WallClock::tolerance).count();
-    ClockSets sets;
     Outside out;
     // Reads outside wait for two looks at `sets` before they count: the
     // kernel may report a step a moment after reads see it.
@@ -130,9 +130,10 @@ Outside reads_outside(WallClock& clock, std::size_t n) {
 
 TEST_CASE("wall clock: reads lie within its tolerance of system_clock, before and after it scales ticks" *
           doctest::timeout(60)) {
+    ClockSets sets;
     WallClock clock(WallClock::tsc_usable());
     if (!WallClock::tsc_usable()) MESSAGE("this kernel does not offer the TSC as a clocksource: reads are system_clock's");
-    const Outside out = reads_outside(clock, 2'000'000);  // some 100 ms: many re-anchors
+    const Outside out = reads_outside(clock, 2'000'000, sets);  // some 100 ms: many re-anchors
     CHECK(out.reads == 0);
     // A step also drops the rate: reads are system_clock's until anchors
     // measure it afresh.
@@ -141,15 +142,16 @@ TEST_CASE("wall clock: reads lie within its tolerance of system_clock, before an
 
 TEST_CASE("wall clock: threads reading and re-anchoring at once all read within its tolerance" *
           doctest::timeout(60)) {
-    WallClock clock(WallClock::tsc_usable());
     constexpr int threads = 4;
+    std::vector<ClockSets> sets(threads);  // each thread learns of every step on its own
+    WallClock clock(WallClock::tsc_usable());
     std::vector<Outside> outside(threads);
     std::latch go(threads);
     std::vector<std::thread> readers;
     for (int i = 0; i < threads; ++i)
         readers.emplace_back([&, i] {
             go.arrive_and_wait();
-            outside[static_cast<std::size_t>(i)] = reads_outside(clock, 500'000);
+            outside[static_cast<std::size_t>(i)] = reads_outside(clock, 500'000, sets[static_cast<std::size_t>(i)]);
         });
     for (auto& t : readers) t.join();
     for (const Outside& o : outside) CHECK(o.reads == 0);
