@@ -33,15 +33,12 @@ using at::detail::WallNanos;
 
 namespace {
 
-WallNanos system_nanos() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
+template <class Clock>
+WallNanos nanos_of() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
 }
-
-WallNanos steady_nanos() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
+WallNanos system_nanos() { return nanos_of<std::chrono::system_clock>(); }
+WallNanos steady_nanos() { return nanos_of<std::chrono::steady_clock>(); }
 
 /// Tells when system_clock was set (stepped): a timerfd armed with
 /// TFD_TIMER_CANCEL_ON_SET, which the kernel cancels at every step.

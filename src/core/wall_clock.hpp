@@ -19,7 +19,8 @@
 // within a few milliseconds, and its error stays within a few microseconds
 // of system_clock (tolerance; a fraction of a microsecond while the rate is
 // steady), except that after a step (the clock was set, as when a VM is
-// restored from a snapshot) reads are off by the step until the next anchor. Until a rate is known, and wherever the kernel does not offer the
+// restored from a snapshot) reads are off by the step until the next
+// anchor. Until a rate is known, and wherever the kernel does not offer the
 // TSC as a clocksource (it found it unsynchronised between CPUs or unstable,
 // as on VMs that offer kvm-clock alone) or the CPU is not x86-64, every read
 // is system_clock's own. Where the kernel keeps time with kvm-clock but
