@@ -20,7 +20,8 @@
 // 1.08x (5 of 8, within the spread), everything on CPU 0 1.05x. The look is
 // bounded in time, not in pauses, whose length differs tenfold between CPUs,
 // and short: beside submitters, a looking owner holds a CPU that one needs
-// (1 submitter, same runs: ~2.5 us 1.08x, ~0.6 us 1.32x, ~0.3 us no gain).
+// (a driver, 1 submitter, in the same runs: ~2.5 us 1.08x, ~0.6 us 1.32x;
+// ~0.3 us no gain).
 //
 // Why: two pool threads ending tiny tasks took the supervisor's mutex in
 // turns, each taking it, and the records and queues it guards, from the
