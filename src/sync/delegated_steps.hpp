@@ -103,10 +103,13 @@ public:
 
     /// The owner: waits until its step ran (true) or was handed back (false).
     [[nodiscard]] static bool wait(DelegatedStep& step) noexcept {
-        const auto give_up = std::chrono::steady_clock::now() + spin_before_sleep;
-        while (step.state_.load(std::memory_order_relaxed) == DelegatedStep::waiting) {
-            for (int i = 0; i < 4; ++i) spin_pause();
-            if (std::chrono::steady_clock::now() >= give_up) break;
+        // The clock is read only where the holder has not run the step yet.
+        if (step.state_.load(std::memory_order_relaxed) == DelegatedStep::waiting) {
+            const auto give_up = std::chrono::steady_clock::now() + spin_before_sleep;
+            do {
+                for (int i = 0; i < 4; ++i) spin_pause();
+            } while (step.state_.load(std::memory_order_relaxed) == DelegatedStep::waiting &&
+                     std::chrono::steady_clock::now() < give_up);
         }
         std::uint32_t seen = DelegatedStep::waiting;
         if (step.state_.compare_exchange_strong(seen, DelegatedStep::asleep, std::memory_order_acquire)) {
