@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
             fmt::print(stderr, "atasker-bench: scenario {} failed: {}\n", s.key, e.what());
         }
     }
+    report.print_footer();
     try {
         report.write_json(json_path);
         fmt::print("\njson: wrote {}\n", json_path);

@@ -21,6 +21,8 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include "cpu_handoff.hpp"
+
 extern char** environ;
 
 namespace atasker_bench {
@@ -102,6 +104,8 @@ MachineInfo MachineInfo::probe() {
     char buf[64];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
     m.date = buf;
+    m.clocksource = current_clocksource();
+    m.handoff_ns_before = cpu_handoff_ns();
     return m;
 }
 
@@ -154,11 +158,28 @@ std::string metric_label(const Row& r) {
 
 }  // namespace
 
+namespace {
+
+std::string handoff_text(const std::optional<double>& ns) {
+    return ns ? fmt::format("{:.0f} ns", *ns) : std::string("not measured (one CPU)");
+}
+
+}  // namespace
+
 void Report::print_header() const {
-    fmt::print("atasker-bench  {}  |  {} CPUs: {}  |  {}\n", machine_.date, machine_.nproc,
-               machine_.cpu_model, machine_.kernel);
+    fmt::print("atasker-bench  {}  |  {} CPUs: {}  |  {}  |  clocksource {}\n", machine_.date, machine_.nproc,
+               machine_.cpu_model, machine_.kernel, machine_.clocksource);
+    fmt::print("a cache line from one CPU to another: {} (two threads pinned to the first two CPUs pass it)\n",
+               handoff_text(machine_.handoff_ns_before));
     fmt::print("{}\n", settings_);
     fmt::print("each figure: min / median / max over rounds; ratio = ours median / peer median\n");
+    std::fflush(stdout);
+}
+
+void Report::print_footer() {
+    machine_.handoff_ns_after = cpu_handoff_ns();
+    fmt::print("\na cache line from one CPU to another, after the scenarios: {} (before: {})\n",
+               handoff_text(machine_.handoff_ns_after), handoff_text(machine_.handoff_ns_before));
     std::fflush(stdout);
 }
 
@@ -196,8 +217,13 @@ void Report::write_json(const std::string& path) const {
     json::object root;
     root["tool"] = "atasker-bench";
     root["date"] = machine_.date;
-    root["machine"] = json::object{{"nproc", machine_.nproc}, {"cpu_model", machine_.cpu_model},
-                                   {"kernel", machine_.kernel}};
+    const auto handoff = [](const std::optional<double>& ns) { return ns ? json::value(*ns) : json::value(nullptr); };
+    root["machine"] = json::object{{"nproc", machine_.nproc},
+                                   {"cpu_model", machine_.cpu_model},
+                                   {"kernel", machine_.kernel},
+                                   {"clocksource", machine_.clocksource},
+                                   {"cpu_handoff_ns_before", handoff(machine_.handoff_ns_before)},
+                                   {"cpu_handoff_ns_after", handoff(machine_.handoff_ns_after)}};
     root["settings"] = settings_;
     json::array sections;
     for (const Section& s : sections_) {

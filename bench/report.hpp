@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,11 @@ struct MachineInfo {
     std::string cpu_model;
     std::string kernel;
     std::string date;  ///< ISO 8601, local time
+    std::string clocksource;
+    /// A cache line's handoff between two CPUs (cpu_handoff.hpp), in ns,
+    /// before the scenarios and after them: on a VM it may change meanwhile.
+    std::optional<double> handoff_ns_before;
+    std::optional<double> handoff_ns_after;
     [[nodiscard]] static MachineInfo probe();
 };
 
@@ -77,6 +83,8 @@ public:
     Section& section(std::string key, std::string title);
 
     void print_header() const;
+    /// Measures the handoff again, once the scenarios ran, and prints it.
+    void print_footer();
     void print_section(const Section& s) const;
     /// Writes everything as JSON; throws std::runtime_error when the file cannot be written.
     void write_json(const std::string& path) const;
