@@ -5,7 +5,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -86,13 +85,6 @@ std::optional<double> cpu_handoff_ns() {
     if (runs.empty()) return std::nullopt;
     std::sort(runs.begin(), runs.end());
     return runs[runs.size() / 2];
-}
-
-std::string current_clocksource() {
-    std::ifstream in("/sys/devices/system/clocksource/clocksource0/current_clocksource");
-    std::string name;
-    if (!(in >> name)) return "unknown";
-    return name;
 }
 
 }  // namespace atasker_bench

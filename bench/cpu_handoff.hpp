@@ -6,7 +6,6 @@
 /// and the figures move with it; the report says what it was.
 
 #include <optional>
-#include <string>
 
 namespace atasker_bench {
 
@@ -16,8 +15,5 @@ namespace atasker_bench {
 /// may use one CPU only, or pinning fails. Takes a few tens of milliseconds;
 /// this thread's CPU mask is restored after.
 [[nodiscard]] std::optional<double> cpu_handoff_ns();
-
-/// The kernel's clocksource (tsc, kvm-clock, ...), or "unknown".
-[[nodiscard]] std::string current_clocksource();
 
 }  // namespace atasker_bench

@@ -104,7 +104,8 @@ MachineInfo MachineInfo::probe() {
     char buf[64];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
     m.date = buf;
-    m.clocksource = current_clocksource();
+    std::ifstream clock("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+    if (!(clock >> m.clocksource)) m.clocksource = "unknown";
     m.handoff_ns_before = cpu_handoff_ns();
     return m;
 }

@@ -64,7 +64,7 @@ struct MachineInfo {
     std::string cpu_model;
     std::string kernel;
     std::string date;  ///< ISO 8601, local time
-    std::string clocksource;
+    std::string clocksource;  ///< the kernel's: tsc, kvm-clock, ...
     /// A cache line's handoff between two CPUs (cpu_handoff.hpp), in ns,
     /// before the scenarios and after them: on a VM it may change meanwhile.
     std::optional<double> handoff_ns_before;
