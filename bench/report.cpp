@@ -162,7 +162,7 @@ std::string metric_label(const Row& r) {
 namespace {
 
 std::string handoff_text(const std::optional<double>& ns) {
-    return ns ? fmt::format("{:.0f} ns", *ns) : std::string("not measured (one CPU)");
+    return ns ? fmt::format("{:.0f} ns", *ns) : std::string("not measured (fewer than two CPUs, or no pinning)");
 }
 
 }  // namespace
@@ -170,8 +170,8 @@ std::string handoff_text(const std::optional<double>& ns) {
 void Report::print_header() const {
     fmt::print("atasker-bench  {}  |  {} CPUs: {}  |  {}  |  clocksource {}\n", machine_.date, machine_.nproc,
                machine_.cpu_model, machine_.kernel, machine_.clocksource);
-    fmt::print("a cache line from one CPU to another: {} (two threads pinned to the first two CPUs pass it)\n",
-               handoff_text(machine_.handoff_ns_before));
+    fmt::print("a cache line from one CPU to another: {}{}\n", handoff_text(machine_.handoff_ns_before),
+               machine_.handoff_ns_before ? " (two threads pinned to the first two CPUs pass it)" : "");
     fmt::print("{}\n", settings_);
     fmt::print("each figure: min / median / max over rounds; ratio = ours median / peer median\n");
     std::fflush(stdout);
@@ -179,8 +179,10 @@ void Report::print_header() const {
 
 void Report::print_footer() {
     machine_.handoff_ns_after = cpu_handoff_ns();
-    fmt::print("\na cache line from one CPU to another, after the scenarios: {} (before: {})\n",
-               handoff_text(machine_.handoff_ns_after), handoff_text(machine_.handoff_ns_before));
+    const std::string before =
+        machine_.handoff_ns_before ? fmt::format(" (before: {})", handoff_text(machine_.handoff_ns_before)) : "";
+    fmt::print("\na cache line from one CPU to another, after the scenarios: {}{}\n",
+               handoff_text(machine_.handoff_ns_after), before);
     std::fflush(stdout);
 }
 
