@@ -27,14 +27,13 @@ bool pin_this_thread(int cpu) {
 /// peer (on `there`), or fewer if `deadline` comes first (a busy CPU); ns one
 /// way.
 std::optional<double> one_run(int here, int there, std::int64_t trips, Clock::time_point deadline) {
-    // The counter, alone on its cache line: odd, the peer's turn; even, ours;
-    // negative, the peer stops.
+    // The counter, alone on its cache line (the alignment pads the struct to
+    // the whole line): odd, the peer's turn; even, ours; negative, the peer
+    // stops.
     struct alignas(64) Ball {
         std::atomic<std::int64_t> value{0};
-        char rest[64 - sizeof(std::atomic<std::int64_t>)]{};
-    };
-    Ball ball_line;
-    std::atomic<std::int64_t>& ball = ball_line.value;
+    } line;
+    std::atomic<std::int64_t>& ball = line.value;
     std::atomic<bool> peer_pinned{true};
     std::thread peer([&] {
         if (!pin_this_thread(there)) peer_pinned.store(false);

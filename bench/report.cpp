@@ -157,10 +157,6 @@ std::string metric_label(const Row& r) {
     return fmt::format("{} [{}]", r.metric, r.unit);
 }
 
-}  // namespace
-
-namespace {
-
 std::string handoff_text(const std::optional<double>& ns) {
     return ns ? fmt::format("{:.0f} ns", *ns) : std::string("not measured (fewer than two CPUs, or no pinning)");
 }
